@@ -1,0 +1,193 @@
+//! Error responses, read from the generated client's raw error values.
+//!
+//! The generated methods hand every non-2xx response over raw (see the README's list of
+//! spec transformations): declared statuses as `Error::ErrorResponse(ResponseValue<ByteStream>)`,
+//! others as `Error::UnexpectedResponse(reqwest::Response)`. [`ErrorResponse`] reads either one,
+//! up to a size limit, and keeps status, headers and the body as received.
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+
+use crate::{types, ByteStream, Error, ResponseValue};
+
+/// How much of an error body is kept by default.
+pub const DEFAULT_ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+/// An error response as the server sent it.
+#[derive(Debug, Clone)]
+pub struct ErrorResponse {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    truncated: bool,
+    read_error: Option<String>,
+}
+
+impl ErrorResponse {
+    /// Reads the error response held by a generated-client error; gives the error back when
+    /// it holds no response (a transport failure, an unreadable success body, ...).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: dynamic_waas_api::Client,
+    /// #     env: dynamic_waas_api::ids::EnvironmentId, wallet: dynamic_waas_api::ids::WalletId) {
+    /// use dynamic_waas_api::error::{ErrorResponse, DEFAULT_ERROR_BODY_LIMIT};
+    ///
+    /// if let Err(err) = client.get_waas_wallet_by_wallet_id(&env, &wallet).await {
+    ///     match ErrorResponse::from_error(err, DEFAULT_ERROR_BODY_LIMIT).await {
+    ///         Ok(response) => eprintln!("{} {:?}", response.status(), response.error_text()),
+    ///         Err(other) => eprintln!("no response: {other}"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn from_error(
+        err: Error<ByteStream>,
+        limit: usize,
+    ) -> Result<Self, Error<ByteStream>> {
+        match err {
+            Error::ErrorResponse(value) => Ok(Self::from_stream(value, limit).await),
+            Error::UnexpectedResponse(response) => Ok(Self::from_response(response, limit).await),
+            other => Err(other),
+        }
+    }
+
+    /// Reads a declared error response (status, headers, body up to `limit` bytes).
+    pub async fn from_stream(value: ResponseValue<ByteStream>, limit: usize) -> Self {
+        let status = value.status();
+        let headers = value.headers().clone();
+        let mut stream = value.into_inner().into_inner();
+        let mut reader = Reader::new(limit);
+        loop {
+            let next =
+                std::future::poll_fn(|cx| futures_core::Stream::poll_next(stream.as_mut(), cx))
+                    .await;
+            match next {
+                Some(Ok(chunk)) => {
+                    if !reader.push(&chunk) {
+                        break;
+                    }
+                }
+                Some(Err(e)) => {
+                    reader.failed(e);
+                    break;
+                }
+                None => break,
+            }
+        }
+        reader.finish(status, headers)
+    }
+
+    /// Reads any response as an error response (status, headers, body up to `limit` bytes).
+    pub async fn from_response(mut response: reqwest::Response, limit: usize) -> Self {
+        let status = response.status();
+        let headers = std::mem::take(response.headers_mut());
+        let mut reader = Reader::new(limit);
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if !reader.push(&chunk) {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    reader.failed(e);
+                    break;
+                }
+            }
+        }
+        reader.finish(status, headers)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// The body as received, up to the limit.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// Whether the body was longer than the limit (only its start is kept).
+    pub fn is_truncated(&self) -> bool {
+        self.truncated
+    }
+
+    /// Why reading the body stopped early, if the connection failed while reading it.
+    pub fn read_error(&self) -> Option<&str> {
+        self.read_error.as_deref()
+    }
+
+    /// The body as the spec's (folded) error schema, when it is JSON of that shape.
+    pub fn parsed(&self) -> Option<types::ErrorBody> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// Upstream's error text: the `error` field, or `message` as rate-limit bodies use.
+    pub fn error_text(&self) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        ["error", "message"]
+            .iter()
+            .find_map(|key| value.get(key).and_then(|v| v.as_str()).map(str::to_owned))
+    }
+
+    /// Upstream's error code (`not_found`, `key_share_already_backed_up`, ...); a numeric
+    /// code is given as text.
+    pub fn code(&self) -> Option<String> {
+        let value: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
+        match value.get("code")? {
+            serde_json::Value::String(code) => Some(code.clone()),
+            serde_json::Value::Number(code) => Some(code.to_string()),
+            _ => None,
+        }
+    }
+}
+
+struct Reader {
+    buf: BytesMut,
+    limit: usize,
+    truncated: bool,
+    read_error: Option<String>,
+}
+
+impl Reader {
+    fn new(limit: usize) -> Self {
+        Self {
+            buf: BytesMut::new(),
+            limit,
+            truncated: false,
+            read_error: None,
+        }
+    }
+
+    /// Keeps what fits; `false` once the limit is reached (stop reading).
+    fn push(&mut self, chunk: &[u8]) -> bool {
+        let room = self.limit.saturating_sub(self.buf.len());
+        if chunk.len() > room {
+            self.buf.extend_from_slice(&chunk[..room]);
+            self.truncated = true;
+            return false;
+        }
+        self.buf.extend_from_slice(chunk);
+        true
+    }
+
+    fn failed(&mut self, e: reqwest::Error) {
+        self.read_error = Some(e.to_string());
+    }
+
+    fn finish(self, status: StatusCode, headers: HeaderMap) -> ErrorResponse {
+        ErrorResponse {
+            status,
+            headers,
+            body: self.buf.freeze(),
+            truncated: self.truncated,
+            read_error: self.read_error,
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The hooks the generated client runs around every request.
+
+use std::fmt;
+
+use progenitor_client::{ClientHooks, ClientInfo, Error, OperationInfo};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
+
+use crate::Client;
+
+/// What the sdk adds to every request of a [`Client`]: headers (the bearer token, a request
+/// id, ...) and a bound on the size of a response body.
+///
+/// ```
+/// use dynamic_waas_api::{Client, RequestOptions};
+///
+/// let options = RequestOptions::new()
+///     .bearer_token("dyn_example")
+///     .expect("a token without white space")
+///     .max_response_bytes(1 << 20);
+/// let client = Client::new("https://app.dynamicauth.com/api/v0", options);
+/// # let _ = client;
+/// ```
+#[derive(Clone, Default)]
+pub struct RequestOptions {
+    headers: HeaderMap,
+    max_response_bytes: Option<usize>,
+}
+
+/// A bearer token that cannot be put in an HTTP header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidToken {
+    reason: &'static str,
+}
+
+impl fmt::Display for InvalidToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The token itself is never part of the message.
+        write!(f, "invalid API token: {}", self.reason)
+    }
+}
+
+impl std::error::Error for InvalidToken {}
+
+impl RequestOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends `Authorization: Bearer <token>`, marked sensitive so that it is never logged.
+    /// A token that is empty or holds white space or control characters is refused.
+    pub fn bearer_token(mut self, token: &str) -> Result<Self, InvalidToken> {
+        self.headers.insert(AUTHORIZATION, bearer_header(token)?);
+        Ok(self)
+    }
+
+    /// Adds (or replaces) a header sent with every request.
+    pub fn header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.insert(name, value);
+        self
+    }
+
+    /// Refuses response bodies over `limit` bytes: reading one fails once the limit is
+    /// passed, without reading the rest.
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = Some(limit);
+        self
+    }
+
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    pub fn response_limit(&self) -> Option<usize> {
+        self.max_response_bytes
+    }
+}
+
+impl fmt::Debug for RequestOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.keys().map(HeaderName::as_str).collect();
+        f.debug_struct("RequestOptions")
+            .field("headers", &names)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
+    }
+}
+
+/// `Bearer <token>` as a sensitive header value; refuses what would corrupt the header.
+pub fn bearer_header(token: &str) -> Result<HeaderValue, InvalidToken> {
+    if token.is_empty() {
+        return Err(InvalidToken {
+            reason: "it is empty",
+        });
+    }
+    if token.chars().any(char::is_whitespace) {
+        return Err(InvalidToken {
+            reason: "it contains white space (check for a trailing newline)",
+        });
+    }
+    if token.chars().any(|c| c.is_control() || !c.is_ascii()) {
+        return Err(InvalidToken {
+            reason: "it contains control or non-ASCII characters",
+        });
+    }
+    let mut value = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| InvalidToken {
+        reason: "it is not a valid header value",
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+static API_VERSION: HeaderName = HeaderName::from_static("api-version");
+
+impl ClientHooks<RequestOptions> for Client {
+    async fn pre<E>(
+        &self,
+        request: &mut reqwest::Request,
+        _info: &OperationInfo,
+    ) -> Result<(), Error<E>> {
+        let headers = request.headers_mut();
+        // progenitor always adds `api-version: <info.version>`; Dynamic's API and clients
+        // know no such header, so it is not sent.
+        headers.remove(&API_VERSION);
+        for (name, value) in self.inner().headers.iter() {
+            headers.insert(name.clone(), value.clone());
+        }
+        Ok(())
+    }
+
+    async fn exec(
+        &self,
+        request: reqwest::Request,
+        _info: &OperationInfo,
+    ) -> reqwest::Result<reqwest::Response> {
+        let response = self.client().execute(request).await?;
+        Ok(match self.inner().max_response_bytes {
+            Some(limit) => limit_body(response, limit),
+            None => response,
+        })
+    }
+}
+
+/// Wraps the body so that reading more than `limit` bytes fails (with `LengthLimitError`).
+fn limit_body(response: reqwest::Response, limit: usize) -> reqwest::Response {
+    let url = response.url().clone();
+    let response: http::Response<reqwest::Body> = response.into();
+    let (mut parts, body) = response.into_parts();
+    // The conversion drops the response URL; carry it over through a builder's extensions.
+    if let Ok(carrier) = reqwest::ResponseBuilderExt::url(http::Response::builder(), url).body(()) {
+        parts.extensions.extend(carrier.into_parts().0.extensions);
+    }
+    let limited = http_body_util::Limited::new(body, limit);
+    http::Response::from_parts(parts, reqwest::Body::wrap(limited)).into()
+}

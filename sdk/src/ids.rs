@@ -1,0 +1,215 @@
+//! Ids in upstream's `uuid` schema: 36 characters, lower-case hex, hyphenated.
+//!
+//! [`EnvironmentId`] and [`WalletId`] are distinct types so that the two path parameters
+//! cannot be swapped, and so that a bad value is reported with the name of its field before
+//! anything is sent. [`ResourceId`] is the id type of responses: it is lenient when reading
+//! (a response is never lost to an id the server spells differently) and strict when parsed.
+
+use std::fmt;
+use std::str::FromStr;
+
+const EXAMPLE: &str = "95b11417-f18f-457f-8804-68e361f9164f";
+
+/// An id that is not a lower-case hyphenated UUID; says which field and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidId {
+    field: &'static str,
+    problem: String,
+}
+
+impl InvalidId {
+    /// The field, spelled as in the API (`walletId`, `environmentId`, ...).
+    pub fn field(&self) -> &'static str {
+        self.field
+    }
+
+    /// What is wrong with the value.
+    pub fn problem(&self) -> &str {
+        &self.problem
+    }
+}
+
+impl fmt::Display for InvalidId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} must be a lower-case hyphenated UUID such as {EXAMPLE}: {}",
+            self.field, self.problem
+        )
+    }
+}
+
+impl std::error::Error for InvalidId {}
+
+/// Checks `value` against upstream's `uuid` pattern, naming `field` in the error.
+pub fn validate(field: &'static str, value: &str) -> Result<(), InvalidId> {
+    let fail = |problem: String| Err(InvalidId { field, problem });
+    if value.is_empty() {
+        return fail("it is empty".into());
+    }
+    let count = value.chars().count();
+    if count != 36 {
+        return fail(format!("it is {count} characters long, not 36"));
+    }
+    for (i, c) in value.chars().enumerate() {
+        let hyphen = matches!(i, 8 | 13 | 18 | 23);
+        let ok = if hyphen {
+            c == '-'
+        } else {
+            c.is_ascii_digit() || ('a'..='f').contains(&c)
+        };
+        if ok {
+            continue;
+        }
+        if !hyphen && ('A'..='F').contains(&c) {
+            return fail(format!(
+                "it has upper-case hex digits; send {:?}",
+                value.to_ascii_lowercase()
+            ));
+        }
+        let expected = if hyphen {
+            "'-'"
+        } else {
+            "a hex digit 0-9 or a-f"
+        };
+        return fail(format!("character {} is {c:?}, expected {expected}", i + 1));
+    }
+    Ok(())
+}
+
+macro_rules! id_type {
+    ($(#[$meta:meta])* $name:ident, $field:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The field this id fills, spelled as in the API.
+            pub const FIELD: &'static str = $field;
+
+            /// Validates `value`; the error names the field.
+            pub fn parse(value: &str) -> Result<Self, InvalidId> {
+                validate($field, value)?;
+                Ok(Self(value.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The id as a [`uuid::Uuid`], when it is a valid one.
+            pub fn to_uuid(&self) -> Option<uuid::Uuid> {
+                uuid::Uuid::try_parse(&self.0).ok()
+            }
+        }
+
+        impl From<uuid::Uuid> for $name {
+            /// Always valid: written lower-case and hyphenated, as upstream requires.
+            fn from(id: uuid::Uuid) -> Self {
+                Self(id.hyphenated().to_string())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidId;
+            fn from_str(value: &str) -> Result<Self, InvalidId> {
+                Self::parse(value)
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = InvalidId;
+            fn try_from(value: &str) -> Result<Self, InvalidId> {
+                Self::parse(value)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = InvalidId;
+            fn try_from(value: String) -> Result<Self, InvalidId> {
+                validate($field, &value)?;
+                Ok(Self(value))
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// The id of a Dynamic environment (the `environmentId` path parameter).
+    ///
+    /// ```
+    /// use dynamic_waas_api::ids::EnvironmentId;
+    ///
+    /// let id: EnvironmentId = "95b11417-f18f-457f-8804-68e361f9164f".parse().unwrap();
+    /// assert_eq!(id.as_str(), "95b11417-f18f-457f-8804-68e361f9164f");
+    /// let err = "95B11417-F18F-457F-8804-68E361F9164F".parse::<EnvironmentId>().unwrap_err();
+    /// assert_eq!(err.field(), "environmentId");
+    /// ```
+    EnvironmentId,
+    "environmentId"
+);
+id_type!(
+    /// The id of a WaaS wallet (the `walletId` path parameter).
+    WalletId,
+    "walletId"
+);
+id_type!(
+    /// An id in a response (`walletId`, `keyShareId`, ...). Reading a response accepts any
+    /// string, so that an unexpected spelling never loses the response; parsing one
+    /// yourself validates it. [`ResourceId::is_valid`] tells whether a received id is
+    /// well-formed.
+    ResourceId,
+    "id"
+);
+
+impl ResourceId {
+    /// Whether the id matches upstream's `uuid` pattern.
+    pub fn is_valid(&self) -> bool {
+        validate(Self::FIELD, &self.0).is_ok()
+    }
+}
+
+fn deserialize_strict<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<String, Error = InvalidId>,
+{
+    let value = <String as serde::Deserialize>::deserialize(deserializer)?;
+    T::try_from(value).map_err(serde::de::Error::custom)
+}
+
+impl<'de> serde::Deserialize<'de> for EnvironmentId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_strict(deserializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for WalletId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_strict(deserializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ResourceId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(deserializer).map(ResourceId)
+    }
+}

@@ -1,0 +1,47 @@
+//! The generated low-level client for Dynamic's WaaS key-share backup API.
+//!
+//! Most users want the `dynamic-waas` crate, which adds token handling, retries, typed errors
+//! and timeouts on top of this one. This crate is `generated.rs` (written by
+//! `cargo xtask generate` from `openapi/dynamic-waas.json`, never edited by hand) plus the
+//! small hand-written modules the generated code uses.
+//!
+//! ```no_run
+//! use dynamic_waas_api::{types, Client, RequestOptions};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::new(
+//!     "https://app.dynamicauth.com/api/v0",
+//!     RequestOptions::new().bearer_token("dyn_...")?,
+//! );
+//! let environment = "95b11417-f18f-457f-8804-68e361f9164f".parse()?;
+//! let wallet = "3c90c3cc-0d44-4b50-8888-8dd25736052a".parse()?;
+//! let body = types::BackupKeySharesToLocationsWithUserIdRequest {
+//!     user_id: "3c90c3cc-0d44-4b50-8888-8dd25736052a".parse()?,
+//!     locations: vec![types::BackupKeySharesToLocationsWithUserIdRequestLocationsItem {
+//!         location: "googleDrive".into(),
+//!         keygen_id: None,
+//!         threshold_signature_scheme: None,
+//!         external_key_share_id: None,
+//!     }],
+//! };
+//! let created = client
+//!     .backup_key_shares_to_locations_for_pregen(&environment, &wallet, &body)
+//!     .await?;
+//! println!("{:?}", created.into_inner().locations_with_key_shares);
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod enums;
+pub mod error;
+mod generated;
+pub mod hooks;
+pub mod ids;
+pub mod labels;
+
+pub use generated::*;
+pub use hooks::RequestOptions;
+// The versions of the HTTP stack this crate is built on, for callers that configure it.
+pub use progenitor_client;
+pub use reqwest;

@@ -1,0 +1,535 @@
+//! Spec transformations that generation needs.
+//!
+//! The checked-in spec says what upstream publishes; these steps adapt a copy of it to what
+//! progenitor/typify can generate well. Each step is a small function over the JSON document,
+//! tested below and listed (with the reason) in the README. None of them touches the file.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Map, Value};
+
+/// Name of the schema that [`fold_error_responses`] creates.
+pub const ERROR_BODY: &str = "ErrorBody";
+
+/// A schema that generation replaces with a hand-written type of the `sdk` crate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    /// Pascal-case schema name, as typify looks it up.
+    pub schema: String,
+    /// Path of the hand-written type, from the generated module.
+    pub rust_type: &'static str,
+    /// Traits the hand-written type implements that generated code may use.
+    pub impls: &'static [&'static str],
+}
+
+/// The hand-written types of the `sdk` crate, by the schema they stand for.
+///
+/// A closed enum, a look-around pattern or a path id in the spec that has no entry here stops
+/// generation with a message naming the schema, so that a new enum upstream never silently
+/// becomes a closed Rust enum again.
+const HAND_WRITTEN: &[(&str, &str, &[&str])] = &[
+    (
+        "WaasBackupOptionsEnum",
+        "crate::enums::WaasBackupOptionsEnum",
+        &["FromStr", "Display"],
+    ),
+    (
+        "ThresholdSignatureScheme",
+        "crate::enums::ThresholdSignatureScheme",
+        &["FromStr", "Display"],
+    ),
+    (
+        "WaasChainEnum",
+        "crate::enums::WaasChainEnum",
+        &["FromStr", "Display"],
+    ),
+    (
+        "EnvironmentId",
+        "crate::ids::EnvironmentId",
+        &["FromStr", "Display"],
+    ),
+    ("WalletId", "crate::ids::WalletId", &["FromStr", "Display"]),
+    ("Uuid", "crate::ids::ResourceId", &["FromStr", "Display"]),
+    (
+        "KeygenId",
+        "crate::labels::KeygenId",
+        &["FromStr", "Display"],
+    ),
+    (
+        "ExternalKeyShareId",
+        "crate::labels::ExternalKeyShareId",
+        &["FromStr", "Display"],
+    ),
+];
+
+/// Applies every transformation in order and returns the replacements generation must use.
+pub fn apply_all(spec: &mut Value) -> Result<Vec<Replacement>> {
+    fold_error_responses(spec)?;
+    let mut replaced = distinct_path_id_schemas(spec)?;
+    replaced.extend(hoist_lookaround_patterns(spec)?);
+    replaced.extend(closed_string_enums(spec));
+    // The shared id schema of responses is replaced too: it is lenient when reading, so a
+    // response is never lost to an id the server spells differently.
+    if schemas(spec)?.contains_key("uuid") {
+        replaced.push("Uuid".to_string());
+    }
+    replaced.sort();
+    replaced.dedup();
+    replaced.iter().map(|name| replacement_for(name)).collect()
+}
+
+/// Looks up the hand-written type for a schema, or says what to write.
+pub fn replacement_for(schema: &str) -> Result<Replacement> {
+    let pascal = pascal_case(schema);
+    HAND_WRITTEN
+        .iter()
+        .find(|(name, _, _)| *name == pascal)
+        .map(|(name, rust_type, impls)| Replacement {
+            schema: (*name).to_string(),
+            rust_type,
+            impls,
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "schema `{schema}` needs a hand-written type in the sdk crate (an open enum in \
+                 sdk/src/enums.rs, an id in sdk/src/ids.rs or a label in sdk/src/labels.rs) \
+                 and an entry in xtask/src/transform.rs HAND_WRITTEN"
+            )
+        })
+}
+
+/// Folds each operation's error responses into one raw response described by [`ERROR_BODY`].
+///
+/// Why: progenitor accepts one error body type per operation and panics on upstream's
+/// distinct `BadRequest` / `NotFound` / ... schemas (progenitor #344, #950). The folded schema
+/// has every property of the folded ones, all optional. The response is declared as `*/*`
+/// so that progenitor hands it over raw (status, headers and bytes): a typed JSON decode in
+/// generated code drops status and headers when the body is a proxy's HTML page or empty.
+/// The sdk's hand-written `error` module decodes it into the generated `ErrorBody`.
+pub fn fold_error_responses(spec: &mut Value) -> Result<()> {
+    let mut properties = Map::new();
+    let mut folded_any = false;
+    let snapshot = spec.clone();
+    for (path, method, operation) in operations_mut(spec)? {
+        let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        for (status, response) in responses.iter_mut() {
+            if is_success(status) {
+                continue;
+            }
+            let resolved = resolve(&snapshot, response)
+                .with_context(|| format!("{method} {path}: response {status}"))?;
+            let description = resolved
+                .get("description")
+                .and_then(Value::as_str)
+                .unwrap_or("Error")
+                .to_string();
+            if let Some(schema) = resolved.pointer("/content/application~1json/schema") {
+                let schema = resolve(&snapshot, schema)
+                    .with_context(|| format!("{method} {path}: response {status} schema"))?;
+                let props = schema.get("properties").and_then(Value::as_object);
+                for (name, prop) in props.into_iter().flatten() {
+                    match properties.get(name) {
+                        Some(existing) if existing.get("type") != prop.get("type") => bail!(
+                            "{method} {path}: error property `{name}` has two types \
+                             ({existing} and {prop}); they cannot be folded into one"
+                        ),
+                        Some(_) => {}
+                        None => {
+                            let mut prop = prop.clone();
+                            if let Some(obj) = prop.as_object_mut() {
+                                obj.remove("example");
+                            }
+                            properties.insert(name.clone(), prop);
+                        }
+                    }
+                }
+            }
+            *response = json!({
+                "description": description,
+                "content": {"*/*": {"schema": {
+                    "$ref": format!("#/components/schemas/{ERROR_BODY}")
+                }}}
+            });
+            folded_any = true;
+        }
+    }
+    if folded_any {
+        schemas_mut(spec)?.insert(
+            ERROR_BODY.to_string(),
+            json!({
+                "description": "The body of an error response: every documented error schema \
+                                folded into one (the HTTP status says which error it was).",
+                "type": "object",
+                "properties": properties,
+            }),
+        );
+    }
+    Ok(())
+}
+
+/// Gives each path parameter that uses the shared `uuid` schema a schema of its own, named
+/// after the parameter (`environmentId` becomes `EnvironmentId`).
+///
+/// Why: with one shared type an environment id and a wallet id can be swapped silently, and
+/// a validation error cannot say which one was wrong. Returns the new schema names.
+pub fn distinct_path_id_schemas(spec: &mut Value) -> Result<Vec<String>> {
+    let uuid_ref = "#/components/schemas/uuid";
+    let Some(uuid) = schemas(spec)?.get("uuid").cloned() else {
+        return Ok(Vec::new());
+    };
+    let mut created = Vec::new();
+    let mut visit = |param: &mut Value| -> Result<()> {
+        if param.get("in").and_then(Value::as_str) != Some("path")
+            || param.pointer("/schema/$ref").and_then(Value::as_str) != Some(uuid_ref)
+        {
+            return Ok(());
+        }
+        let name = param
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("a path parameter has no name"))?;
+        let schema_name = pascal_case(name);
+        let mut schema = uuid.clone();
+        if let (Some(obj), Some(desc)) = (schema.as_object_mut(), param.get("description")) {
+            obj.insert("description".into(), desc.clone());
+        }
+        param["schema"] = json!({ "$ref": format!("#/components/schemas/{schema_name}") });
+        created.push((schema_name, schema));
+        Ok(())
+    };
+    if let Some(params) = spec
+        .pointer_mut("/components/parameters")
+        .and_then(Value::as_object_mut)
+    {
+        for param in params.values_mut() {
+            visit(param)?;
+        }
+    }
+    for (_, _, operation) in operations_mut(spec)? {
+        if let Some(params) = operation
+            .get_mut("parameters")
+            .and_then(Value::as_array_mut)
+        {
+            for param in params {
+                visit(param)?;
+            }
+        }
+    }
+    let schemas = schemas_mut(spec)?;
+    let mut names = Vec::new();
+    for (name, schema) in created {
+        schemas.insert(name.clone(), schema);
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// Moves inline string schemas whose `pattern` uses look-around or Unicode classes into
+/// named schemas (named after the property), so that a hand-written type validates them.
+///
+/// Why: typify compiles patterns with `regress` in ECMAScript mode without the `u` flag, so
+/// upstream's `\p{L}` would not mean "any letter"; Rust's `regex` has no look-around. The
+/// hand-written types check exactly what the pattern says, and say which field was wrong.
+pub fn hoist_lookaround_patterns(spec: &mut Value) -> Result<Vec<String>> {
+    let mut hoisted: Vec<(String, Value)> = Vec::new();
+    for (path, method, operation) in operations_mut(spec)? {
+        let Some(schema) = operation.pointer_mut("/requestBody/content/application~1json/schema")
+        else {
+            continue;
+        };
+        hoist_in(schema, &mut hoisted).with_context(|| format!("{method} {path}: request body"))?;
+    }
+    for schema in schemas_mut(spec)?.values_mut() {
+        hoist_in(schema, &mut hoisted)?;
+    }
+    let schemas = schemas_mut(spec)?;
+    let mut names = Vec::new();
+    for (name, schema) in hoisted {
+        if let Some(existing) = schemas.get(&name) {
+            if *existing != schema {
+                bail!("two different look-around schemas would both be named `{name}`");
+            }
+        }
+        schemas.insert(name.clone(), schema);
+        names.push(name);
+    }
+    names.dedup();
+    Ok(names)
+}
+
+fn hoist_in(schema: &mut Value, hoisted: &mut Vec<(String, Value)>) -> Result<()> {
+    if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        for (name, prop) in props.iter_mut() {
+            let pattern = prop.get("pattern").and_then(Value::as_str).unwrap_or("");
+            if needs_hand_written_pattern(pattern) {
+                let schema_name = pascal_case(name);
+                let moved = std::mem::replace(
+                    prop,
+                    json!({ "$ref": format!("#/components/schemas/{schema_name}") }),
+                );
+                hoisted.push((schema_name, moved));
+            } else {
+                hoist_in(prop, hoisted)?;
+            }
+        }
+    }
+    if let Some(items) = schema.get_mut("items") {
+        hoist_in(items, hoisted)?;
+    }
+    Ok(())
+}
+
+/// Whether a pattern uses syntax that typify's `regress` (no `u` flag) would misread.
+pub fn needs_hand_written_pattern(pattern: &str) -> bool {
+    ["(?=", "(?!", "(?<=", "(?<!", "\\p{", "\\P{"]
+        .iter()
+        .any(|syntax| pattern.contains(syntax))
+}
+
+/// Names every closed string enum among the component schemas.
+///
+/// Why: typify makes closed Rust enums, so one value upstream adds would fail a whole
+/// response. Each is replaced by a hand-written open enum that keeps unknown values.
+pub fn closed_string_enums(spec: &Value) -> Vec<String> {
+    let Some(schemas) = spec
+        .pointer("/components/schemas")
+        .and_then(Value::as_object)
+    else {
+        return Vec::new();
+    };
+    schemas
+        .iter()
+        .filter(|(_, s)| {
+            s.get("type").and_then(Value::as_str) == Some("string") && s.get("enum").is_some()
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+fn is_success(status: &str) -> bool {
+    status.starts_with('2')
+}
+
+/// Every operation as `(path, METHOD, operation)`.
+fn operations_mut(spec: &mut Value) -> Result<Vec<(String, String, &mut Value)>> {
+    let paths = spec
+        .get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| anyhow!("the spec has no `paths` object"))?;
+    let mut out = Vec::new();
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else {
+            bail!("path `{path}` is not an object");
+        };
+        for (method, operation) in item.iter_mut() {
+            if METHODS.contains(&method.as_str()) {
+                out.push((path.clone(), method.to_uppercase(), operation));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn schemas(spec: &Value) -> Result<&Map<String, Value>> {
+    spec.pointer("/components/schemas")
+        .and_then(Value::as_object)
+        .ok_or_else(|| anyhow!("the spec has no `components.schemas` object"))
+}
+
+fn schemas_mut(spec: &mut Value) -> Result<&mut Map<String, Value>> {
+    if spec.pointer("/components/schemas").is_none() {
+        let components = spec
+            .as_object_mut()
+            .ok_or_else(|| anyhow!("the spec is not a JSON object"))?
+            .entry("components")
+            .or_insert_with(|| json!({}));
+        components
+            .as_object_mut()
+            .ok_or_else(|| anyhow!("`components` is not an object"))?
+            .entry("schemas")
+            .or_insert_with(|| json!({}));
+    }
+    spec.pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| anyhow!("`components.schemas` is not an object"))
+}
+
+/// Follows a local `$ref` (one level at a time, up to a small depth).
+fn resolve<'a>(spec: &'a Value, mut value: &'a Value) -> Result<&'a Value> {
+    for _ in 0..8 {
+        let Some(reference) = value.get("$ref").and_then(Value::as_str) else {
+            return Ok(value);
+        };
+        let pointer = reference
+            .strip_prefix('#')
+            .ok_or_else(|| anyhow!("only local references are supported, found `{reference}`"))?;
+        value = spec
+            .pointer(pointer)
+            .ok_or_else(|| anyhow!("reference `{reference}` points at nothing"))?;
+    }
+    bail!("reference chain too deep")
+}
+
+/// `environmentId` -> `EnvironmentId`, `uuid` -> `Uuid`, `key_share` -> `KeyShare`.
+pub fn pascal_case(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut upper = true;
+    for c in name.chars() {
+        if c == '_' || c == '-' || c == ' ' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn op_with_errors() -> Value {
+        json!({
+            "paths": {"/x/{id}": {"post": {
+                "operationId": "x",
+                "parameters": [{"$ref": "#/components/parameters/id"}],
+                "responses": {
+                    "201": {"description": "ok"},
+                    "400": {"$ref": "#/components/responses/BadRequest"},
+                    "404": {"description": "nf", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/NotFound"}}}},
+                    "500": {"description": "no body"}
+                }
+            }}},
+            "components": {
+                "parameters": {"id": {"name": "walletId", "in": "path", "required": true, "description": "UUID of the wallet", "schema": {"$ref": "#/components/schemas/uuid"}}},
+                "responses": {"BadRequest": {"description": "Bad Request", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/BadRequest"}}}}},
+                "schemas": {
+                    "uuid": {"type": "string", "minLength": 36},
+                    "BadRequest": {"type": "object", "properties": {"error": {"type": "string"}}},
+                    "NotFound": {"type": "object", "required": ["error", "code"], "properties": {"error": {"type": "string"}, "code": {"type": "string", "example": "not_found"}}},
+                    "Color": {"type": "string", "enum": ["red"]},
+                    "Plain": {"type": "string"}
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn folds_every_error_response_into_one_optional_body() {
+        let mut spec = op_with_errors();
+        fold_error_responses(&mut spec).unwrap();
+        let responses = spec.pointer("/paths/~1x~1{id}/post/responses").unwrap();
+        for status in ["400", "404", "500"] {
+            assert_eq!(
+                responses[status].pointer("/content/*~1*/schema/$ref"),
+                Some(&json!("#/components/schemas/ErrorBody")),
+                "{status}"
+            );
+        }
+        assert_eq!(responses["400"]["description"], "Bad Request");
+        assert_eq!(responses["201"], json!({"description": "ok"}));
+        let body = &spec["components"]["schemas"][ERROR_BODY];
+        assert!(body.get("required").is_none());
+        assert_eq!(body["properties"]["code"], json!({"type": "string"}));
+        assert_eq!(body["properties"]["error"], json!({"type": "string"}));
+    }
+
+    #[test]
+    fn folding_refuses_conflicting_property_types() {
+        let mut spec = op_with_errors();
+        spec["components"]["schemas"]["NotFound"]["properties"]["error"] =
+            json!({"type": "object"});
+        let err = fold_error_responses(&mut spec).unwrap_err().to_string();
+        assert!(err.contains("`error` has two types"), "{err}");
+    }
+
+    #[test]
+    fn folding_reports_a_dangling_reference() {
+        let mut spec = op_with_errors();
+        spec["paths"]["/x/{id}"]["post"]["responses"]["400"] =
+            json!({"$ref": "#/components/responses/Nope"});
+        let err = format!("{:#}", fold_error_responses(&mut spec).unwrap_err());
+        assert!(err.contains("POST /x/{id}: response 400"), "{err}");
+        assert!(err.contains("points at nothing"), "{err}");
+    }
+
+    #[test]
+    fn path_ids_get_their_own_schema() {
+        let mut spec = op_with_errors();
+        let names = distinct_path_id_schemas(&mut spec).unwrap();
+        assert_eq!(names, ["WalletId"]);
+        assert_eq!(
+            spec["components"]["parameters"]["id"]["schema"],
+            json!({"$ref": "#/components/schemas/WalletId"})
+        );
+        let schema = &spec["components"]["schemas"]["WalletId"];
+        assert_eq!(schema["minLength"], 36);
+        assert_eq!(schema["description"], "UUID of the wallet");
+    }
+
+    #[test]
+    fn lookaround_patterns_are_hoisted_and_plain_ones_left_alone() {
+        let mut spec = json!({
+            "paths": {"/x": {"post": {"operationId": "x", "requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "properties": {"items": {"type": "array", "items": {"type": "object", "properties": {
+                    "keygenId": {"type": "string", "maxLength": 255, "pattern": "^(?=\\S)[\\p{L}]+$"},
+                    "plain": {"type": "string", "pattern": "^[a-z]+$"}
+                }}}}
+            }}}}}}},
+            "components": {"schemas": {}}
+        });
+        let names = hoist_lookaround_patterns(&mut spec).unwrap();
+        assert_eq!(names, ["KeygenId"]);
+        let props = spec
+            .pointer("/paths/~1x/post/requestBody/content/application~1json/schema/properties/items/items/properties")
+            .unwrap();
+        assert_eq!(
+            props["keygenId"],
+            json!({"$ref": "#/components/schemas/KeygenId"})
+        );
+        assert_eq!(props["plain"]["pattern"], "^[a-z]+$");
+        assert_eq!(spec["components"]["schemas"]["KeygenId"]["maxLength"], 255);
+    }
+
+    #[test]
+    fn detects_patterns_regress_would_misread() {
+        assert!(needs_hand_written_pattern(r"^(?=\S)[a-z]+(?<=\S)$"));
+        assert!(needs_hand_written_pattern(r"^[\p{L}]+$"));
+        assert!(!needs_hand_written_pattern(r"^[0-9a-f]{8}$"));
+        assert!(!needs_hand_written_pattern(""));
+    }
+
+    #[test]
+    fn finds_closed_string_enums_only() {
+        assert_eq!(closed_string_enums(&op_with_errors()), ["Color"]);
+    }
+
+    #[test]
+    fn an_enum_without_a_hand_written_type_stops_generation() {
+        let err = replacement_for("Color").unwrap_err().to_string();
+        assert!(
+            err.contains("schema `Color` needs a hand-written type"),
+            "{err}"
+        );
+        let found = replacement_for("uuid").unwrap();
+        assert_eq!(found.rust_type, "crate::ids::ResourceId");
+    }
+
+    #[test]
+    fn pascal_case_names() {
+        assert_eq!(pascal_case("environmentId"), "EnvironmentId");
+        assert_eq!(pascal_case("uuid"), "Uuid");
+        assert_eq!(pascal_case("key_share-id"), "KeyShareId");
+    }
+}
