@@ -1,1 +1,28 @@
-pub fn placeholder() {}
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod auth;
+mod client;
+mod error;
+mod model;
+mod retry;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use auth::{Token, TokenError, TokenFuture, TokenProvider, REFRESH_AHEAD, TOKEN_ENV_VARS};
+pub use client::{
+    Client, ClientBuilder, CreateBackupLocations, GetWallet, DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
+};
+pub use error::{Error, ErrorKind, BODY_EXCERPT_LIMIT};
+pub use model::{BackupLocation, CreatedBackup, CreatedKeyShare, IdArg, LocationRequest};
+pub use retry::RetryPolicy;
+
+/// The generated low-level client and its types, for what the facade does not cover.
+pub use dynamic_waas_api as api;
+pub use dynamic_waas_api::enums::{ThresholdSignatureScheme, WaasChainEnum};
+pub use dynamic_waas_api::ids::{EnvironmentId, ResourceId, WalletId};
+pub use dynamic_waas_api::types::{WaasWallet, WalletKeyShareInfo};
+pub use secrecy::SecretString;

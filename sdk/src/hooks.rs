@@ -24,6 +24,7 @@ use crate::Client;
 pub struct RequestOptions {
     headers: HeaderMap,
     max_response_bytes: Option<usize>,
+    timeout: Option<std::time::Duration>,
 }
 
 /// A bearer token that cannot be put in an HTTP header.
@@ -66,6 +67,13 @@ impl RequestOptions {
         self
     }
 
+    /// A timeout for each request, from sending it to the end of the response body; it
+    /// overrides the `reqwest::Client`'s own.
+    pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
@@ -81,6 +89,7 @@ impl fmt::Debug for RequestOptions {
         f.debug_struct("RequestOptions")
             .field("headers", &names)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -123,6 +132,9 @@ impl ClientHooks<RequestOptions> for Client {
         headers.remove(&API_VERSION);
         for (name, value) in self.inner().headers.iter() {
             headers.insert(name.clone(), value.clone());
+        }
+        if let Some(timeout) = self.inner().timeout {
+            *request.timeout_mut() = Some(timeout);
         }
         Ok(())
     }

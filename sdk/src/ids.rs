@@ -181,6 +181,11 @@ id_type!(
 );
 
 impl ResourceId {
+    /// An id as the server sent it, unchecked (see [`ResourceId::is_valid`]).
+    pub fn received(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
     /// Whether the id matches upstream's `uuid` pattern.
     pub fn is_valid(&self) -> bool {
         validate(Self::FIELD, &self.0).is_ok()

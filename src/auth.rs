@@ -1,0 +1,243 @@
+//! API tokens: a fixed one, or a [`TokenProvider`] that rotates them, cached.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use dynamic_waas_api::hooks::bearer_header;
+use reqwest::header::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{Error, ErrorKind};
+
+/// Environment variables [`Client::from_env`](crate::Client::from_env) reads, in order.
+pub const TOKEN_ENV_VARS: [&str; 2] = ["DYNAMIC_API_TOKEN", "DYN_API_TOKEN"];
+
+/// A token is refreshed this long before it expires, so that no request carries one that
+/// expires in flight.
+pub const REFRESH_AHEAD: Duration = Duration::from_secs(30);
+
+/// An API token from a [`TokenProvider`], with its expiry if the provider knows it.
+///
+/// `Debug` prints `Token([redacted])`; the secret is zeroized on drop.
+///
+/// ```
+/// use std::time::Duration;
+/// use dynamic_waas::Token;
+///
+/// let token = Token::new("dyn_example").expires_in(Duration::from_secs(3600));
+/// assert_eq!(format!("{token:?}"), "Token([redacted], expires in ~3600s)");
+/// ```
+#[derive(Clone)]
+pub struct Token {
+    secret: SecretString,
+    expires_at: Option<Instant>,
+}
+
+impl Token {
+    /// A token with no known expiry: used until the server refuses it with 401.
+    pub fn new(secret: impl Into<SecretString>) -> Self {
+        Self {
+            secret: secret.into(),
+            expires_at: None,
+        }
+    }
+
+    /// The token stops being valid after `ttl`.
+    pub fn expires_in(mut self, ttl: Duration) -> Self {
+        self.expires_at = Instant::now().checked_add(ttl);
+        self
+    }
+
+    /// The token stops being valid at `at`.
+    pub fn expires_at(mut self, at: Instant) -> Self {
+        self.expires_at = Some(at);
+        self
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.expires_at {
+            Some(at) => write!(
+                f,
+                "Token([redacted], expires in ~{}s)",
+                at.saturating_duration_since(Instant::now()).as_secs_f64().round()
+            ),
+            None => f.write_str("Token([redacted])"),
+        }
+    }
+}
+
+/// Why a [`TokenProvider`] could not give a token. Its message must not contain a token.
+#[derive(Debug)]
+pub struct TokenError(Box<dyn std::error::Error + Send + Sync + 'static>);
+
+impl TokenError {
+    /// Wraps the cause (an error or a message).
+    pub fn new(cause: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Self(cause.into())
+    }
+}
+
+impl fmt::Display for TokenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the token provider failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for TokenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// The future a [`TokenProvider`] returns.
+pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Token, TokenError>> + Send + 'a>>;
+
+/// A source of API tokens that rotate, such as a secret store.
+///
+/// The client asks it when it has no token yet, when the token is about to expire
+/// ([`REFRESH_AHEAD`]), and after a `401`. At most one call is in flight per client (and its
+/// clones); a failure is never cached, and a still-valid token is kept when a refresh fails.
+///
+/// ```
+/// use dynamic_waas::{Token, TokenError, TokenFuture, TokenProvider};
+///
+/// struct FromSecretStore;
+///
+/// impl TokenProvider for FromSecretStore {
+///     fn token(&self) -> TokenFuture<'_> {
+///         Box::pin(async {
+///             // e.g. fetch from Vault or AWS Secrets Manager
+///             let secret = std::env::var("ROTATED_TOKEN").map_err(TokenError::new)?;
+///             Ok(Token::new(secret).expires_in(std::time::Duration::from_secs(900)))
+///         })
+///     }
+/// }
+/// let client = dynamic_waas::Client::builder().token_provider(FromSecretStore).build();
+/// assert!(client.is_ok());
+/// ```
+pub trait TokenProvider: Send + Sync + 'static {
+    /// A current token (called at most once at a time per client).
+    fn token(&self) -> TokenFuture<'_>;
+}
+
+/// A header value with the generation it came from (to tell a refreshed token apart).
+#[derive(Clone)]
+pub(crate) struct Credential {
+    pub(crate) header: HeaderValue,
+    generation: u64,
+}
+
+struct Cached {
+    header: HeaderValue,
+    expires_at: Option<Instant>,
+    generation: u64,
+}
+
+pub(crate) enum TokenSource {
+    Fixed(HeaderValue),
+    Provider(Arc<ProviderCache>),
+}
+
+pub(crate) struct ProviderCache {
+    provider: Box<dyn TokenProvider>,
+    cached: RwLock<Option<Cached>>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl TokenSource {
+    pub(crate) fn fixed(secret: &SecretString) -> Result<Self, Error> {
+        let header = bearer_header(secret.expose_secret())
+            .map_err(|e| Error::invalid_input("token", e.to_string()))?;
+        Ok(Self::Fixed(header))
+    }
+
+    pub(crate) fn provider(provider: Box<dyn TokenProvider>) -> Self {
+        Self::Provider(Arc::new(ProviderCache {
+            provider,
+            cached: RwLock::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// The credential for the next attempt. `rejected` is a credential the server just
+    /// refused with 401: a provider is asked for a new one instead.
+    pub(crate) async fn credential(&self, rejected: Option<&Credential>) -> Result<Credential, Error> {
+        match self {
+            Self::Fixed(header) => Ok(Credential {
+                header: header.clone(),
+                generation: 0,
+            }),
+            Self::Provider(cache) => cache.credential(rejected.map(|c| c.generation)).await,
+        }
+    }
+
+    pub(crate) fn can_refresh(&self) -> bool {
+        matches!(self, Self::Provider(_))
+    }
+}
+
+impl ProviderCache {
+    fn fresh(&self, rejected: Option<u64>, now: Instant) -> Option<Credential> {
+        let cached = self.cached.read().unwrap_or_else(|p| p.into_inner());
+        let c = cached.as_ref()?;
+        let expiring = c
+            .expires_at
+            .is_some_and(|at| now + REFRESH_AHEAD >= at);
+        (!expiring && rejected != Some(c.generation)).then(|| Credential {
+            header: c.header.clone(),
+            generation: c.generation,
+        })
+    }
+
+    async fn credential(&self, rejected: Option<u64>) -> Result<Credential, Error> {
+        if let Some(c) = self.fresh(rejected, Instant::now()) {
+            return Ok(c);
+        }
+        // One refresh at a time; whoever waited re-checks what the refresher stored.
+        let _guard = self.refreshing.lock().await;
+        if let Some(c) = self.fresh(rejected, Instant::now()) {
+            return Ok(c);
+        }
+        let previous_generation = self
+            .cached
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, |c| c.generation);
+        match self.provider.token().await {
+            Ok(token) => {
+                let header = bearer_header(token.secret.expose_secret()).map_err(|e| {
+                    Error::invalid_input("token", format!("the token provider returned {e}"))
+                })?;
+                let generation = previous_generation + 1;
+                *self.cached.write().unwrap_or_else(|p| p.into_inner()) = Some(Cached {
+                    header: header.clone(),
+                    expires_at: token.expires_at,
+                    generation,
+                });
+                tracing::debug!(generation, "API token refreshed");
+                Ok(Credential { header, generation })
+            }
+            Err(err) => {
+                // Keep serving a token that has not expired yet, unless the server refused it.
+                let cached = self.cached.read().unwrap_or_else(|p| p.into_inner());
+                if let Some(c) = cached.as_ref() {
+                    let valid = c.expires_at.is_none_or(|at| Instant::now() < at);
+                    if valid && rejected != Some(c.generation) {
+                        tracing::warn!(error = %err, "token refresh failed; using the current token until it expires");
+                        return Ok(Credential {
+                            header: c.header.clone(),
+                            generation: c.generation,
+                        });
+                    }
+                }
+                Err(Error::new(ErrorKind::TokenUnavailable).with_source(err))
+            }
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The one error type of the facade.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+
+/// How many bytes of a response body an error keeps (see [`Error::body_excerpt`]).
+pub const BODY_EXCERPT_LIMIT: usize = 2048;
+
+/// What went wrong, for `match`. Details (status, request id, upstream's text, the raw
+/// body) are on [`Error`].
+///
+/// ```
+/// # fn handle(err: dynamic_waas::Error) {
+/// use dynamic_waas::ErrorKind;
+///
+/// match err.kind() {
+///     ErrorKind::InvalidInput { field, .. } => eprintln!("fix {field}; nothing was sent"),
+///     ErrorKind::AlreadyBackedUp => eprintln!("this wallet already has key shares"),
+///     ErrorKind::RateLimited { retry_after } => eprintln!("retry in {retry_after:?}"),
+///     ErrorKind::OutcomeUnknown { .. } => eprintln!("read the wallet before retrying"),
+///     _ => eprintln!("{err}"),
+/// }
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The caller's input or configuration is invalid; nothing was sent.
+    InvalidInput {
+        /// The field or setting, spelled as in the API where it is one (`walletId`,
+        /// `locations[0].keygenId`, `token`, `base_url`).
+        field: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The [`TokenProvider`](crate::TokenProvider) failed and no valid token was cached;
+    /// nothing was sent.
+    TokenUnavailable,
+    /// 400: the server refused the request as malformed.
+    BadRequest,
+    /// 401: the token is missing, unknown or expired (after one refresh and retry).
+    Unauthorized,
+    /// 403: the token has no access to this environment.
+    Forbidden,
+    /// 404: no such wallet, or the user is not in the environment or does not own it.
+    NotFound,
+    /// 422 `key_share_already_backed_up`: the wallet already has client key shares.
+    AlreadyBackedUp,
+    /// Another 4xx the API does not document (a 409, a 422 with another code, ...).
+    Rejected,
+    /// 429 (or 503 with `Retry-After`) after every allowed attempt. `retry_after` is how long
+    /// the server asked to wait, if it said.
+    RateLimited {
+        /// The wait the server asked for.
+        retry_after: Option<Duration>,
+    },
+    /// 5xx after every allowed attempt.
+    ServerError,
+    /// A create may or may not have happened: its response was lost and the wallet could not
+    /// be read to find out. Read the wallet (`Client::get_wallet`) before creating again.
+    OutcomeUnknown {
+        /// Why the wallet read did not settle it.
+        reason: String,
+    },
+    /// The connection failed (refused, DNS, TLS, reset).
+    Transport,
+    /// An attempt or the whole call's deadline ran out.
+    Timeout,
+    /// The server answered something this client cannot read (see [`Error::body_excerpt`]).
+    InvalidResponse,
+}
+
+/// An error from the facade: what happened ([`kind`](Error::kind)), and everything known
+/// about the failed request. The message is one line; it never contains the token.
+pub struct Error {
+    kind: ErrorKind,
+    status: Option<StatusCode>,
+    request_id: Option<String>,
+    upstream_error: Option<String>,
+    upstream_code: Option<String>,
+    body: Option<Bytes>,
+    attempts: u32,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Error {
+    pub(crate) fn new(kind: ErrorKind) -> Self {
+        Self {
+            kind,
+            status: None,
+            request_id: None,
+            upstream_error: None,
+            upstream_code: None,
+            body: None,
+            attempts: 0,
+            source: None,
+        }
+    }
+
+    pub(crate) fn invalid_input(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::new(ErrorKind::InvalidInput {
+            field: field.into(),
+            reason: reason.into(),
+        })
+    }
+
+    pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    pub(crate) fn with_request_id(mut self, id: Option<String>) -> Self {
+        self.request_id = id;
+        self
+    }
+
+    pub(crate) fn with_upstream(mut self, error: Option<String>, code: Option<String>) -> Self {
+        self.upstream_error = error;
+        self.upstream_code = code;
+        self
+    }
+
+    pub(crate) fn with_body(mut self, body: &[u8]) -> Self {
+        if !body.is_empty() {
+            let end = body.len().min(BODY_EXCERPT_LIMIT);
+            self.body = Some(Bytes::copy_from_slice(&body[..end]));
+        }
+        self
+    }
+
+    pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        self.source = Some(source.into());
+        self
+    }
+
+    pub(crate) fn set_kind(&mut self, kind: ErrorKind) {
+        self.kind = kind;
+    }
+
+    /// What happened.
+    pub fn kind(&self) -> &ErrorKind {
+        &self.kind
+    }
+
+    /// The HTTP status of the last response, if there was one.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.status
+    }
+
+    /// The `x-dyn-request-id` of the last attempt: give it to Dynamic's support.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// Upstream's `error` text (or `message`), when the body had one.
+    pub fn upstream_error(&self) -> Option<&str> {
+        self.upstream_error.as_deref()
+    }
+
+    /// Upstream's `code` (`not_found`, `key_share_already_backed_up`, ...), when present.
+    pub fn upstream_code(&self) -> Option<&str> {
+        self.upstream_code.as_deref()
+    }
+
+    /// The start of the response body as received (at most [`BODY_EXCERPT_LIMIT`] bytes).
+    pub fn body_excerpt(&self) -> Option<&[u8]> {
+        self.body.as_deref()
+    }
+
+    /// How many HTTP requests the call made (0 when nothing was sent).
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    /// How long the server asked to wait, for a rate-limited call.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self.kind {
+            ErrorKind::RateLimited { retry_after } => retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether calling again later may succeed (rate limits, server errors, transport
+    /// failures, timeouts). An unknown outcome is not: read the wallet first.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::RateLimited { .. }
+                | ErrorKind::ServerError
+                | ErrorKind::Transport
+                | ErrorKind::Timeout
+        )
+    }
+
+    /// Whether the request was refused before anything was sent.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(self.kind, ErrorKind::InvalidInput { .. })
+    }
+
+    fn summary(&self) -> String {
+        match &self.kind {
+            ErrorKind::InvalidInput { field, reason } => {
+                format!("invalid {field}: {reason}; nothing was sent")
+            }
+            ErrorKind::TokenUnavailable => {
+                "no API token: the token provider failed; nothing was sent".into()
+            }
+            ErrorKind::BadRequest => "the API refused the request as malformed (400)".into(),
+            ErrorKind::Unauthorized => "the API token was refused (401); check that it is current and \
+                 meant for this environment"
+                .into(),
+            ErrorKind::Forbidden => {
+                "the API token has no access to this environment (403)".into()
+            }
+            ErrorKind::NotFound => "not found (404): check the environment, wallet and user ids, \
+                 and that the user owns the wallet"
+                .into(),
+            ErrorKind::AlreadyBackedUp => {
+                "the wallet already has client key shares backed up (422); read the wallet to \
+                 get their ids"
+                    .into()
+            }
+            ErrorKind::Rejected => "the API refused the request".into(),
+            ErrorKind::RateLimited { retry_after } => match retry_after {
+                Some(wait) => format!(
+                    "rate limited: the server asked to wait {}s, more than this call allows; \
+                     retry after that",
+                    wait.as_secs_f64().ceil()
+                ),
+                None => "rate limited after every allowed attempt; retry later".into(),
+            },
+            ErrorKind::ServerError => "the API failed with a server error; retry later".into(),
+            ErrorKind::OutcomeUnknown { reason } => format!(
+                "the create may or may not have happened ({reason}); read the wallet before \
+                 creating again"
+            ),
+            ErrorKind::Transport => "could not reach the API".into(),
+            ErrorKind::Timeout => "the API did not answer in time".into(),
+            ErrorKind::InvalidResponse => "the API's response could not be read".into(),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.summary())?;
+        let mut details = Vec::new();
+        if let Some(status) = self.status {
+            details.push(format!("status {}", status.as_u16()));
+        }
+        if let Some(text) = &self.upstream_error {
+            details.push(format!("error {:?}", one_line(text, 200)));
+        }
+        if let Some(code) = &self.upstream_code {
+            details.push(format!("code {:?}", one_line(code, 100)));
+        }
+        if let Some(source) = &self.source {
+            details.push(format!("cause: {}", one_line(&source.to_string(), 300)));
+        }
+        if self.attempts > 0 {
+            let plural = if self.attempts == 1 { "" } else { "s" };
+            details.push(format!("{} attempt{plural}", self.attempts));
+        }
+        if let Some(id) = &self.request_id {
+            details.push(format!("request id {id}"));
+        }
+        if !details.is_empty() {
+            write!(f, " [{}]", details.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("kind", &self.kind)
+            .field("status", &self.status)
+            .field("request_id", &self.request_id)
+            .field("upstream_error", &self.upstream_error)
+            .field("upstream_code", &self.upstream_code)
+            .field(
+                "body_excerpt",
+                &self.body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()),
+            )
+            .field("attempts", &self.attempts)
+            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .finish()
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
+    }
+}
+
+/// Keeps messages on one line and bounded, whatever a server sends.
+fn one_line(text: &str, max_chars: usize) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max_chars)
+        .collect();
+    if text.chars().count() > max_chars {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_one_line_and_say_what_to_do() {
+        let err = Error::new(ErrorKind::RateLimited {
+            retry_after: Some(Duration::from_secs(3600)),
+        })
+        .with_status(StatusCode::TOO_MANY_REQUESTS)
+        .with_upstream(Some("Too many\nrequests".into()), None)
+        .with_attempts(1)
+        .with_request_id(Some("r-1".into()));
+        let text = err.to_string();
+        assert!(!text.contains('\n'));
+        assert_eq!(
+            text,
+            "rate limited: the server asked to wait 3600s, more than this call allows; retry \
+             after that [status 429, error \"Too many requests\", 1 attempt, request id r-1]"
+        );
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn body_excerpt_is_bounded() {
+        let err = Error::new(ErrorKind::ServerError).with_body(&[b'x'; 10_000]);
+        assert_eq!(err.body_excerpt().unwrap().len(), BODY_EXCERPT_LIMIT);
+    }
+}

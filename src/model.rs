@@ -1,0 +1,314 @@
+//! What callers pass in and get back.
+
+use dynamic_waas_api::enums::{ThresholdSignatureScheme, WaasBackupOptionsEnum};
+use dynamic_waas_api::ids::{EnvironmentId, ResourceId, WalletId};
+use dynamic_waas_api::labels::{ExternalKeyShareId, KeygenId};
+use dynamic_waas_api::types;
+use serde::ser::{SerializeMap, SerializeStruct};
+
+use crate::error::Error;
+
+/// Where a key share is backed up. Values Dynamic adds after this release are kept and sent
+/// as they are (`BackupLocation::from("offlineRecovery")`).
+pub type BackupLocation = WaasBackupOptionsEnum;
+
+/// An id argument: a [`uuid::Uuid`] (always valid, sent lower-case) or text (validated
+/// before anything is sent; the error names the field).
+pub trait IdArg {
+    #[doc(hidden)]
+    fn into_id_text(self) -> IdText;
+}
+
+#[doc(hidden)]
+pub enum IdText {
+    Uuid(uuid::Uuid),
+    Text(String),
+}
+
+impl IdArg for uuid::Uuid {
+    fn into_id_text(self) -> IdText {
+        IdText::Uuid(self)
+    }
+}
+impl IdArg for &uuid::Uuid {
+    fn into_id_text(self) -> IdText {
+        IdText::Uuid(*self)
+    }
+}
+impl IdArg for &str {
+    fn into_id_text(self) -> IdText {
+        IdText::Text(self.to_owned())
+    }
+}
+impl IdArg for String {
+    fn into_id_text(self) -> IdText {
+        IdText::Text(self)
+    }
+}
+impl IdArg for &String {
+    fn into_id_text(self) -> IdText {
+        IdText::Text(self.clone())
+    }
+}
+impl IdArg for EnvironmentId {
+    fn into_id_text(self) -> IdText {
+        IdText::Text(self.as_str().to_owned())
+    }
+}
+impl IdArg for WalletId {
+    fn into_id_text(self) -> IdText {
+        IdText::Text(self.as_str().to_owned())
+    }
+}
+impl IdArg for &EnvironmentId {
+    fn into_id_text(self) -> IdText {
+        IdText::Text(self.as_str().to_owned())
+    }
+}
+impl IdArg for &WalletId {
+    fn into_id_text(self) -> IdText {
+        IdText::Text(self.as_str().to_owned())
+    }
+}
+
+pub(crate) fn environment_id(arg: impl IdArg) -> Result<EnvironmentId, Error> {
+    match arg.into_id_text() {
+        IdText::Uuid(id) => Ok(id.into()),
+        IdText::Text(text) => EnvironmentId::try_from(text).map_err(id_error),
+    }
+}
+
+pub(crate) fn wallet_id(arg: impl IdArg) -> Result<WalletId, Error> {
+    match arg.into_id_text() {
+        IdText::Uuid(id) => Ok(id.into()),
+        IdText::Text(text) => WalletId::try_from(text).map_err(id_error),
+    }
+}
+
+pub(crate) fn user_id(arg: impl IdArg) -> Result<uuid::Uuid, Error> {
+    match arg.into_id_text() {
+        IdText::Uuid(id) => Ok(id),
+        IdText::Text(text) => {
+            // Same rule as the path ids, so that an id is either valid everywhere or nowhere.
+            dynamic_waas_api::ids::validate("userId", &text).map_err(id_error)?;
+            uuid::Uuid::try_parse(&text).map_err(|e| Error::invalid_input("userId", e.to_string()))
+        }
+    }
+}
+
+fn id_error(e: dynamic_waas_api::ids::InvalidId) -> Error {
+    Error::invalid_input(
+        e.field(),
+        format!("{} (expected a lower-case hyphenated UUID)", e.problem()),
+    )
+}
+
+/// One location of a create request.
+///
+/// ```
+/// use dynamic_waas::{BackupLocation, LocationRequest, ThresholdSignatureScheme};
+///
+/// let plain: LocationRequest = BackupLocation::GoogleDrive.into();
+/// let detailed = LocationRequest::new(BackupLocation::External)
+///     .keygen_id("keygen 2026-11")
+///     .threshold_signature_scheme(ThresholdSignatureScheme::TwoOfThree)
+///     .external_key_share_id("vault/share-7");
+/// # let _ = (plain, detailed);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocationRequest {
+    location: BackupLocation,
+    keygen_id: Option<String>,
+    threshold_signature_scheme: Option<ThresholdSignatureScheme>,
+    external_key_share_id: Option<String>,
+}
+
+impl LocationRequest {
+    /// A location with no optional fields.
+    pub fn new(location: BackupLocation) -> Self {
+        Self {
+            location,
+            keygen_id: None,
+            threshold_signature_scheme: None,
+            external_key_share_id: None,
+        }
+    }
+
+    /// `keygenId`: 1 to 255 characters (letters, digits, space, `_.,:!?&%@/+-'|`; no white
+    /// space first or last), checked when the call is made.
+    pub fn keygen_id(mut self, id: impl Into<String>) -> Self {
+        self.keygen_id = Some(id.into());
+        self
+    }
+
+    /// `thresholdSignatureScheme` of the key shares.
+    pub fn threshold_signature_scheme(mut self, scheme: ThresholdSignatureScheme) -> Self {
+        self.threshold_signature_scheme = Some(scheme);
+        self
+    }
+
+    /// `externalKeyShareId`: your own id for the share, same characters as `keygenId`.
+    pub fn external_key_share_id(mut self, id: impl Into<String>) -> Self {
+        self.external_key_share_id = Some(id.into());
+        self
+    }
+
+    /// Where the share is backed up.
+    pub fn location(&self) -> &BackupLocation {
+        &self.location
+    }
+
+    pub(crate) fn validate(
+        self,
+        index: usize,
+    ) -> Result<types::BackupKeySharesToLocationsWithUserIdRequestLocationsItem, Error> {
+        let label_error = |e: dynamic_waas_api::labels::InvalidLabel| {
+            Error::invalid_input(format!("locations[{index}].{}", e.field()), e.problem())
+        };
+        Ok(types::BackupKeySharesToLocationsWithUserIdRequestLocationsItem {
+            location: self.location,
+            keygen_id: self
+                .keygen_id
+                .map(KeygenId::try_from)
+                .transpose()
+                .map_err(label_error)?,
+            threshold_signature_scheme: self.threshold_signature_scheme,
+            external_key_share_id: self
+                .external_key_share_id
+                .map(ExternalKeyShareId::try_from)
+                .transpose()
+                .map_err(label_error)?,
+        })
+    }
+}
+
+impl From<BackupLocation> for LocationRequest {
+    fn from(location: BackupLocation) -> Self {
+        Self::new(location)
+    }
+}
+
+/// A key share the create made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedKeyShare {
+    /// Where the share is backed up.
+    pub location: BackupLocation,
+    /// Store this next to your backup: it names the key share at Dynamic.
+    pub key_share_id: ResourceId,
+    /// Dynamic's `externalKeyShareId` for it (absent when a reconciliation read did not
+    /// show one).
+    pub external_key_share_id: Option<ResourceId>,
+}
+
+/// The result of a create: the key shares, and how the client learned about them.
+///
+/// Serializes as the API's 201 body (`message`, `walletId`, `locationsWithKeyShares`), with
+/// `"reconciled": true` added when it was rebuilt from a wallet read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatedBackup {
+    message: String,
+    wallet_id: ResourceId,
+    shares: Vec<CreatedKeyShare>,
+    reconciled: bool,
+    request_id: String,
+    attempts: u32,
+}
+
+impl CreatedBackup {
+    pub(crate) fn from_response(
+        body: types::BackupKeySharesToLocationsResponse,
+        request_id: String,
+        attempts: u32,
+    ) -> Self {
+        Self {
+            message: body.message,
+            wallet_id: body.wallet_id,
+            shares: body
+                .locations_with_key_shares
+                .into_iter()
+                .map(|s| CreatedKeyShare {
+                    location: s.location,
+                    key_share_id: s.key_share_id,
+                    external_key_share_id: Some(s.external_key_share_id),
+                })
+                .collect(),
+            reconciled: false,
+            request_id,
+            attempts,
+        }
+    }
+
+    pub(crate) fn reconciled(
+        wallet: &types::WaasWallet,
+        shares: Vec<CreatedKeyShare>,
+        request_id: String,
+        attempts: u32,
+    ) -> Self {
+        Self {
+            message: "Reconciled from the wallet after the create's response was lost".into(),
+            wallet_id: wallet.wallet_id.clone(),
+            shares,
+            reconciled: true,
+            request_id,
+            attempts,
+        }
+    }
+
+    /// One entry per requested location, with the key share id to store.
+    pub fn locations_with_key_shares(&self) -> &[CreatedKeyShare] {
+        &self.shares
+    }
+
+    /// The wallet the shares belong to.
+    pub fn wallet_id(&self) -> &ResourceId {
+        &self.wallet_id
+    }
+
+    /// The server's message (or a note that the result was reconciled).
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// `true` when the create's response was lost and the key shares were read back from the
+    /// wallet instead (the create happened exactly once).
+    pub fn is_reconciled(&self) -> bool {
+        self.reconciled
+    }
+
+    /// The `x-dyn-request-id` of the request that answered.
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// HTTP requests the call made, wallet reads included.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+}
+
+impl serde::Serialize for CreatedBackup {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Share<'a>(&'a CreatedKeyShare);
+        impl serde::Serialize for Share<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut map = s.serialize_map(None)?;
+                map.serialize_entry("location", &self.0.location)?;
+                map.serialize_entry("keyShareId", &self.0.key_share_id)?;
+                if let Some(external) = &self.0.external_key_share_id {
+                    map.serialize_entry("externalKeyShareId", external)?;
+                }
+                map.end()
+            }
+        }
+        let shares: Vec<Share<'_>> = self.shares.iter().map(Share).collect();
+        let fields = if self.reconciled { 4 } else { 3 };
+        let mut out = serializer.serialize_struct("CreatedBackup", fields)?;
+        out.serialize_field("message", &self.message)?;
+        out.serialize_field("walletId", &self.wallet_id)?;
+        out.serialize_field("locationsWithKeyShares", &shares)?;
+        if self.reconciled {
+            out.serialize_field("reconciled", &true)?;
+        }
+        out.end()
+    }
+}
