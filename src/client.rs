@@ -150,9 +150,9 @@ impl ClientBuilder {
     pub fn token_from_env(self) -> Result<Self, Error> {
         for name in TOKEN_ENV_VARS {
             if let Some(value) = std::env::var_os(name) {
-                let value = value.into_string().map_err(|_| {
-                    Error::invalid_input(name, "the variable is not valid UTF-8")
-                })?;
+                let value = value
+                    .into_string()
+                    .map_err(|_| Error::invalid_input(name, "the variable is not valid UTF-8"))?;
                 return Ok(self.token(value));
             }
         }
@@ -338,17 +338,13 @@ impl Client {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn create_backup_locations<L>(
+    pub fn create_backup_locations(
         &self,
         environment_id: impl IdArg,
         wallet_id: impl IdArg,
         user_id: impl IdArg,
-        locations: L,
-    ) -> CreateBackupLocations<'_>
-    where
-        L: IntoIterator,
-        L::Item: Into<LocationRequest>,
-    {
+        locations: impl IntoIterator<Item = LocationRequest>,
+    ) -> CreateBackupLocations<'_> {
         let input = (|| {
             let env = model::environment_id(environment_id)?;
             let wallet = model::wallet_id(wallet_id)?;
@@ -356,7 +352,7 @@ impl Client {
             let locations = locations
                 .into_iter()
                 .enumerate()
-                .map(|(i, l)| l.into().validate(i))
+                .map(|(i, l)| l.validate(i))
                 .collect::<Result<Vec<_>, _>>()?;
             if locations.is_empty() {
                 return Err(Error::invalid_input(
@@ -624,7 +620,9 @@ fn http_error(response: &ErrorResponse) -> Error {
         403 => ErrorKind::Forbidden,
         404 => ErrorKind::NotFound,
         422 if code.as_deref() == Some("key_share_already_backed_up") => ErrorKind::AlreadyBackedUp,
-        422 if code.as_deref() == Some("too_many_requests") => ErrorKind::RateLimited { retry_after },
+        422 if code.as_deref() == Some("too_many_requests") => {
+            ErrorKind::RateLimited { retry_after }
+        }
         429 => ErrorKind::RateLimited { retry_after },
         503 if retry_after.is_some() => ErrorKind::RateLimited { retry_after },
         300..=399 => ErrorKind::InvalidResponse,
@@ -657,7 +655,11 @@ enum Stop {
 }
 
 impl Client {
-    fn api(&self, credential: &Credential, timeout: Duration) -> (dynamic_waas_api::Client, String) {
+    fn api(
+        &self,
+        credential: &Credential,
+        timeout: Duration,
+    ) -> (dynamic_waas_api::Client, String) {
         let request_id = uuid::Uuid::new_v4().to_string();
         let id_header = HeaderValue::from_str(&request_id).unwrap_or(HeaderValue::from_static("-"));
         let options = RequestOptions::new()
@@ -727,7 +729,11 @@ impl Client {
         Ok(wait)
     }
 
-    async fn create(&self, request: CreateRequest, policy: RetryPolicy) -> Result<CreatedBackup, Error> {
+    async fn create(
+        &self,
+        request: CreateRequest,
+        policy: RetryPolicy,
+    ) -> Result<CreatedBackup, Error> {
         self.inner.budget.deposit();
         let mut calls = Calls::new(&policy);
         let mut creates = 0u32;
@@ -759,8 +765,17 @@ impl Client {
                 .await;
             let failure = match result {
                 Ok(body) => {
-                    tracing::info!(attempt = calls.requests, request_id, status = 201, "created");
-                    return Ok(CreatedBackup::from_response(body, request_id, calls.requests));
+                    tracing::info!(
+                        attempt = calls.requests,
+                        request_id,
+                        status = 201,
+                        "created"
+                    );
+                    return Ok(CreatedBackup::from_response(
+                        body,
+                        request_id,
+                        calls.requests,
+                    ));
                 }
                 Err(failure) => failure,
             };
@@ -768,17 +783,27 @@ impl Client {
             let status = failure.status().map(|s| s.as_u16());
             match class {
                 Class::Unauthorized if !refreshed && self.inner.tokens.can_refresh() => {
-                    tracing::info!(attempt = calls.requests, request_id, status, reason = "401", "refreshing the token and retrying once");
+                    tracing::info!(
+                        attempt = calls.requests,
+                        request_id,
+                        status,
+                        reason = "401",
+                        "refreshing the token and retrying once"
+                    );
                     refreshed = true;
                     rejected = Some(credential);
                 }
-                Class::Safe(retry_after) => match self.plan_retry(&policy, creates, retry_after, &calls) {
-                    Ok(wait) => {
-                        tracing::info!(attempt = calls.requests, request_id, status, wait_ms = wait.as_millis() as u64, reason = %failure.reason(), "retrying");
-                        tokio::time::sleep(wait).await;
+                Class::Safe(retry_after) => {
+                    match self.plan_retry(&policy, creates, retry_after, &calls) {
+                        Ok(wait) => {
+                            tracing::info!(attempt = calls.requests, request_id, status, wait_ms = wait.as_millis() as u64, reason = %failure.reason(), "retrying");
+                            tokio::time::sleep(wait).await;
+                        }
+                        Err(stop) => {
+                            return Err(stopped(failure, &request_id, calls.requests, stop))
+                        }
                     }
-                    Err(stop) => return Err(stopped(failure, &request_id, calls.requests, stop)),
-                },
+                }
                 Class::Ambiguous | Class::Applied => {
                     tracing::warn!(attempt = calls.requests, request_id, status, reason = %failure.reason(), "create outcome ambiguous; reading the wallet");
                     saw_ambiguity = true;
@@ -786,22 +811,36 @@ impl Client {
                     let original = failure.into_error(&request_id, calls.requests);
                     match self.reconcile(&request, &policy, &mut calls).await {
                         Reconciled::Created(wallet, shares) => {
-                            tracing::info!(attempts = calls.requests, "create reconciled from the wallet");
-                            return Ok(CreatedBackup::reconciled(&wallet, shares, request_id, calls.requests));
+                            tracing::info!(
+                                attempts = calls.requests,
+                                "create reconciled from the wallet"
+                            );
+                            return Ok(CreatedBackup::reconciled(
+                                &wallet,
+                                shares,
+                                request_id,
+                                calls.requests,
+                            ));
                         }
                         Reconciled::NotCreated if applied => {
                             return Err(original.with_attempts(calls.requests));
                         }
-                        Reconciled::NotCreated => match self.plan_retry(&policy, creates, None, &calls) {
-                            Ok(wait) => {
-                                tracing::info!(attempt = calls.requests, wait_ms = wait.as_millis() as u64, "the create did not happen; retrying");
-                                tokio::time::sleep(wait).await;
+                        Reconciled::NotCreated => {
+                            match self.plan_retry(&policy, creates, None, &calls) {
+                                Ok(wait) => {
+                                    tracing::info!(
+                                        attempt = calls.requests,
+                                        wait_ms = wait.as_millis() as u64,
+                                        "the create did not happen; retrying"
+                                    );
+                                    tokio::time::sleep(wait).await;
+                                }
+                                Err(_) => {
+                                    // Definite: the wallet shows no key shares, so nothing was created.
+                                    return Err(original.with_attempts(calls.requests));
+                                }
                             }
-                            Err(_) => {
-                                // Definite: the wallet shows no key shares, so nothing was created.
-                                return Err(original.with_attempts(calls.requests));
-                            }
-                        },
+                        }
                         Reconciled::Unknown(reason) => {
                             return Err(outcome_unknown(original, reason, calls.requests));
                         }
@@ -819,7 +858,8 @@ impl Client {
                         )),
                         Reconciled::NotCreated => Err(outcome_unknown(
                             original,
-                            "the server says the wallet is backed up but shows no key shares".into(),
+                            "the server says the wallet is backed up but shows no key shares"
+                                .into(),
                             calls.requests,
                         )),
                         Reconciled::Unknown(reason) => {
@@ -835,7 +875,12 @@ impl Client {
         }
     }
 
-    async fn reconcile(&self, request: &CreateRequest, policy: &RetryPolicy, calls: &mut Calls) -> Reconciled {
+    async fn reconcile(
+        &self,
+        request: &CreateRequest,
+        policy: &RetryPolicy,
+        calls: &mut Calls,
+    ) -> Reconciled {
         let wallet = match self
             .read_wallet(&request.env, &request.wallet, policy, calls, true)
             .await
@@ -911,7 +956,12 @@ impl Client {
                 .await;
             let failure = match result {
                 Ok(body) => {
-                    tracing::info!(attempt = calls.requests, request_id, status = 200, "wallet read");
+                    tracing::info!(
+                        attempt = calls.requests,
+                        request_id,
+                        status = 200,
+                        "wallet read"
+                    );
                     return Ok(body.wallet);
                 }
                 Err(failure) => failure,
@@ -919,7 +969,12 @@ impl Client {
             let status = failure.status().map(|s| s.as_u16());
             let retry_after = match failure.class() {
                 Class::Unauthorized if !refreshed && self.inner.tokens.can_refresh() => {
-                    tracing::info!(attempt = calls.requests, request_id, status, "refreshing the token and retrying once");
+                    tracing::info!(
+                        attempt = calls.requests,
+                        request_id,
+                        status,
+                        "refreshing the token and retrying once"
+                    );
                     refreshed = true;
                     rejected = Some(credential);
                     continue;
@@ -956,10 +1011,17 @@ fn stopped(failure: Failure, request_id: &str, attempts: u32, stop: Stop) -> Err
             err.set_kind(ErrorKind::RateLimited {
                 retry_after: Some(asked),
             });
-            tracing::info!(attempts, wait_s = asked.as_secs(), "Retry-After is beyond the cap; stopping");
+            tracing::info!(
+                attempts,
+                wait_s = asked.as_secs(),
+                "Retry-After is beyond the cap; stopping"
+            );
         }
         Stop::Attempts => tracing::info!(attempts, "no attempts left"),
-        Stop::Deadline => tracing::info!(attempts, "the call's deadline does not allow another attempt"),
+        Stop::Deadline => tracing::info!(
+            attempts,
+            "the call's deadline does not allow another attempt"
+        ),
         Stop::Budget => tracing::info!(attempts, "the retry budget is spent"),
     }
     err
@@ -989,15 +1051,35 @@ mod tests {
 
     #[test]
     fn base_url_rules() {
-        assert_eq!(check_base_url("https://app.dynamicauth.com/api/v0/").unwrap(), "https://app.dynamicauth.com/api/v0");
-        for ok in ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9", "http://127.8.9.1"] {
+        assert_eq!(
+            check_base_url("https://app.dynamicauth.com/api/v0/").unwrap(),
+            "https://app.dynamicauth.com/api/v0"
+        );
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:9",
+            "http://127.8.9.1",
+        ] {
             assert!(check_base_url(ok).is_ok(), "{ok}");
         }
-        for bad in ["http://app.dynamicauth.com/api/v0", "http://10.0.0.1", "ftp://x", "https://u:p@h", "https://h/?q=1", "nope"] {
+        for bad in [
+            "http://app.dynamicauth.com/api/v0",
+            "http://10.0.0.1",
+            "ftp://x",
+            "https://u:p@h",
+            "https://h/?q=1",
+            "nope",
+        ] {
             let err = check_base_url(bad).unwrap_err();
             assert!(err.is_invalid_input(), "{bad}");
         }
-        let err = check_base_url("http://app.dynamicauth.com").unwrap_err().to_string();
-        assert!(err.contains("refusing to send the API token over plain http to app.dynamicauth.com"), "{err}");
+        let err = check_base_url("http://app.dynamicauth.com")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("refusing to send the API token over plain http to app.dynamicauth.com"),
+            "{err}"
+        );
     }
 }

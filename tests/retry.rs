@@ -1,0 +1,745 @@
+//! Retries, `Retry-After`, the retry budget and reconciliation of lost creates, over real
+//! HTTP on loopback (wiremock).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use dynamic_waas::{BackupLocation, Client, ErrorKind, RetryPolicy};
+use serde_json::{json, Value};
+use wiremock::matchers::{any, body_json, header, method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const ENV: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
+const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
+const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+const TOKEN: &str = "dyn_retry_tests";
+const CREATE: &str = "/environments/0b1c2d3e-4f50-4617-8899-aabbccddeeff/waas/95b11417-f18f-457f-8804-68e361f9164f/keyShares/backup/locations";
+const READ: &str =
+    "/environments/0b1c2d3e-4f50-4617-8899-aabbccddeeff/waas/95b11417-f18f-457f-8804-68e361f9164f";
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
+}
+
+/// Short waits so the suite stays fast; the rules are the same as the defaults'.
+fn fast() -> RetryPolicy {
+    RetryPolicy::default()
+        .initial_backoff(Duration::from_millis(10))
+        .max_backoff(Duration::from_millis(50))
+        .max_retry_after(Duration::from_secs(5))
+        .attempt_timeout(Duration::from_secs(5))
+        .total_timeout(Duration::from_secs(20))
+}
+
+fn client(server: &MockServer, policy: RetryPolicy) -> Client {
+    Client::builder()
+        .base_url(server.uri())
+        .token(TOKEN)
+        .retry_policy(policy)
+        .build()
+        .unwrap()
+}
+
+/// A server whose catch-all fails the test on any request no mock expects.
+async fn server() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(599))
+        .with_priority(u8::MAX)
+        .expect(0)
+        .named("catch-all: no unexpected request")
+        .mount(&server)
+        .await;
+    server
+}
+
+async fn create(client: &Client) -> Result<dynamic_waas::CreatedBackup, dynamic_waas::Error> {
+    client
+        .create_backup_locations(ENV, WALLET, USER, [BackupLocation::GoogleDrive.into()])
+        .await
+}
+
+fn wallet(shares: Value) -> Value {
+    let mut body = fixture("wallet_without_key_shares.json");
+    body["wallet"]["keyShares"] = shares;
+    body
+}
+
+async fn count(server: &MockServer, verb: &str) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == verb)
+        .count()
+}
+
+#[tokio::test]
+async fn happy_path_sends_the_seed_request_and_reads_the_seed_response() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .and(path(CREATE))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(body_json(fixture("seed_request.json")))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let created = client(&server, fast())
+        .create_backup_locations(
+            ENV,
+            WALLET,
+            uuid::Uuid::parse_str(USER).unwrap(),
+            [
+                dynamic_waas::LocationRequest::new(BackupLocation::GoogleDrive)
+                    .keygen_id("An example name")
+                    .threshold_signature_scheme(dynamic_waas::ThresholdSignatureScheme::TwoOfTwo)
+                    .external_key_share_id("An example name"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(!created.is_reconciled());
+    assert_eq!(created.attempts(), 1);
+    let share = &created.locations_with_key_shares()[0];
+    assert_eq!(share.location, BackupLocation::GoogleDrive);
+    assert_eq!(
+        share.key_share_id.as_str(),
+        "95b11417-f18f-457f-8804-68e361f9164f"
+    );
+    assert_eq!(
+        serde_json::to_value(&created).unwrap(),
+        fixture("seed_response_201.json")
+    );
+}
+
+#[tokio::test]
+async fn invalid_input_is_refused_before_anything_is_sent() {
+    let server = server().await;
+    let client = client(&server, fast());
+    let cases = [
+        (
+            client.create_backup_locations(
+                "95B11417-F18F-457F-8804-68E361F9164F",
+                WALLET,
+                USER,
+                [BackupLocation::GoogleDrive.into()],
+            ),
+            "environmentId",
+        ),
+        (
+            client.create_backup_locations(ENV, "", USER, [BackupLocation::GoogleDrive.into()]),
+            "walletId",
+        ),
+        (
+            client.create_backup_locations(
+                ENV,
+                WALLET,
+                "not-a-uuid",
+                [BackupLocation::GoogleDrive.into()],
+            ),
+            "userId",
+        ),
+        (
+            client.create_backup_locations(ENV, WALLET, USER, Vec::new()),
+            "locations",
+        ),
+        (
+            client.create_backup_locations(
+                ENV,
+                WALLET,
+                USER,
+                [
+                    dynamic_waas::LocationRequest::new(BackupLocation::GoogleDrive),
+                    dynamic_waas::LocationRequest::new(BackupLocation::Dynamic)
+                        .keygen_id("x".repeat(256)),
+                ],
+            ),
+            "locations[1].keygenId",
+        ),
+    ];
+    for (call, field) in cases {
+        let err = call.await.unwrap_err();
+        match err.kind() {
+            ErrorKind::InvalidInput { field: f, .. } => assert_eq!(f, field),
+            other => panic!("{field}: {other:?}"),
+        }
+        assert_eq!(err.attempts(), 0);
+        assert!(err.to_string().contains("nothing was sent"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn each_error_status_maps_to_its_kind() {
+    let cases: Vec<(u16, Value, fn(&ErrorKind) -> bool)> = vec![
+        (
+            400,
+            json!({"error": "locations[0].location is invalid"}),
+            |k| *k == ErrorKind::BadRequest,
+        ),
+        (403, json!({"error": "Access Forbidden"}), |k| {
+            *k == ErrorKind::Forbidden
+        }),
+        (
+            404,
+            json!({"error": "Not Found", "code": "not_found"}),
+            |k| *k == ErrorKind::NotFound,
+        ),
+        (
+            422,
+            json!({"error": "already", "code": "key_share_already_backed_up"}),
+            |k| *k == ErrorKind::AlreadyBackedUp,
+        ),
+        (
+            422,
+            json!({"error": "nope", "code": "something_else"}),
+            |k| *k == ErrorKind::Rejected,
+        ),
+        (409, json!({"error": "conflict"}), |k| {
+            *k == ErrorKind::Rejected
+        }),
+    ];
+    for (status, body, is_kind) in cases {
+        let server = server().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(status).set_body_json(&body))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let err = create(&client(&server, fast())).await.unwrap_err();
+        assert!(is_kind(err.kind()), "{status}: {err:?}");
+        assert_eq!(err.status().unwrap().as_u16(), status);
+        assert_eq!(err.upstream_error(), body["error"].as_str());
+        assert_eq!(err.upstream_code(), body["code"].as_str());
+        assert_eq!(err.attempts(), 1);
+        assert!(err.request_id().is_some());
+        assert!(!err.is_retryable());
+        assert_eq!(err.body_excerpt().unwrap(), body.to_string().as_bytes());
+    }
+}
+
+#[tokio::test]
+async fn a_proxys_html_error_keeps_status_and_body() {
+    let server = server().await;
+    let html = "<html><body><h1>502 Bad Gateway</h1></body></html>";
+    Mock::given(method("GET"))
+        .and(path(READ))
+        .respond_with(ResponseTemplate::new(502).set_body_raw(html, "text/html"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = client(&server, RetryPolicy::no_retries())
+        .get_wallet(ENV, WALLET)
+        .await
+        .unwrap_err();
+    assert_eq!(*err.kind(), ErrorKind::ServerError);
+    assert_eq!(err.status().unwrap().as_u16(), 502);
+    assert_eq!(err.body_excerpt().unwrap(), html.as_bytes());
+    assert!(err.is_retryable());
+}
+
+#[tokio::test]
+async fn rate_limited_then_created_waits_retry_after_seconds() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "1")
+                .set_body_json(json!({"error": "Too many requests. Please try again later."})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let created = create(&client(&server, fast())).await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(created.attempts(), 2);
+    assert!(waited >= Duration::from_secs(1), "{waited:?}");
+    assert!(waited < Duration::from_millis(2500), "{waited:?}");
+}
+
+#[tokio::test]
+async fn retry_after_as_an_http_date_is_honoured() {
+    let server = server().await;
+    let at = httpdate_in(2);
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", at.as_str()))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    create(&client(&server, fast())).await.unwrap();
+    let waited = started.elapsed();
+    // The date has one-second resolution: the wait is between 1 and 2 seconds.
+    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    assert!(waited < Duration::from_millis(3000), "{waited:?}");
+}
+
+fn httpdate_in(seconds: u64) -> String {
+    // RFC 9110 IMF-fixdate, computed by hand to keep test dependencies small.
+    let t = SystemTime::now() + Duration::from_secs(seconds);
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+    let days = secs / 86_400;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let names = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{weekday}, {day:02} {} {year} {h:02}:{m:02}:{s:02} GMT",
+        names[(month - 1) as usize]
+    )
+}
+
+#[tokio::test]
+async fn retry_after_beyond_the_cap_stops_and_says_how_long() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "3600"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let started = Instant::now();
+    let err = create(&client(&server, fast())).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(
+        *err.kind(),
+        ErrorKind::RateLimited {
+            retry_after: Some(Duration::from_secs(3600))
+        }
+    );
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
+    assert!(err.to_string().contains("asked to wait 3600s"), "{err}");
+    assert_eq!(err.attempts(), 1);
+}
+
+#[tokio::test]
+async fn a_503_burst_with_retry_after_is_ridden_out() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "0"))
+        .up_to_n_times(3)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
+        .mount(&server)
+        .await;
+    let created = create(&client(&server, fast().max_attempts(4)))
+        .await
+        .unwrap();
+    assert_eq!(created.attempts(), 4);
+    drop(server);
+    // With fewer attempts than the burst, the caller gets the rate limit.
+    let server2 = self::server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "0"))
+        .expect(3)
+        .mount(&server2)
+        .await;
+    let err = create(&client(&server2, fast())).await.unwrap_err();
+    assert_eq!(
+        *err.kind(),
+        ErrorKind::RateLimited {
+            retry_after: Some(Duration::ZERO)
+        }
+    );
+    assert_eq!(err.attempts(), 3);
+}
+
+#[tokio::test]
+async fn the_retry_budget_caps_amplification_against_a_failing_server() {
+    let server = server().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&server)
+        .await;
+    let client = client(
+        &server,
+        fast().max_attempts(3).initial_backoff(Duration::ZERO),
+    );
+    let calls = 400usize;
+    for chunk in 0..(calls / 50) {
+        let _ = chunk;
+        let batch: Vec<_> = (0..50)
+            .map(|_| {
+                let c = client.clone();
+                tokio::spawn(async move { c.get_wallet(ENV, WALLET).await })
+            })
+            .collect();
+        for call in batch {
+            let err = call.await.unwrap().unwrap_err();
+            assert_eq!(*err.kind(), ErrorKind::ServerError);
+        }
+    }
+    let requests = count(&server, "GET").await;
+    let amplification = requests as f64 / calls as f64;
+    eprintln!("{calls} calls -> {requests} requests (x{amplification:.3})");
+    // Without a budget: 3 requests per call. With it: 10 up front, then 10 %.
+    assert!(requests > calls, "some retries happened");
+    assert!(requests <= calls + 10 + calls / 10 + 1, "{requests}");
+}
+
+#[tokio::test]
+async fn connection_refused_then_success() {
+    // A port with nothing listening yet; the server starts there 300 ms later.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let server = MockServer::builder().listener(listener).start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        server
+    });
+    let client = Client::builder()
+        .base_url(format!("http://127.0.0.1:{port}"))
+        .token(TOKEN)
+        .retry_policy(
+            fast()
+                .max_attempts(8)
+                .initial_backoff(Duration::from_millis(200))
+                .max_backoff(Duration::from_millis(200)),
+        )
+        .build()
+        .unwrap();
+    let created = create(&client).await.unwrap();
+    assert!(created.attempts() >= 2, "{}", created.attempts());
+    assert!(!created.is_reconciled());
+    drop(started.await.unwrap());
+}
+
+#[tokio::test]
+async fn connection_refused_for_good_is_a_transport_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let client = Client::builder()
+        .base_url(format!("http://127.0.0.1:{port}"))
+        .token(TOKEN)
+        .retry_policy(fast())
+        .build()
+        .unwrap();
+    let err = create(&client).await.unwrap_err();
+    assert_eq!(*err.kind(), ErrorKind::Transport);
+    assert_eq!(err.attempts(), 3);
+    assert!(err.to_string().contains("3 attempts"), "{err}");
+}
+
+fn one_share() -> Value {
+    json!([{"id": "0f0e0d0c-0b0a-4908-8706-050403020100", "backupLocation": "googleDrive",
+            "passwordEncrypted": false, "externalKeyShareId": "0f0e0d0c-0b0a-4908-8706-050403020101"}])
+}
+
+#[tokio::test]
+async fn a_create_applied_but_answered_500_is_reconciled_from_the_wallet() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(500).set_body_json(json!({"error": "Internal Server Error"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(READ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(wallet(one_share())))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let created = create(&client(&server, fast())).await.unwrap();
+    assert!(created.is_reconciled());
+    assert_eq!(created.attempts(), 2);
+    let share = &created.locations_with_key_shares()[0];
+    assert_eq!(
+        share.key_share_id.as_str(),
+        "0f0e0d0c-0b0a-4908-8706-050403020100"
+    );
+    assert_eq!(serde_json::to_value(&created).unwrap()["reconciled"], true);
+    assert_eq!(
+        count(&server, "POST").await,
+        1,
+        "the create was sent exactly once"
+    );
+}
+
+#[tokio::test]
+async fn a_create_answered_after_the_timeout_is_reconciled_not_resent() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(fixture("seed_response_201.json"))
+                .set_delay(Duration::from_secs(2)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(wallet(one_share())))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let created = create(&client(
+        &server,
+        fast().attempt_timeout(Duration::from_millis(300)),
+    ))
+    .await
+    .unwrap();
+    assert!(created.is_reconciled());
+    assert_eq!(count(&server, "POST").await, 1);
+}
+
+#[tokio::test]
+async fn a_lost_create_the_wallet_shows_no_shares_for_is_retried_once() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(502).set_body_raw("<html>bad gateway</html>", "text/html"),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(fixture("wallet_without_key_shares.json")),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let created = create(&client(&server, fast())).await.unwrap();
+    assert!(!created.is_reconciled());
+    assert_eq!(created.attempts(), 3, "create, read, create");
+}
+
+#[tokio::test]
+async fn a_lost_create_whose_wallet_cannot_be_read_is_outcome_unknown() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(504))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let err = create(&client(&server, fast().max_attempts(2)))
+        .await
+        .unwrap_err();
+    match err.kind() {
+        ErrorKind::OutcomeUnknown { reason } => {
+            assert!(reason.contains("wallet read failed"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.attempts(), 3);
+    assert!(!err.is_retryable());
+    let message = err.to_string();
+    assert!(
+        message.contains("read the wallet before creating again"),
+        "{message}"
+    );
+    // The original failure is kept.
+    let original = std::error::Error::source(&err).unwrap().to_string();
+    assert!(original.contains("status 504"), "{original}");
+}
+
+#[tokio::test]
+async fn an_unreadable_201_is_reconciled_because_the_create_happened() {
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_raw("{\"message\": \"cut off", "application/json"),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(wallet(one_share())))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let created = create(&client(&server, fast())).await.unwrap();
+    assert!(created.is_reconciled());
+}
+
+/// A stateful fake for the concurrency test: it records creates per wallet and fails every
+/// fifth request, half of those failures after applying the create (a lost response).
+struct FlakyServer(Arc<Flaky>);
+
+struct Flaky {
+    requests: AtomicU32,
+    shares: Mutex<HashMap<String, Vec<(String, String)>>>,
+    applied: Mutex<HashMap<String, u32>>,
+}
+
+impl Respond for FlakyServer {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let this = &self.0;
+        let n = this.requests.fetch_add(1, Ordering::SeqCst);
+        let segments: Vec<&str> = request.url.path().split('/').collect();
+        let wallet = segments.get(4).copied().unwrap_or_default().to_owned();
+        let fail = n % 5 == 4;
+        if request.method.as_str() == "GET" {
+            if fail {
+                return ResponseTemplate::new(500);
+            }
+            let shares = this
+                .shares
+                .lock()
+                .unwrap()
+                .get(&wallet)
+                .cloned()
+                .unwrap_or_default();
+            let shares: Vec<Value> = shares
+                .iter()
+                .map(|(id, loc)| json!({"id": id, "backupLocation": loc, "passwordEncrypted": false}))
+                .collect();
+            return ResponseTemplate::new(200).set_body_json(wallet_json(&wallet, shares));
+        }
+        if fail && n % 10 == 4 {
+            return ResponseTemplate::new(500);
+        }
+        let mut all = this.shares.lock().unwrap();
+        if all.get(&wallet).is_some_and(|s| !s.is_empty()) {
+            return ResponseTemplate::new(422)
+                .set_body_json(json!({"error": "already", "code": "key_share_already_backed_up"}));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        all.insert(wallet.clone(), vec![(id.clone(), "googleDrive".into())]);
+        *this
+            .applied
+            .lock()
+            .unwrap()
+            .entry(wallet.clone())
+            .or_default() += 1;
+        if fail {
+            return ResponseTemplate::new(500); // applied, response lost
+        }
+        ResponseTemplate::new(201).set_body_json(json!({
+            "message": "ok", "walletId": wallet,
+            "locationsWithKeyShares": [{"location": "googleDrive", "keyShareId": id, "externalKeyShareId": uuid::Uuid::new_v4().to_string()}]
+        }))
+    }
+}
+
+fn wallet_json(wallet: &str, shares: Vec<Value>) -> Value {
+    json!({"wallet": {"accountAddress": "0xabc", "chainName": "EVM", "walletId": wallet,
+        "thresholdSignatureScheme": "TWO_OF_TWO", "derivationPath": "m/0", "keyShares": shares}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_calls_each_end_with_one_definite_outcome() {
+    let server = MockServer::start().await;
+    let flaky = Arc::new(Flaky {
+        requests: AtomicU32::new(0),
+        shares: Mutex::new(HashMap::new()),
+        applied: Mutex::new(HashMap::new()),
+    });
+    Mock::given(path_regex(
+        "^/environments/[^/]+/waas/[^/]+(/keyShares/backup/locations)?$",
+    ))
+    .respond_with(FlakyServer(flaky.clone()))
+    .mount(&server)
+    .await;
+    let client = client(&server, fast().max_attempts(4));
+    let calls: Vec<_> = (0..200)
+        .map(|_| {
+            let client = client.clone();
+            let wallet = uuid::Uuid::new_v4();
+            tokio::spawn(async move {
+                let result = client
+                    .create_backup_locations(
+                        ENV,
+                        wallet,
+                        USER,
+                        [BackupLocation::GoogleDrive.into()],
+                    )
+                    .await;
+                (wallet.to_string(), result)
+            })
+        })
+        .collect();
+    let (mut ok, mut reconciled, mut unknown, mut failed) = (0, 0, 0, 0);
+    for call in calls {
+        let (wallet, result) = call.await.expect("no panic");
+        let applied = flaky
+            .applied
+            .lock()
+            .unwrap()
+            .get(&wallet)
+            .copied()
+            .unwrap_or(0);
+        assert!(
+            applied <= 1,
+            "{wallet}: the create was applied {applied} times"
+        );
+        match result {
+            Ok(created) => {
+                ok += 1;
+                reconciled += usize::from(created.is_reconciled());
+                assert_eq!(applied, 1, "{wallet}: success means exactly one create");
+                let recorded = flaky.shares.lock().unwrap()[&wallet][0].0.clone();
+                assert_eq!(
+                    created.locations_with_key_shares()[0].key_share_id.as_str(),
+                    recorded
+                );
+            }
+            Err(err) if matches!(err.kind(), ErrorKind::OutcomeUnknown { .. }) => unknown += 1,
+            Err(err) => {
+                failed += 1;
+                // A definite failure must never hide a create that happened.
+                assert_eq!(applied, 0, "{wallet}: {err}");
+            }
+        }
+    }
+    eprintln!("ok {ok} (reconciled {reconciled}), outcome unknown {unknown}, failed {failed}");
+    assert_eq!(ok + unknown + failed, 200);
+    assert!(reconciled > 0, "some responses were lost and reconciled");
+    assert!(ok >= 150, "{ok}");
+}
