@@ -135,8 +135,8 @@ pub(crate) fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<
 }
 
 /// A retry budget shared by a client and all its clones: every call deposits a tenth of a
-/// retry, every retry withdraws one, and the balance starts at (and is capped to) 10
-/// retries. Against a server that fails everything, retries stop once the balance is
+/// retry, every retry withdraws one, and the balance starts at (and is capped to) 50
+/// retries (AWS's standard budget allows as many retries of server errors). Against a server that fails everything, retries stop once the balance is
 /// spent, and from then on the server sees at most about 10 % more requests than calls.
 #[derive(Debug)]
 pub(crate) struct RetryBudget {
@@ -146,7 +146,7 @@ pub(crate) struct RetryBudget {
 
 const RETRY_COST: u64 = 1000;
 const DEPOSIT_PER_CALL: u64 = 100;
-const MAX_BALANCE: u64 = 10 * RETRY_COST;
+const MAX_BALANCE: u64 = 50 * RETRY_COST;
 
 impl Default for RetryBudget {
     fn default() -> Self {
@@ -184,14 +184,18 @@ mod tests {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let secs = HeaderValue::from_static("7");
         assert_eq!(parse_retry_after(&secs, now), Some(Duration::from_secs(7)));
-        let date = HeaderValue::from_str(&httpdate::fmt_http_date(now + Duration::from_secs(42)))
-            .unwrap();
+        let date =
+            HeaderValue::from_str(&httpdate::fmt_http_date(now + Duration::from_secs(42))).unwrap();
         assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(42)));
-        let past = HeaderValue::from_str(&httpdate::fmt_http_date(now - Duration::from_secs(5)))
-            .unwrap();
+        let past =
+            HeaderValue::from_str(&httpdate::fmt_http_date(now - Duration::from_secs(5))).unwrap();
         assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
         for bad in ["soon", "-1", "1.5", ""] {
-            assert_eq!(parse_retry_after(&HeaderValue::from_static(bad), now), None, "{bad}");
+            assert_eq!(
+                parse_retry_after(&HeaderValue::from_static(bad), now),
+                None,
+                "{bad}"
+            );
         }
     }
 
@@ -211,7 +215,7 @@ mod tests {
     }
 
     #[test]
-    fn budget_allows_ten_retries_then_a_tenth_per_call() {
+    fn budget_allows_fifty_retries_then_a_tenth_per_call() {
         let budget = RetryBudget::default();
         let mut retries = 0;
         for _ in 0..1000 {
@@ -220,7 +224,7 @@ mod tests {
                 retries += 1;
             }
         }
-        // 10 up front, then one per ten calls.
-        assert!((105..=111).contains(&retries), "{retries}");
+        // 50 up front, then one per ten calls.
+        assert!((145..=151).contains(&retries), "{retries}");
     }
 }
