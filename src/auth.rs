@@ -64,7 +64,9 @@ impl fmt::Debug for Token {
             Some(at) => write!(
                 f,
                 "Token([redacted], expires in ~{}s)",
-                at.saturating_duration_since(Instant::now()).as_secs_f64().round()
+                at.saturating_duration_since(Instant::now())
+                    .as_secs_f64()
+                    .round()
             ),
             None => f.write_str("Token([redacted])"),
         }
@@ -166,7 +168,10 @@ impl TokenSource {
 
     /// The credential for the next attempt. `rejected` is a credential the server just
     /// refused with 401: a provider is asked for a new one instead.
-    pub(crate) async fn credential(&self, rejected: Option<&Credential>) -> Result<Credential, Error> {
+    pub(crate) async fn credential(
+        &self,
+        rejected: Option<&Credential>,
+    ) -> Result<Credential, Error> {
         match self {
             Self::Fixed(header) => Ok(Credential {
                 header: header.clone(),
@@ -185,9 +190,7 @@ impl ProviderCache {
     fn fresh(&self, rejected: Option<u64>, now: Instant) -> Option<Credential> {
         let cached = self.cached.read().unwrap_or_else(|p| p.into_inner());
         let c = cached.as_ref()?;
-        let expiring = c
-            .expires_at
-            .is_some_and(|at| now + REFRESH_AHEAD >= at);
+        let expiring = c.expires_at.is_some_and(|at| now + REFRESH_AHEAD >= at);
         (!expiring && rejected != Some(c.generation)).then(|| Credential {
             header: c.header.clone(),
             generation: c.generation,

@@ -217,12 +217,12 @@ impl Error {
                 "no API token: the token provider failed; nothing was sent".into()
             }
             ErrorKind::BadRequest => "the API refused the request as malformed (400)".into(),
-            ErrorKind::Unauthorized => "the API token was refused (401); check that it is current and \
+            ErrorKind::Unauthorized => {
+                "the API token was refused (401); check that it is current and \
                  meant for this environment"
-                .into(),
-            ErrorKind::Forbidden => {
-                "the API token has no access to this environment (403)".into()
+                    .into()
             }
+            ErrorKind::Forbidden => "the API token has no access to this environment (403)".into(),
             ErrorKind::NotFound => "not found (404): check the environment, wallet and user ids, \
                  and that the user owns the wallet"
                 .into(),
@@ -292,7 +292,10 @@ impl fmt::Debug for Error {
             .field("upstream_code", &self.upstream_code)
             .field(
                 "body_excerpt",
-                &self.body.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()),
+                &self
+                    .body
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned()),
             )
             .field("attempts", &self.attempts)
             .field("source", &self.source.as_ref().map(|s| s.to_string()))

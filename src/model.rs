@@ -165,20 +165,22 @@ impl LocationRequest {
         let label_error = |e: dynamic_waas_api::labels::InvalidLabel| {
             Error::invalid_input(format!("locations[{index}].{}", e.field()), e.problem())
         };
-        Ok(types::BackupKeySharesToLocationsWithUserIdRequestLocationsItem {
-            location: self.location,
-            keygen_id: self
-                .keygen_id
-                .map(KeygenId::try_from)
-                .transpose()
-                .map_err(label_error)?,
-            threshold_signature_scheme: self.threshold_signature_scheme,
-            external_key_share_id: self
-                .external_key_share_id
-                .map(ExternalKeyShareId::try_from)
-                .transpose()
-                .map_err(label_error)?,
-        })
+        Ok(
+            types::BackupKeySharesToLocationsWithUserIdRequestLocationsItem {
+                location: self.location,
+                keygen_id: self
+                    .keygen_id
+                    .map(KeygenId::try_from)
+                    .transpose()
+                    .map_err(label_error)?,
+                threshold_signature_scheme: self.threshold_signature_scheme,
+                external_key_share_id: self
+                    .external_key_share_id
+                    .map(ExternalKeyShareId::try_from)
+                    .transpose()
+                    .map_err(label_error)?,
+            },
+        )
     }
 }
 
