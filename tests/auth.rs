@@ -1,0 +1,982 @@
+//! Authentication and transport safety of the facade, over real HTTP on loopback
+//! (wiremock): tokens from the environment, refused tokens, rotation through a
+//! `TokenProvider`, redaction in logs and errors, request headers, plain-http refusal and
+//! redirects.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use dynamic_waas::{
+    BackupLocation, Client, ClientBuilder, Error, ErrorKind, LocationRequest, RetryPolicy, Token,
+    TokenError, TokenFuture, TokenProvider, REFRESH_AHEAD,
+};
+use wiremock::matchers::{any, header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const ENV: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
+const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
+const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+
+fn create_path() -> String {
+    format!("/environments/{ENV}/waas/{WALLET}/keyShares/backup/locations")
+}
+
+fn wallet_path() -> String {
+    format!("/environments/{ENV}/waas/{WALLET}")
+}
+
+fn created_201() -> ResponseTemplate {
+    let body: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/seed_response_201.json")).unwrap();
+    ResponseTemplate::new(201).set_body_json(body)
+}
+
+fn wallet_200() -> ResponseTemplate {
+    let body: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/wallet_with_key_shares.json")).unwrap();
+    ResponseTemplate::new(200).set_body_json(body)
+}
+
+fn unauthorized_401() -> ResponseTemplate {
+    ResponseTemplate::new(401).set_body_json(serde_json::json!({"error": "Unauthorized"}))
+}
+
+fn fast() -> RetryPolicy {
+    RetryPolicy::default()
+        .initial_backoff(Duration::from_millis(10))
+        .max_backoff(Duration::from_millis(20))
+        .attempt_timeout(Duration::from_secs(5))
+        .total_timeout(Duration::from_secs(10))
+}
+
+fn client(server: &MockServer, token: &str) -> Client {
+    Client::builder()
+        .base_url(server.uri())
+        .token(token.to_owned())
+        .retry_policy(fast())
+        .build()
+        .expect("valid configuration")
+}
+
+fn provider_client(server: &MockServer, provider: impl TokenProvider) -> Client {
+    Client::builder()
+        .base_url(server.uri())
+        .token_provider(provider)
+        .retry_policy(fast())
+        .build()
+        .expect("valid configuration")
+}
+
+async fn create(client: &Client) -> Result<dynamic_waas::CreatedBackup, Error> {
+    client
+        .create_backup_locations(
+            ENV,
+            WALLET,
+            USER,
+            [LocationRequest::from(BackupLocation::GoogleDrive)],
+        )
+        .await
+}
+
+async fn requests(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.expect("recording is on")
+}
+
+fn header_of<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request
+        .headers
+        .get(name)
+        .map(|v| v.to_str().expect("ASCII header"))
+}
+
+fn auth_of(request: &Request) -> Option<&str> {
+    header_of(request, "authorization")
+}
+
+#[track_caller]
+fn assert_invalid_input(err: &Error, expected_field: &str) -> String {
+    match err.kind() {
+        ErrorKind::InvalidInput { field, reason } => {
+            assert_eq!(field, expected_field, "{err}");
+            assert_eq!(err.attempts(), 0, "{err}");
+            reason.clone()
+        }
+        other => panic!("expected InvalidInput({expected_field}), got {other:?}: {err}"),
+    }
+}
+
+/// Hands out `dyn_token_1`, `dyn_token_2`, ... (call n gives token n), counting calls;
+/// from call `fail_from` on it fails.
+#[derive(Clone)]
+struct Scripted {
+    calls: Arc<AtomicUsize>,
+    prefix: &'static str,
+    ttl: Option<Duration>,
+    fail_from: usize,
+    delay: Duration,
+}
+
+impl Scripted {
+    fn new() -> Self {
+        Self {
+            calls: Arc::new(AtomicUsize::new(0)),
+            prefix: "dyn_token_",
+            ttl: None,
+            fail_from: usize::MAX,
+            delay: Duration::ZERO,
+        }
+    }
+    fn calls(&self) -> usize {
+        self.calls.load(SeqCst)
+    }
+}
+
+impl TokenProvider for Scripted {
+    fn token(&self) -> TokenFuture<'_> {
+        Box::pin(async move {
+            let n = self.calls.fetch_add(1, SeqCst) + 1;
+            if !self.delay.is_zero() {
+                tokio::time::sleep(self.delay).await;
+            }
+            if n >= self.fail_from {
+                return Err(TokenError::new(format!(
+                    "the secret store is down (call {n})"
+                )));
+            }
+            let token = Token::new(format!("{}{n}", self.prefix));
+            Ok(match self.ttl {
+                Some(ttl) => token.expires_in(ttl),
+                None => token,
+            })
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 1. Token from the environment
+// ---------------------------------------------------------------------------------------
+
+/// All environment cases in one function: the variables are process-global.
+#[tokio::test]
+async fn token_from_env_prefers_dynamic_api_token_then_dyn_api_token() {
+    const PRIMARY: &str = "DYNAMIC_API_TOKEN";
+    const FALLBACK: &str = "DYN_API_TOKEN";
+    assert_eq!(dynamic_waas::TOKEN_ENV_VARS, [PRIMARY, FALLBACK]);
+    let saved: Vec<_> = [PRIMARY, FALLBACK].map(|n| (n, std::env::var_os(n))).into();
+
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(wallet_path()))
+        .respond_with(wallet_200())
+        .mount(&server)
+        .await;
+    let read_with_env_token = |expected: &'static str| {
+        let uri = server.uri();
+        let server = &server;
+        async move {
+            let client = Client::builder()
+                .base_url(uri)
+                .token_from_env()
+                .expect("a token is set")
+                .retry_policy(fast())
+                .build()
+                .expect("valid token");
+            client.get_wallet(ENV, WALLET).await.expect("wallet read");
+            let last = requests(server).await.pop().expect("a request");
+            assert_eq!(auth_of(&last), Some(&*format!("Bearer {expected}")));
+        }
+    };
+
+    // Neither set: the error names both.
+    std::env::remove_var(PRIMARY);
+    std::env::remove_var(FALLBACK);
+    let err = ClientBuilder::default().token_from_env().unwrap_err();
+    let reason = assert_invalid_input(&err, "token");
+    let text = err.to_string();
+    for name in [PRIMARY, FALLBACK] {
+        assert!(reason.contains(name), "{reason}");
+        assert!(text.contains(name), "{text}");
+    }
+    // Client::from_env goes the same way.
+    let err = Client::from_env().unwrap_err();
+    assert!(
+        err.to_string().contains(PRIMARY) && err.to_string().contains(FALLBACK),
+        "{err}"
+    );
+
+    // Only the fallback.
+    std::env::set_var(FALLBACK, "dyn_env_fallback");
+    read_with_env_token("dyn_env_fallback").await;
+
+    // Both: DYNAMIC_API_TOKEN wins.
+    std::env::set_var(PRIMARY, "dyn_env_primary");
+    read_with_env_token("dyn_env_primary").await;
+
+    // Only the primary.
+    std::env::remove_var(FALLBACK);
+    read_with_env_token("dyn_env_primary").await;
+
+    // A token with a trailing newline (as `echo` leaves it) is refused at build.
+    std::env::set_var(PRIMARY, "dyn_env_primary\n");
+    let err = Client::builder()
+        .base_url(server.uri())
+        .token_from_env()
+        .expect("read")
+        .build()
+        .unwrap_err();
+    assert_invalid_input(&err, "token");
+    assert!(
+        !format!("{err} {err:?}").contains("dyn_env_primary"),
+        "{err:?}"
+    );
+
+    for (name, value) in saved {
+        match value {
+            Some(v) => std::env::set_var(name, v),
+            None => std::env::remove_var(name),
+        }
+    }
+    assert_eq!(requests(&server).await.len(), 3);
+}
+
+// ---------------------------------------------------------------------------------------
+// 2. Tokens that cannot go in a header
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn tokens_with_white_space_or_control_characters_are_refused_and_nothing_is_sent() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(created_201())
+        .expect(0)
+        .mount(&server)
+        .await;
+
+    for bad in [
+        "dyn_abc\n",
+        " dyn_abc",
+        "dyn_abc ",
+        "dyn abc",
+        "dyn\tabc",
+        "dyn_abc\r\n",
+        "dyn_abc\u{0}",
+        "dyn_abc\u{7f}",
+        "dyn_abc\u{1b}[31m",
+        "dyn_\u{a0}abc",
+        "",
+    ] {
+        let err = Client::builder()
+            .base_url(server.uri())
+            .token(bad.to_owned())
+            .build()
+            .unwrap_err();
+        let reason = assert_invalid_input(&err, "token");
+        assert!(!reason.is_empty());
+        let text = err.to_string();
+        assert!(
+            text.contains("token") && text.contains("nothing was sent"),
+            "{text}"
+        );
+        assert!(
+            !text.contains('\n') && !text.contains('\r'),
+            "one line: {text:?}"
+        );
+        if !bad.trim().is_empty() {
+            assert!(!text.contains(bad.trim()), "the token leaked: {text}");
+        }
+    }
+    let err = Client::builder()
+        .base_url(server.uri())
+        .token("dyn_abc\n")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("white space"), "{err}");
+
+    // The same from a provider: refused when the call needs it, nothing is sent.
+    struct Bad;
+    impl TokenProvider for Bad {
+        fn token(&self) -> TokenFuture<'_> {
+            Box::pin(async { Ok(Token::new("dyn_from_provider\n")) })
+        }
+    }
+    let client = provider_client(&server, Bad);
+    let err = create(&client).await.unwrap_err();
+    assert_invalid_input(&err, "token");
+    assert!(
+        !format!("{err} {err:?}").contains("dyn_from_provider"),
+        "{err:?}"
+    );
+    let err = client.get_wallet(ENV, WALLET).await.unwrap_err();
+    assert_invalid_input(&err, "token");
+
+    assert!(requests(&server).await.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------
+// 3. Rotation through a TokenProvider
+// ---------------------------------------------------------------------------------------
+
+async fn rotation_server() -> MockServer {
+    let server = MockServer::start().await;
+    for p in [create_path(), wallet_path()] {
+        Mock::given(header("authorization", "Bearer dyn_token_1"))
+            .and(path(p))
+            .respond_with(unauthorized_401())
+            .mount(&server)
+            .await;
+    }
+    Mock::given(method("POST"))
+        .and(path(create_path()))
+        .and(header("authorization", "Bearer dyn_token_2"))
+        .respond_with(created_201())
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(wallet_path()))
+        .and(header("authorization", "Bearer dyn_token_2"))
+        .respond_with(wallet_200())
+        .mount(&server)
+        .await;
+    server
+}
+
+#[tokio::test]
+async fn a_401_refreshes_the_token_once_and_retries() {
+    // The create.
+    let server = rotation_server().await;
+    let provider = Scripted::new();
+    let client = provider_client(&server, provider.clone());
+    let created = create(&client)
+        .await
+        .expect("created with the second token");
+    assert_eq!(created.attempts(), 2);
+    assert_eq!(
+        provider.calls(),
+        2,
+        "the first fetch and exactly one refresh"
+    );
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 2);
+    assert_eq!(auth_of(&seen[0]), Some("Bearer dyn_token_1"));
+    assert_eq!(auth_of(&seen[1]), Some("Bearer dyn_token_2"));
+
+    // The refreshed token is cached: the next call asks nobody and succeeds at once.
+    let created = create(&client).await.expect("created");
+    assert_eq!(created.attempts(), 1);
+    assert_eq!(provider.calls(), 2);
+
+    // The wallet read, on a fresh client.
+    let server = rotation_server().await;
+    let provider = Scripted::new();
+    let client = provider_client(&server, provider.clone());
+    client
+        .get_wallet(ENV, WALLET)
+        .await
+        .expect("read with the second token");
+    assert_eq!(provider.calls(), 2);
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_server_refusing_every_token_gives_unauthorized_after_one_refresh() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(unauthorized_401())
+        .mount(&server)
+        .await;
+    let provider = Scripted::new();
+    let client = provider_client(&server, provider.clone());
+
+    let err = create(&client).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Unauthorized, "{err}");
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(401));
+    assert_eq!(err.attempts(), 2);
+    assert_eq!(provider.calls(), 2);
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 2);
+    assert_eq!(auth_of(&seen[0]), Some("Bearer dyn_token_1"));
+    assert_eq!(auth_of(&seen[1]), Some("Bearer dyn_token_2"));
+
+    let err = client.get_wallet(ENV, WALLET).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Unauthorized, "{err}");
+    assert_eq!(err.attempts(), 2);
+    // The second call starts with the cached (last refused) token, then refreshes once.
+    assert_eq!(provider.calls(), 3);
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 4);
+    assert_eq!(auth_of(&seen[2]), Some("Bearer dyn_token_2"));
+    assert_eq!(auth_of(&seen[3]), Some("Bearer dyn_token_3"));
+
+    // A fixed token cannot be refreshed: one request.
+    let fixed = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(unauthorized_401())
+        .mount(&fixed)
+        .await;
+    let err = create(&client_for(&fixed)).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Unauthorized);
+    assert_eq!(err.attempts(), 1);
+    assert_eq!(requests(&fixed).await.len(), 1);
+}
+
+fn client_for(server: &MockServer) -> Client {
+    client(server, "dyn_fixed")
+}
+
+#[tokio::test]
+async fn a_failing_provider_with_no_cached_token_sends_nothing() {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(created_201())
+        .expect(0)
+        .mount(&server)
+        .await;
+    let provider = Scripted {
+        fail_from: 1,
+        ..Scripted::new()
+    };
+    let client = provider_client(&server, provider.clone());
+
+    let err = create(&client).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::TokenUnavailable, "{err}");
+    assert_eq!(err.attempts(), 0);
+    assert!(
+        err.to_string().contains("the secret store is down"),
+        "the cause is shown: {err}"
+    );
+    let err = client.get_wallet(ENV, WALLET).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::TokenUnavailable, "{err}");
+    // A failure is not cached: each call asks again.
+    assert_eq!(provider.calls(), 2);
+    assert!(requests(&server).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_token_expiring_within_refresh_ahead_is_refreshed_on_the_next_call() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(wallet_path()))
+        .respond_with(wallet_200())
+        .mount(&server)
+        .await;
+
+    // Valid for less than REFRESH_AHEAD: asked again on every call.
+    let short = Scripted {
+        ttl: Some(REFRESH_AHEAD - Duration::from_secs(20)),
+        ..Scripted::new()
+    };
+    let client = provider_client(&server, short.clone());
+    client.get_wallet(ENV, WALLET).await.unwrap();
+    assert_eq!(short.calls(), 1);
+    client.get_wallet(ENV, WALLET).await.unwrap();
+    assert_eq!(short.calls(), 2);
+    let seen = requests(&server).await;
+    assert_eq!(auth_of(&seen[0]), Some("Bearer dyn_token_1"));
+    assert_eq!(auth_of(&seen[1]), Some("Bearer dyn_token_2"));
+
+    // Valid well beyond REFRESH_AHEAD: cached.
+    let long = Scripted {
+        ttl: Some(REFRESH_AHEAD + Duration::from_secs(600)),
+        ..Scripted::new()
+    };
+    let client = provider_client(&server, long.clone());
+    for _ in 0..3 {
+        client.get_wallet(ENV, WALLET).await.unwrap();
+    }
+    assert_eq!(long.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_a_still_valid_token_but_not_an_expired_or_refused_one() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(wallet_path()))
+        .and(header("authorization", "Bearer dyn_token_1"))
+        .respond_with(wallet_200())
+        .mount(&server)
+        .await;
+
+    // Due for refresh (inside REFRESH_AHEAD) but still valid: the refresh fails, the call
+    // goes on with the current token.
+    let provider = Scripted {
+        ttl: Some(Duration::from_secs(10)),
+        fail_from: 2,
+        ..Scripted::new()
+    };
+    let client = provider_client(&server, provider.clone());
+    client.get_wallet(ENV, WALLET).await.expect("first token");
+    client
+        .get_wallet(ENV, WALLET)
+        .await
+        .expect("still the first token");
+    assert_eq!(provider.calls(), 2, "a refresh was attempted");
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 2);
+    assert!(seen
+        .iter()
+        .all(|r| auth_of(r) == Some("Bearer dyn_token_1")));
+
+    // Expired and the refresh fails: TokenUnavailable, nothing more is sent.
+    let provider = Scripted {
+        ttl: Some(Duration::from_millis(30)),
+        fail_from: 2,
+        ..Scripted::new()
+    };
+    let client = provider_client(&server, provider.clone());
+    client.get_wallet(ENV, WALLET).await.expect("first token");
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let err = client.get_wallet(ENV, WALLET).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::TokenUnavailable, "{err}");
+    assert_eq!(requests(&server).await.len(), 3);
+
+    // Refused with 401 and the refresh fails: the refused token is not sent again.
+    let refusing = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(unauthorized_401())
+        .mount(&refusing)
+        .await;
+    let provider = Scripted {
+        fail_from: 2,
+        ..Scripted::new()
+    };
+    let client = provider_client(&refusing, provider.clone());
+    let err = create(&client).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::TokenUnavailable, "{err}");
+    assert_eq!(err.attempts(), 1);
+    assert_eq!(requests(&refusing).await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_clones_share_one_provider_call() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(wallet_path()))
+        .respond_with(wallet_200())
+        .mount(&server)
+        .await;
+    let provider = Scripted {
+        delay: Duration::from_millis(50),
+        ..Scripted::new()
+    };
+    let client = provider_client(&server, provider.clone());
+
+    let mut calls = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let client = client.clone();
+        calls.spawn(async move { client.get_wallet(ENV, WALLET).await });
+    }
+    while let Some(result) = calls.join_next().await {
+        result.expect("no panic").expect("wallet read");
+    }
+    assert_eq!(provider.calls(), 1);
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 50);
+    assert!(seen
+        .iter()
+        .all(|r| auth_of(r) == Some("Bearer dyn_token_1")));
+}
+
+// ---------------------------------------------------------------------------------------
+// 4. The token is never printed
+// ---------------------------------------------------------------------------------------
+
+const SECRET: &str = "dyn_SECRET_never_print_me";
+
+fn describe(err: &Error, out: &mut Vec<String>) {
+    out.push(format!("{err}"));
+    out.push(format!("{err:?}"));
+    out.push(format!("{err:#?}"));
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        out.push(format!("{s} {s:?}"));
+        source = s.source();
+    }
+}
+
+#[derive(Clone)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Gives `SECRET` once (valid 10 s, so inside REFRESH_AHEAD), then fails.
+struct SecretOnce(AtomicUsize);
+
+impl TokenProvider for SecretOnce {
+    fn token(&self) -> TokenFuture<'_> {
+        Box::pin(async move {
+            match self.0.fetch_add(1, SeqCst) {
+                0 => Ok(Token::new(SECRET).expires_in(Duration::from_secs(10))),
+                _ => Err(TokenError::new("vault sealed")),
+            }
+        })
+    }
+}
+
+#[tokio::test] // current thread: the default subscriber applies to everything the test runs
+async fn the_token_never_appears_in_logs_errors_or_debug_output() {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let writer = Captured(buffer.clone());
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let mut printed: Vec<String> = Vec::new();
+
+    // A full call with retries: 503 + Retry-After 0, 429 + Retry-After 0, then 201.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(create_path()))
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "0"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(create_path()))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
+        .up_to_n_times(1)
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(create_path()))
+        .respond_with(created_201())
+        .with_priority(3)
+        .mount(&server)
+        .await;
+    let builder = Client::builder()
+        .base_url(server.uri())
+        .token(SECRET)
+        .retry_policy(fast());
+    printed.push(format!("{builder:?} {builder:#?}"));
+    let retrying = builder.build().unwrap();
+    printed.push(format!("{retrying:?} {retrying:#?}"));
+    let created = create(&retrying).await.expect("created after two retries");
+    assert_eq!(created.attempts(), 3);
+    printed.push(format!("{created:?}"));
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 3);
+    let bearer = format!("Bearer {SECRET}");
+    assert!(
+        seen.iter().all(|r| auth_of(r) == Some(&*bearer)),
+        "the token was sent"
+    );
+
+    // 401.
+    let refusing = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(unauthorized_401())
+        .mount(&refusing)
+        .await;
+    let err = create(&client(&refusing, SECRET)).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::Unauthorized);
+    describe(&err, &mut printed);
+
+    // 500 on the create and on every wallet read: outcome unknown.
+    let failing = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(500).set_body_json(serde_json::json!({"error": "boom"})),
+        )
+        .mount(&failing)
+        .await;
+    let err = client(&failing, SECRET)
+        .create_backup_locations(
+            ENV,
+            WALLET,
+            USER,
+            [LocationRequest::from(BackupLocation::GoogleDrive)],
+        )
+        .retry_policy(fast().max_attempts(2))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::OutcomeUnknown { .. }),
+        "{err:?}"
+    );
+    describe(&err, &mut printed);
+
+    // A provider: 401 with a refresh that fails, and a token refused at build.
+    let rotating = provider_client(&refusing, SecretOnce(AtomicUsize::new(0)));
+    let err = rotating.get_wallet(ENV, WALLET).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::TokenUnavailable, "{err}");
+    describe(&err, &mut printed);
+    let on_refusing = requests(&refusing).await;
+    assert!(on_refusing.iter().all(|r| auth_of(r) == Some(&*bearer)));
+
+    // Invalid input.
+    for bad in [
+        format!("{SECRET}\n"),
+        format!("{SECRET}\u{7}"),
+        format!(" {SECRET}"),
+    ] {
+        let builder = Client::builder().base_url(server.uri()).token(bad);
+        printed.push(format!("{builder:?}"));
+        describe(&builder.build().unwrap_err(), &mut printed);
+    }
+    let err = retrying.get_wallet(ENV, "not-a-wallet").await.unwrap_err();
+    assert!(err.is_invalid_input());
+    describe(&err, &mut printed);
+
+    drop(_guard);
+    let logs = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    // The capture works (so the next assertion can fail).
+    assert!(logs.contains("retrying"), "logs: {logs}");
+    assert!(logs.contains("refreshing the token"), "logs: {logs}");
+    assert!(!logs.contains(SECRET), "the token is in the logs:\n{logs}");
+    assert!(
+        !logs.contains("SECRET_never"),
+        "part of the token is in the logs:\n{logs}"
+    );
+    for text in &printed {
+        assert!(
+            !text.contains("SECRET_never"),
+            "the token was printed: {text}"
+        );
+    }
+    assert!(printed.len() > 15);
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. User-Agent and request ids
+// ---------------------------------------------------------------------------------------
+
+#[track_caller]
+fn request_id_of(request: &Request) -> String {
+    let id = header_of(request, "x-dyn-request-id").expect("x-dyn-request-id is sent");
+    let uuid = uuid::Uuid::parse_str(id).expect("a UUID");
+    assert_eq!(uuid.get_version_num(), 4, "{id}");
+    assert_eq!(uuid.hyphenated().to_string(), id, "canonical form");
+    id.to_owned()
+}
+
+#[track_caller]
+fn assert_user_agent(request: &Request) {
+    let ua = header_of(request, "user-agent").expect("User-Agent is sent");
+    assert!(ua.starts_with("dynamic-waas-rust/"), "{ua}");
+    assert!(
+        ua.len() > "dynamic-waas-rust/".len(),
+        "with a version: {ua}"
+    );
+}
+
+#[tokio::test]
+async fn every_attempt_has_the_user_agent_and_its_own_request_id() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(create_path()))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(create_path()))
+        .respond_with(created_201())
+        .with_priority(2)
+        .mount(&server)
+        .await;
+    let created = create(&client_for(&server))
+        .await
+        .expect("created on the retry");
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 2);
+    seen.iter().for_each(assert_user_agent);
+    let ids: Vec<String> = seen.iter().map(request_id_of).collect();
+    assert_ne!(ids[0], ids[1]);
+    assert_eq!(created.request_id(), ids[1]);
+
+    // A final error carries the last attempt's id.
+    let limited = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
+        .mount(&limited)
+        .await;
+    let client = client_for(&limited);
+    let err = create(&client).await.unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::RateLimited { .. }),
+        "{err:?}"
+    );
+    let seen = requests(&limited).await;
+    assert_eq!(seen.len(), 3);
+    seen.iter().for_each(assert_user_agent);
+    let ids: std::collections::HashSet<String> = seen.iter().map(request_id_of).collect();
+    assert_eq!(ids.len(), 3, "one id per attempt");
+    assert_eq!(err.request_id(), Some(&*request_id_of(&seen[2])));
+    assert!(err.to_string().contains(&request_id_of(&seen[2])), "{err}");
+
+    let err = client.get_wallet(ENV, WALLET).await.unwrap_err();
+    let seen = requests(&limited).await;
+    assert_eq!(seen.len(), 6);
+    seen.iter().for_each(assert_user_agent);
+    assert_eq!(err.request_id(), Some(&*request_id_of(&seen[5])));
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Plain http
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn plain_http_is_refused_except_to_loopback() {
+    for url in [
+        "http://app.dynamicauth.com/api/v0",
+        "http://10.0.0.1:8080",
+        "http://example.com",
+        "http://127.0.0.1.nip.io",
+    ] {
+        let err = Client::builder()
+            .base_url(url)
+            .token("dyn_x")
+            .build()
+            .unwrap_err();
+        let reason = assert_invalid_input(&err, "base_url");
+        assert!(reason.contains("https"), "{reason}");
+        assert!(err.to_string().contains("https"), "{err}");
+    }
+    for url in [
+        "http://127.0.0.1:8080",
+        "http://localhost:8080/api/v0",
+        "http://[::1]:8080",
+        "https://app.dynamicauth.com/api/v0",
+    ] {
+        let client = Client::builder().base_url(url).token("dyn_x").build();
+        assert!(client.is_ok(), "{url}: {:?}", client.err());
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 7. Redirects
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_redirect_to_another_origin_is_not_followed() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(created_201())
+        .mount(&elsewhere)
+        .await;
+    let api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(create_path()))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("Location", format!("{}{}", elsewhere.uri(), create_path())),
+        )
+        .mount(&api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(wallet_path()))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("Location", format!("{}{}", elsewhere.uri(), wallet_path())),
+        )
+        .mount(&api)
+        .await;
+    let client = client(&api, "dyn_redirected");
+
+    let err = create(&client).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidResponse, "{err:?}");
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(307));
+    assert_eq!(err.attempts(), 1);
+    assert!(
+        err.to_string().contains(&elsewhere.uri()),
+        "says where: {err}"
+    );
+
+    let err = client.get_wallet(ENV, WALLET).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidResponse, "{err:?}");
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(302));
+
+    let reached = requests(&elsewhere).await;
+    assert!(
+        reached.iter().all(|r| auth_of(r).is_none()),
+        "the token went to another origin"
+    );
+    assert!(
+        reached.is_empty(),
+        "another origin was contacted: {reached:?}"
+    );
+    assert_eq!(requests(&api).await.len(), 2);
+
+    // Same port, other host name: another origin too (`localhost` is not `127.0.0.1`).
+    let port = api.address().port();
+    let other_host = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("Location", format!("http://localhost:{port}/moved")),
+        )
+        .mount(&other_host)
+        .await;
+    let err = create(&client_for(&other_host)).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidResponse, "{err:?}");
+    assert!(!requests(&api)
+        .await
+        .iter()
+        .any(|r| r.url.path() == "/moved"));
+}
+
+#[tokio::test]
+async fn a_same_origin_redirect_is_followed() {
+    let api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(create_path()))
+        .respond_with(ResponseTemplate::new(307).insert_header("Location", "/moved/create"))
+        .mount(&api)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/moved/create"))
+        .respond_with(created_201())
+        .mount(&api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(wallet_path()))
+        .respond_with(
+            ResponseTemplate::new(302)
+                .insert_header("Location", format!("{}/moved/wallet", api.uri())),
+        )
+        .mount(&api)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/moved/wallet"))
+        .respond_with(wallet_200())
+        .mount(&api)
+        .await;
+    let client = client(&api, "dyn_same_origin");
+
+    let created = create(&client).await.expect("followed");
+    assert_eq!(created.locations_with_key_shares().len(), 1);
+    let wallet = client.get_wallet(ENV, WALLET).await.expect("followed");
+    assert!(!wallet.key_shares.is_empty());
+
+    let seen = requests(&api).await;
+    let paths: Vec<&str> = seen.iter().map(|r| r.url.path()).collect();
+    assert_eq!(
+        paths,
+        [
+            &*create_path(),
+            "/moved/create",
+            &*wallet_path(),
+            "/moved/wallet"
+        ]
+    );
+    assert!(seen
+        .iter()
+        .all(|r| auth_of(r) == Some("Bearer dyn_same_origin")));
+    // A 307 keeps the method and the body.
+    assert_eq!(seen[1].method.as_str(), "POST");
+    assert_eq!(seen[1].body, seen[0].body);
+}
