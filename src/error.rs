@@ -75,7 +75,10 @@ pub enum ErrorKind {
 
 /// An error from the facade: what happened ([`kind`](Error::kind)), and everything known
 /// about the failed request. The message is one line; it never contains the token.
-pub struct Error {
+pub struct Error(Box<Inner>);
+
+// Boxed so that `Result<T, Error>` stays one pointer wide on the happy path.
+struct Inner {
     kind: ErrorKind,
     status: Option<StatusCode>,
     request_id: Option<String>,
@@ -88,7 +91,7 @@ pub struct Error {
 
 impl Error {
     pub(crate) fn new(kind: ErrorKind) -> Self {
-        Self {
+        Self(Box::new(Inner {
             kind,
             status: None,
             request_id: None,
@@ -97,7 +100,7 @@ impl Error {
             body: None,
             attempts: 0,
             source: None,
-        }
+        }))
     }
 
     pub(crate) fn invalid_input(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -108,31 +111,31 @@ impl Error {
     }
 
     pub(crate) fn with_status(mut self, status: StatusCode) -> Self {
-        self.status = Some(status);
+        self.0.status = Some(status);
         self
     }
 
     pub(crate) fn with_request_id(mut self, id: Option<String>) -> Self {
-        self.request_id = id;
+        self.0.request_id = id;
         self
     }
 
     pub(crate) fn with_upstream(mut self, error: Option<String>, code: Option<String>) -> Self {
-        self.upstream_error = error;
-        self.upstream_code = code;
+        self.0.upstream_error = error;
+        self.0.upstream_code = code;
         self
     }
 
     pub(crate) fn with_body(mut self, body: &[u8]) -> Self {
         if !body.is_empty() {
             let end = body.len().min(BODY_EXCERPT_LIMIT);
-            self.body = Some(Bytes::copy_from_slice(&body[..end]));
+            self.0.body = Some(Bytes::copy_from_slice(&body[..end]));
         }
         self
     }
 
     pub(crate) fn with_attempts(mut self, attempts: u32) -> Self {
-        self.attempts = attempts;
+        self.0.attempts = attempts;
         self
     }
 
@@ -140,52 +143,52 @@ impl Error {
         mut self,
         source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
     ) -> Self {
-        self.source = Some(source.into());
+        self.0.source = Some(source.into());
         self
     }
 
     pub(crate) fn set_kind(&mut self, kind: ErrorKind) {
-        self.kind = kind;
+        self.0.kind = kind;
     }
 
     /// What happened.
     pub fn kind(&self) -> &ErrorKind {
-        &self.kind
+        &self.0.kind
     }
 
     /// The HTTP status of the last response, if there was one.
     pub fn status(&self) -> Option<StatusCode> {
-        self.status
+        self.0.status
     }
 
     /// The `x-dyn-request-id` of the last attempt: give it to Dynamic's support.
     pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
+        self.0.request_id.as_deref()
     }
 
     /// Upstream's `error` text (or `message`), when the body had one.
     pub fn upstream_error(&self) -> Option<&str> {
-        self.upstream_error.as_deref()
+        self.0.upstream_error.as_deref()
     }
 
     /// Upstream's `code` (`not_found`, `key_share_already_backed_up`, ...), when present.
     pub fn upstream_code(&self) -> Option<&str> {
-        self.upstream_code.as_deref()
+        self.0.upstream_code.as_deref()
     }
 
     /// The start of the response body as received (at most [`BODY_EXCERPT_LIMIT`] bytes).
     pub fn body_excerpt(&self) -> Option<&[u8]> {
-        self.body.as_deref()
+        self.0.body.as_deref()
     }
 
     /// How many HTTP requests the call made (0 when nothing was sent).
     pub fn attempts(&self) -> u32 {
-        self.attempts
+        self.0.attempts
     }
 
     /// How long the server asked to wait, for a rate-limited call.
     pub fn retry_after(&self) -> Option<Duration> {
-        match self.kind {
+        match self.0.kind {
             ErrorKind::RateLimited { retry_after } => retry_after,
             _ => None,
         }
@@ -195,7 +198,7 @@ impl Error {
     /// failures, timeouts). An unknown outcome is not: read the wallet first.
     pub fn is_retryable(&self) -> bool {
         matches!(
-            self.kind,
+            self.0.kind,
             ErrorKind::RateLimited { .. }
                 | ErrorKind::ServerError
                 | ErrorKind::Transport
@@ -205,11 +208,11 @@ impl Error {
 
     /// Whether the request was refused before anything was sent.
     pub fn is_invalid_input(&self) -> bool {
-        matches!(self.kind, ErrorKind::InvalidInput { .. })
+        matches!(self.0.kind, ErrorKind::InvalidInput { .. })
     }
 
     fn summary(&self) -> String {
-        match &self.kind {
+        match &self.0.kind {
             ErrorKind::InvalidInput { field, reason } => {
                 format!("invalid {field}: {reason}; nothing was sent")
             }
@@ -256,23 +259,23 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.summary())?;
         let mut details = Vec::new();
-        if let Some(status) = self.status {
+        if let Some(status) = self.0.status {
             details.push(format!("status {}", status.as_u16()));
         }
-        if let Some(text) = &self.upstream_error {
+        if let Some(text) = &self.0.upstream_error {
             details.push(format!("error {:?}", one_line(text, 200)));
         }
-        if let Some(code) = &self.upstream_code {
+        if let Some(code) = &self.0.upstream_code {
             details.push(format!("code {:?}", one_line(code, 100)));
         }
-        if let Some(source) = &self.source {
+        if let Some(source) = &self.0.source {
             details.push(format!("cause: {}", one_line(&source.to_string(), 300)));
         }
-        if self.attempts > 0 {
-            let plural = if self.attempts == 1 { "" } else { "s" };
-            details.push(format!("{} attempt{plural}", self.attempts));
+        if self.0.attempts > 0 {
+            let plural = if self.0.attempts == 1 { "" } else { "s" };
+            details.push(format!("{} attempt{plural}", self.0.attempts));
         }
-        if let Some(id) = &self.request_id {
+        if let Some(id) = &self.0.request_id {
             details.push(format!("request id {id}"));
         }
         if !details.is_empty() {
@@ -285,27 +288,29 @@ impl fmt::Display for Error {
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")
-            .field("kind", &self.kind)
-            .field("status", &self.status)
-            .field("request_id", &self.request_id)
-            .field("upstream_error", &self.upstream_error)
-            .field("upstream_code", &self.upstream_code)
+            .field("kind", &self.0.kind)
+            .field("status", &self.0.status)
+            .field("request_id", &self.0.request_id)
+            .field("upstream_error", &self.0.upstream_error)
+            .field("upstream_code", &self.0.upstream_code)
             .field(
                 "body_excerpt",
                 &self
+                    .0
                     .body
                     .as_ref()
                     .map(|b| String::from_utf8_lossy(b).into_owned()),
             )
-            .field("attempts", &self.attempts)
-            .field("source", &self.source.as_ref().map(|s| s.to_string()))
+            .field("attempts", &self.0.attempts)
+            .field("source", &self.0.source.as_ref().map(|s| s.to_string()))
             .finish()
     }
 }
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
+        self.0
+            .source
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
     }

@@ -175,7 +175,8 @@ async fn invalid_input_is_refused_before_anything_is_sent() {
 
 #[tokio::test]
 async fn each_error_status_maps_to_its_kind() {
-    let cases: Vec<(u16, Value, fn(&ErrorKind) -> bool)> = vec![
+    type IsKind = fn(&ErrorKind) -> bool;
+    let cases: Vec<(u16, Value, IsKind)> = vec![
         (
             400,
             json!({"error": "locations[0].location is invalid"}),
