@@ -1,0 +1,134 @@
+//! What goes to stdout: one JSON document, or a short human summary.
+
+use std::io::{self, IsTerminal, Write};
+
+use dynamic_waas::{CreatedBackup, WaasWallet};
+use serde_json::{json, Value};
+
+use crate::args::OutputFormat;
+use crate::exit::CliError;
+
+/// Where results go, in which format.
+#[derive(Clone, Copy, Debug)]
+pub struct Printer {
+    format: OutputFormat,
+}
+
+impl Printer {
+    /// `format`, or text when stdout is a terminal and JSON otherwise.
+    pub fn new(format: Option<OutputFormat>) -> Self {
+        let format = format.unwrap_or(if io::stdout().is_terminal() {
+            OutputFormat::Text
+        } else {
+            OutputFormat::Json
+        });
+        Self { format }
+    }
+
+    pub fn created(&self, created: &CreatedBackup) -> io::Result<()> {
+        match self.format {
+            OutputFormat::Json => print_json(&serde_json::to_value(created)?),
+            OutputFormat::Text => {
+                let mut text = format!("Backed up wallet {}", created.wallet_id());
+                if created.is_reconciled() {
+                    text.push_str(" (reconciled from a wallet read after a lost response)");
+                }
+                text.push_str(":\n");
+                for share in created.locations_with_key_shares() {
+                    text.push_str(&format!(
+                        "  {:<12} keyShareId {}",
+                        share.location.as_str(),
+                        share.key_share_id
+                    ));
+                    if let Some(external) = &share.external_key_share_id {
+                        text.push_str(&format!("  externalKeyShareId {external}"));
+                    }
+                    text.push('\n');
+                }
+                print_text(&text)
+            }
+        }
+    }
+
+    pub fn wallet(&self, wallet: &WaasWallet) -> io::Result<()> {
+        match self.format {
+            OutputFormat::Json => print_json(&json!({ "wallet": wallet })),
+            OutputFormat::Text => {
+                let mut text = format!(
+                    "Wallet {} ({}, {}, {})\n  account address {}\n",
+                    wallet.wallet_id,
+                    wallet.chain_name,
+                    wallet.threshold_signature_scheme,
+                    wallet.derivation_path,
+                    wallet.account_address,
+                );
+                if wallet.key_shares.is_empty() {
+                    text.push_str("  no key shares backed up\n");
+                }
+                for share in &wallet.key_shares {
+                    text.push_str(&format!(
+                        "  {:<12} keyShareId {}",
+                        share.backup_location, share.id
+                    ));
+                    if let Some(external) = &share.external_key_share_id {
+                        text.push_str(&format!("  externalKeyShareId {external}"));
+                    }
+                    text.push('\n');
+                }
+                print_text(&text)
+            }
+        }
+    }
+
+    /// Prints any JSON document (text output prints it too, pretty).
+    pub fn value(&self, value: &Value, text: &str) -> io::Result<()> {
+        match self.format {
+            OutputFormat::Json => print_json(value),
+            OutputFormat::Text => print_text(text),
+        }
+    }
+
+    /// Reports a failure: a one-line message on stderr, and in JSON mode the error document
+    /// on stdout.
+    pub fn error(&self, err: &CliError) {
+        eprintln!("error: {err}");
+        if self.format == OutputFormat::Json {
+            // Nothing more can be done if stdout is gone; the exit code still tells.
+            let _ = print_json(&error_document(err));
+        }
+    }
+}
+
+/// `{"error": {"kind", "status", "message", "requestId", "attempts"}}`.
+pub fn error_document(err: &CliError) -> Value {
+    let (status, request_id, attempts) = match err {
+        CliError::Api(api) => (
+            api.status().map(|s| s.as_u16()),
+            api.request_id().map(str::to_owned),
+            api.attempts(),
+        ),
+        CliError::InvalidInput(_) | CliError::Other(_) => (None, None, 0),
+    };
+    json!({
+        "error": {
+            "kind": err.kind_name(),
+            "status": status,
+            "message": err.to_string(),
+            "requestId": request_id,
+            "attempts": attempts,
+        }
+    })
+}
+
+fn print_json(value: &Value) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()
+}
+
+fn print_text(text: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()
+}

@@ -1,0 +1,517 @@
+//! The built `dynamic-waas` binary, end to end: against the in-process sandbox, a
+//! sandbox or wiremock server started by the test, or nothing at all.
+
+use std::process::{Command, Output};
+
+use assert_cmd::assert::OutputAssertExt;
+use dynamic_waas::testing::{Fault, FaultResponse, Operation, Sandbox, Seed, Wallet};
+use predicates::prelude::PredicateBooleanExt;
+use predicates::str::contains;
+use serde_json::Value;
+use wiremock::matchers::{any, method, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const ENVIRONMENT: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
+const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
+const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+const TOKEN: &str = "dyn_canary_7Qx9zW2mLk4pR8vT";
+
+const READ_PATH: &str = r"^/environments/[^/]+/waas/[^/]+$";
+const CREATE_PATH: &str = r"^/environments/[^/]+/waas/[^/]+/keyShares/backup/locations$";
+
+/// The binary, with none of the caller's API settings.
+fn cli() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynamic-waas"));
+    for var in ["DYNAMIC_API_TOKEN", "DYN_API_TOKEN", "DYNAMIC_BASE_URL"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// `cli()` against `base_url` with the test token, JSON output and short timeouts.
+fn cli_at(base_url: &str) -> Command {
+    let mut cmd = cli();
+    cmd.env("DYNAMIC_API_TOKEN", TOKEN).args([
+        "--base-url",
+        base_url,
+        "--output",
+        "json",
+        "--timeout",
+        "5",
+    ]);
+    cmd
+}
+
+fn wallet_get(cmd: &mut Command) -> &mut Command {
+    cmd.args([
+        "wallet",
+        "get",
+        "--environment-id",
+        ENVIRONMENT,
+        "--wallet-id",
+        WALLET,
+    ])
+}
+
+fn create<'c>(cmd: &'c mut Command, locations: &[&str]) -> &'c mut Command {
+    cmd.args([
+        "backup-locations",
+        "create",
+        "--environment-id",
+        ENVIRONMENT,
+        "--wallet-id",
+        WALLET,
+        "--user-id",
+        USER,
+    ]);
+    for location in locations {
+        cmd.args(["--location", location]);
+    }
+    cmd
+}
+
+/// Runs the binary off the test's runtime, so that servers in this process keep answering.
+async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs"))
+        .await
+        .expect("the runner thread")
+}
+
+/// Stdout as exactly one JSON document.
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// Asserts the exit code and the JSON error's kind; returns the error object.
+fn assert_error(output: &Output, code: i32, kind: &str) -> Value {
+    output.clone().assert().code(code);
+    let doc = json(output);
+    let error = doc["error"].clone();
+    assert_eq!(error["kind"], kind, "{doc}");
+    for field in ["status", "message", "requestId", "attempts"] {
+        assert!(error.get(field).is_some(), "no {field} in {doc}");
+    }
+    error
+}
+
+/// The example sandbox, with [`TOKEN`] also valid for its environment.
+async fn sandbox() -> Sandbox {
+    let seed = Seed::example();
+    seed.builder()
+        .token(TOKEN, seed.environment_id.clone())
+        .start()
+        .await
+}
+
+/// A wiremock server that fails the test if anything reaches it.
+async fn untouchable() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(500))
+        .expect(0)
+        .mount(&server)
+        .await;
+    server
+}
+
+#[test]
+fn sandbox_create_prints_the_key_share_of_each_location() {
+    let mut cmd = cli();
+    cmd.args([
+        "--sandbox",
+        "backup-locations",
+        "create",
+        "--location",
+        "googleDrive",
+        "--location",
+        "dynamic",
+        "--output",
+        "json",
+    ]);
+    let output = cmd.output().unwrap();
+    output.clone().assert().success();
+    let doc = json(&output);
+    assert_eq!(doc["walletId"], WALLET);
+    let shares = doc["locationsWithKeyShares"].as_array().unwrap();
+    assert_eq!(shares.len(), 2, "{doc}");
+    assert_eq!(shares[0]["location"], "googleDrive");
+    assert_eq!(shares[1]["location"], "dynamic");
+    for share in shares {
+        assert!(share["keyShareId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()));
+    }
+    assert!(doc.get("reconciled").is_none());
+}
+
+#[test]
+fn sandbox_text_output_names_each_key_share() {
+    cli()
+        .args([
+            "--sandbox",
+            "--output",
+            "text",
+            "backup-locations",
+            "create",
+        ])
+        .args(["--location", "external,keygen-id=k1,scheme=TWO_OF_THREE"])
+        .assert()
+        .success()
+        .stdout(contains("external").and(contains("keyShareId")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_create_response_is_reconciled_from_the_wallet() {
+    let sandbox = sandbox().await;
+    sandbox.fail_next(
+        Operation::Create,
+        1,
+        Fault::ApplyThenRespond(FaultResponse::new(502).html("<h1>Bad Gateway</h1>")),
+    );
+    let mut cmd = cli_at(&sandbox.uri());
+    create(&mut cmd, &["googleDrive"]);
+    let output = run(cmd).await;
+    output.clone().assert().success();
+    let doc = json(&output);
+    assert_eq!(doc["reconciled"], true, "{doc}");
+    assert_eq!(doc["locationsWithKeyShares"][0]["location"], "googleDrive");
+    assert_eq!(sandbox.creates_applied(), 1);
+}
+
+#[test]
+fn wallet_get_prints_the_wallet() {
+    let output = cli()
+        .args(["--sandbox", "--output", "json", "wallet", "get"])
+        .output()
+        .unwrap();
+    output.clone().assert().success();
+    assert_eq!(json(&output)["wallet"]["walletId"], WALLET);
+}
+
+#[test]
+fn sandbox_serve_prints_what_to_connect_with() {
+    use std::io::BufReader;
+    use std::process::Stdio;
+
+    let mut child = cli()
+        .args(["sandbox", "serve", "--output", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let served: Result<Value, _> = serde_json::Deserializer::from_reader(stdout)
+        .into_iter()
+        .next()
+        .unwrap();
+    let served = served.unwrap();
+    let mut cmd = cli();
+    cmd.env("DYNAMIC_API_TOKEN", served["token"].as_str().unwrap())
+        .args([
+            "--base-url",
+            served["url"].as_str().unwrap(),
+            "--output",
+            "json",
+        ])
+        .args(["wallet", "get", "--environment-id"])
+        .arg(served["environmentId"].as_str().unwrap())
+        .arg("--wallet-id")
+        .arg(served["walletId"].as_str().unwrap());
+    let output = cmd.output().unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    output.clone().assert().success();
+    assert_eq!(json(&output)["wallet"]["walletId"], served["walletId"]);
+    assert_eq!(served["userId"], USER);
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    cli()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(contains("Exit codes:").and(contains("5  outcome unknown")));
+}
+
+// Exit 2: invalid input, nothing sent.
+
+#[test]
+fn exit_2_without_a_token() {
+    let mut cmd = cli();
+    cmd.args(["--output", "json"]);
+    let output = wallet_get(&mut cmd).output().unwrap();
+    let error = assert_error(&output, 2, "invalid_input");
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains("DYNAMIC_API_TOKEN"));
+    assert_eq!(error["attempts"], 0);
+}
+
+#[test]
+fn exit_2_for_plain_http_to_another_host() {
+    let mut cmd = cli_at("http://example.com/api/v0");
+    let output = wallet_get(&mut cmd).output().unwrap();
+    let error = assert_error(&output, 2, "invalid_input");
+    assert!(error["message"].as_str().unwrap().contains("https"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_2_for_an_unknown_location_unless_allowed() {
+    let server = untouchable().await;
+    let mut cmd = cli_at(&server.uri());
+    create(&mut cmd, &["googleDrive", "offlineRecovery"]);
+    let output = run(cmd).await;
+    let error = assert_error(&output, 2, "invalid_input");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("offlineRecovery") && message.contains("googleDrive, iCloud"));
+    drop(server); // verifies nothing was sent
+
+    // Allowed, it is sent as it is: a sandbox that knows the value accepts it.
+    let sandbox = sandbox().await;
+    sandbox.accept_location("offlineRecovery");
+    let mut cmd = cli_at(&sandbox.uri());
+    create(&mut cmd, &["offlineRecovery"]).arg("--allow-unknown-location");
+    let output = run(cmd).await;
+    output.clone().assert().success();
+    assert_eq!(
+        json(&output)["locationsWithKeyShares"][0]["location"],
+        "offlineRecovery"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_2_for_a_malformed_id() {
+    let server = untouchable().await;
+    let mut cmd = cli_at(&server.uri());
+    cmd.args([
+        "wallet",
+        "get",
+        "--environment-id",
+        ENVIRONMENT,
+        "--wallet-id",
+        "not-a-uuid",
+    ]);
+    let output = run(cmd).await;
+    let error = assert_error(&output, 2, "invalid_input");
+    assert!(error["message"].as_str().unwrap().contains("walletId"));
+}
+
+#[test]
+fn exit_2_for_usage_errors() {
+    // No --location.
+    cli()
+        .args(["--sandbox", "backup-locations", "create"])
+        .assert()
+        .code(2);
+    // A scheme clap refuses.
+    cli()
+        .args(["--sandbox", "backup-locations", "create"])
+        .args(["--location", "dynamic,scheme=ONE_OF_ONE"])
+        .assert()
+        .code(2)
+        .stderr(contains("TWO_OF_THREE"));
+}
+
+// Exit 3: the API refused.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_3_when_the_wallet_is_already_backed_up() {
+    let seed = Seed::example();
+    let sandbox = seed
+        .builder()
+        .token(TOKEN, seed.environment_id.clone())
+        .wallet(
+            Wallet::new(
+                seed.wallet_id.clone(),
+                seed.environment_id.clone(),
+                seed.user_id,
+            )
+            .backed_up_to("dynamic"),
+        )
+        .start()
+        .await;
+    let mut cmd = cli_at(&sandbox.uri());
+    create(&mut cmd, &["googleDrive"]);
+    let output = run(cmd).await;
+    let error = assert_error(&output, 3, "already_backed_up");
+    assert_eq!(error["status"], 422);
+    assert_eq!(error["attempts"], 1);
+    assert!(error["requestId"].is_string());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_3_when_the_token_is_refused() {
+    let (sandbox, _) = Sandbox::seeded().await; // does not know TOKEN
+    let mut cmd = cli_at(&sandbox.uri());
+    let output = run({
+        wallet_get(&mut cmd);
+        cmd
+    })
+    .await;
+    let error = assert_error(&output, 3, "unauthorized");
+    assert_eq!(error["status"], 401);
+}
+
+// Exit 4: rate limited or server error after every attempt.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_4_after_a_server_error() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex(READ_PATH))
+        .respond_with(
+            ResponseTemplate::new(500).set_body_json(serde_json::json!({"error": "boom"})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut cmd = cli_at(&server.uri());
+    wallet_get(&mut cmd).args(["--max-attempts", "1"]);
+    let output = run(cmd).await;
+    let error = assert_error(&output, 4, "server_error");
+    assert_eq!(error["status"], 500);
+    assert_eq!(error["attempts"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_4_when_rate_limited_beyond_the_cap() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex(READ_PATH))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "3600"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut cmd = cli_at(&server.uri());
+    wallet_get(&mut cmd);
+    let output = run(cmd).await;
+    let error = assert_error(&output, 4, "rate_limited");
+    assert_eq!(error["status"], 429);
+}
+
+// Exit 5: the create's outcome is unknown.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_5_when_the_create_failed_and_the_wallet_cannot_be_read() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path_regex(CREATE_PATH))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(READ_PATH))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut cmd = cli_at(&server.uri());
+    create(&mut cmd, &["googleDrive"]).args(["--max-attempts", "1"]);
+    let output = run(cmd).await;
+    let error = assert_error(&output, 5, "outcome_unknown");
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .contains("read the wallet"));
+    assert_eq!(error["attempts"], 2);
+}
+
+// Exit 6: transport.
+
+#[test]
+fn exit_6_when_nothing_listens() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut cmd = cli_at(&format!("http://127.0.0.1:{port}"));
+    wallet_get(&mut cmd).args(["--max-attempts", "1"]);
+    let output = cmd.output().unwrap();
+    let error = assert_error(&output, 6, "transport");
+    assert_eq!(error["status"], Value::Null);
+}
+
+// Exit 7: an unreadable response.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_7_when_the_wallet_is_not_json() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex(READ_PATH))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_raw("<html>hello</html>", "application/json"),
+        )
+        .mount(&server)
+        .await;
+    let mut cmd = cli_at(&server.uri());
+    wallet_get(&mut cmd).args(["--max-attempts", "1"]);
+    let output = run(cmd).await;
+    assert_error(&output, 7, "invalid_response");
+}
+
+// The token.
+
+fn assert_no_token(output: &Output) {
+    for (name, stream) in [("stdout", &output.stdout), ("stderr", &output.stderr)] {
+        let text = String::from_utf8_lossy(stream);
+        assert!(!text.contains(TOKEN), "the token is in {name}: {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_is_never_printed() {
+    let sandbox = sandbox().await;
+    let failing = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(
+            ResponseTemplate::new(401).set_body_json(serde_json::json!({"error": "Invalid token"})),
+        )
+        .mount(&failing)
+        .await;
+
+    for format in ["json", "text"] {
+        // Success with trace logs, then (the wallet is backed up by then) a 422.
+        let mut cmd = cli_at(&sandbox.uri());
+        create(&mut cmd, &["googleDrive"]).args(["-vv", "--output", format]);
+        let output = run(cmd).await;
+        let expected = if format == "json" { 0 } else { 3 };
+        output.clone().assert().code(expected);
+        assert_no_token(&output);
+
+        let mut cmd = cli_at(&sandbox.uri());
+        wallet_get(&mut cmd).args(["-v", "--output", format]);
+        let output = run(cmd).await;
+        output.clone().assert().success();
+        assert_no_token(&output);
+
+        // Failures: refused, and invalid input after the token was read.
+        let mut cmd = cli_at(&failing.uri());
+        wallet_get(&mut cmd).args(["-vv", "--output", format]);
+        let output = run(cmd).await;
+        output.clone().assert().code(3);
+        assert_no_token(&output);
+
+        let mut cmd = cli_at(&sandbox.uri());
+        create(&mut cmd, &["nowhere"]).args(["-v", "--output", format]);
+        let output = run(cmd).await;
+        output.clone().assert().code(2);
+        assert_no_token(&output);
+    }
+
+    // DYN_API_TOKEN is the fallback, and is not printed either.
+    let mut cmd = cli();
+    cmd.env("DYN_API_TOKEN", TOKEN)
+        .args(["--base-url", &sandbox.uri(), "-v", "--output", "json"]);
+    wallet_get(&mut cmd);
+    let output = run(cmd).await;
+    output.clone().assert().success();
+    assert_no_token(&output);
+}

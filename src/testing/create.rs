@@ -1,0 +1,103 @@
+//! `POST .../keyShares/backup/locations`: checks, then records one key share per location.
+
+use dynamic_waas_api::ids::ResourceId;
+use dynamic_waas_api::types::WalletKeyShareInfo;
+use serde_json::json;
+use uuid::Uuid;
+use wiremock::Request;
+
+use super::access::authorize;
+use super::reply::{Answer, Reply};
+use super::state::State;
+use super::validate::create_request;
+
+/// The message of upstream's 201.
+const CREATED_MESSAGE: &str = "Backup action and event created successfully";
+
+pub(crate) fn create(
+    state: &mut State,
+    request: &Request,
+    environment: &str,
+    wallet: &str,
+) -> Answer {
+    apply(state, request, environment, wallet).unwrap_or_else(|refusal| refusal)
+}
+
+fn apply(
+    state: &mut State,
+    request: &Request,
+    environment: &str,
+    wallet: &str,
+) -> Result<Answer, Answer> {
+    let (environment, wallet_id) = authorize(&state.world, &request.headers, environment, wallet)?;
+    let body = create_request(&request.headers, &request.body, &state.accepted_locations)?;
+
+    match state.world.user_environment(&body.user_id) {
+        Some(found) if *found == environment => {}
+        _ => {
+            return Err(Answer::not_found(format_args!(
+                "user {} is not in environment {environment}",
+                body.user_id
+            )))
+        }
+    }
+    let wallet = state
+        .world
+        .wallet_in(&environment, &wallet_id)
+        .ok_or_else(|| {
+            Answer::not_found(format_args!(
+                "wallet {wallet_id} is not in environment {environment}"
+            ))
+        })?;
+    if wallet.owner != body.user_id {
+        return Err(Answer::not_found(format_args!(
+            "wallet {wallet_id} is owned by user {}, not {}",
+            wallet.owner, body.user_id
+        )));
+    }
+    if !wallet.key_shares.is_empty() {
+        let reply = Reply::coded(
+            422,
+            "Key shares have already been backed up for this wallet",
+            "key_share_already_backed_up",
+        );
+        let outcome = format!(
+            "422: wallet {wallet_id} already has {} key share(s)",
+            wallet.key_shares.len()
+        );
+        return Err(Answer::new(reply, outcome));
+    }
+
+    // Upstream sets no `minItems`: an empty list is a create that backs nothing up, and so
+    // does not stop a later one.
+    let mut created = Vec::with_capacity(body.locations.len());
+    for requested in body.locations {
+        let key_share_id = Uuid::new_v4();
+        let external_key_share_id = requested
+            .external_key_share_id
+            .unwrap_or_else(|| Uuid::new_v4().to_string());
+        created.push(json!({
+            "location": requested.location,
+            "keyShareId": key_share_id.to_string(),
+            "externalKeyShareId": external_key_share_id,
+        }));
+        wallet.key_shares.push(WalletKeyShareInfo {
+            id: ResourceId::from(key_share_id),
+            backup_location: requested.location,
+            password_encrypted: false,
+            external_key_share_id: Some(external_key_share_id),
+        });
+    }
+    *state.creates.entry(wallet_id.clone()).or_default() += 1;
+
+    let count = created.len();
+    let body = json!({
+        "message": CREATED_MESSAGE,
+        "walletId": wallet_id,
+        "locationsWithKeyShares": created,
+    });
+    Ok(Answer::new(
+        Reply::json(201, body),
+        format!("201: created {count} key share(s) on wallet {wallet_id}"),
+    ))
+}

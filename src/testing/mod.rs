@@ -1,0 +1,260 @@
+//! A sandbox of Dynamic's WaaS key-share backup API on loopback, for tests: yours, this
+//! crate's and the CLI's.
+//!
+//! [`Sandbox`] is a stateful fake of the two operations, served over real HTTP by
+//! [wiremock](https://docs.rs/wiremock). It answers as the real service does, with upstream's
+//! statuses and bodies, in upstream's order:
+//!
+//! | check | answer |
+//! |---|---|
+//! | no bearer token / an unknown one | 401 `{"error": "No jwt provided!"}` / `{"error": "Invalid token"}` |
+//! | a token for another environment | 403 `{"error": "Access Forbidden"}` |
+//! | a malformed `walletId`, body, `userId`, `location`, `keygenId`, ... | 400 `{"error": "<message naming the field>"}` (a malformed `environmentId` is no environment the token may use: 403) |
+//! | a body over [`MAX_BODY_BYTES`] | 413 |
+//! | unknown wallet, user not in the environment, wallet of another user | 404 `{"error": "Not Found", "code": "not_found"}` |
+//! | create on a wallet that has key shares | 422 `{"error": "...", "code": "key_share_already_backed_up"}` |
+//! | create | 201 with one `{location, keyShareId, externalKeyShareId}` per location; the shares are recorded on the wallet |
+//! | read | 200 `{"wallet": {...}}` with the wallet's key shares |
+//! | any other method or path | 404 `{"error": "the sandbox has no route ...", "code": "unknown_route"}` |
+//!
+//! Which `location` values a create accepts is configurable
+//! ([`SandboxBuilder::accepted_locations`], default [`KNOWN_LOCATIONS`]), to play a server
+//! that knows a value your client does not.
+//!
+//! Tests script what goes wrong with [`Fault`]s, for the next requests
+//! ([`Sandbox::fail_next`]) or at a [`Rate`] ([`Sandbox::fail_at_rate`]), and can set a
+//! [`RateLimit`]. They inspect every request received ([`Sandbox::requests`], tokens
+//! redacted), the creates applied and the key shares on a wallet.
+//!
+//! # Example
+//!
+//! A create through the generated client, a lost response, and what the sandbox recorded:
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use dynamic_waas::testing::{Fault, FaultResponse, Operation, Sandbox};
+//! use dynamic_waas_api::error::{ErrorResponse, DEFAULT_ERROR_BODY_LIMIT};
+//! use dynamic_waas_api::{types, Client, RequestOptions};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (sandbox, seed) = Sandbox::seeded().await;
+//! let client = Client::new(
+//!     &sandbox.uri(),
+//!     RequestOptions::new().bearer_token(&seed.token)?,
+//! );
+//! let body = types::BackupKeySharesToLocationsWithUserIdRequest {
+//!     user_id: seed.user_id,
+//!     locations: vec![types::BackupKeySharesToLocationsWithUserIdRequestLocationsItem {
+//!         location: "googleDrive".into(),
+//!         keygen_id: None,
+//!         threshold_signature_scheme: None,
+//!         external_key_share_id: None,
+//!     }],
+//! };
+//!
+//! // The server applies the create, but a proxy answers 502.
+//! sandbox.fail_next(
+//!     Operation::Create,
+//!     1,
+//!     Fault::ApplyThenRespond(FaultResponse::new(502).html("<h1>Bad Gateway</h1>")),
+//! );
+//! let err = client
+//!     .backup_key_shares_to_locations_for_pregen(&seed.environment_id, &seed.wallet_id, &body)
+//!     .await
+//!     .unwrap_err();
+//! let response = ErrorResponse::from_error(err, DEFAULT_ERROR_BODY_LIMIT).await?;
+//! assert_eq!(response.status().as_u16(), 502);
+//! assert_eq!(sandbox.creates_applied(), 1);
+//!
+//! // A blind retry is refused: the backup exists.
+//! let err = client
+//!     .backup_key_shares_to_locations_for_pregen(&seed.environment_id, &seed.wallet_id, &body)
+//!     .await
+//!     .unwrap_err();
+//! let response = ErrorResponse::from_error(err, DEFAULT_ERROR_BODY_LIMIT).await?;
+//! assert_eq!(response.code().as_deref(), Some("key_share_already_backed_up"));
+//!
+//! // The read shows the key share the lost response named.
+//! let wallet = client
+//!     .get_waas_wallet_by_wallet_id(&seed.environment_id, &seed.wallet_id)
+//!     .await?
+//!     .into_inner()
+//!     .wallet;
+//! assert_eq!(wallet.key_shares, sandbox.key_shares(&seed.wallet_id).unwrap());
+//! assert_eq!(wallet.key_shares[0].backup_location, "googleDrive");
+//!
+//! // Every request was recorded, the token redacted.
+//! let requests = sandbox.requests();
+//! assert_eq!(requests.len(), 3);
+//! assert_eq!(requests[0].header("authorization"), Some("Bearer [redacted]"));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Start a sandbox from a Tokio runtime (`#[tokio::test]` is enough, current-thread or not):
+//! wiremock serves it from a thread of its own, and the inspection methods are synchronous.
+//! Each [`Sandbox`] is a separate server with separate state, so tests can run in parallel.
+
+mod access;
+mod create;
+mod faults;
+mod rate_limit;
+mod read;
+mod record;
+mod reply;
+mod responder;
+mod routes;
+mod seed;
+mod state;
+mod validate;
+mod world;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use dynamic_waas_api::ids::WalletId;
+use dynamic_waas_api::types::WalletKeyShareInfo;
+use wiremock::matchers::any;
+use wiremock::{Mock, MockServer};
+
+pub use faults::{Fault, FaultResponse, Operation, Rate, Target};
+pub use rate_limit::RateLimit;
+pub use record::{RecordedBody, RecordedRequest, RECORDED_BODY_LIMIT, RECORDED_REQUESTS_LIMIT};
+pub use seed::{SandboxBuilder, Seed, Wallet, KNOWN_LOCATIONS};
+pub use validate::MAX_BODY_BYTES;
+
+use responder::{lock, Responder};
+use state::State;
+
+/// A running sandbox: an HTTP server on `127.0.0.1` and the state it serves. Dropping it stops
+/// the server.
+pub struct Sandbox {
+    server: MockServer,
+    state: Arc<Mutex<State>>,
+}
+
+impl Sandbox {
+    /// An empty [`SandboxBuilder`].
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::new()
+    }
+
+    /// Starts a sandbox seeded by `builder` on a free loopback port.
+    pub async fn start(builder: SandboxBuilder) -> Sandbox {
+        let state = Arc::new(Mutex::new(State::new(&builder)));
+        // The sandbox keeps its own log (with tokens redacted and bodies bounded); wiremock's
+        // would hold every body a second time.
+        let server = MockServer::builder()
+            .disable_request_recording()
+            .start()
+            .await;
+        Mock::given(any())
+            .respond_with(Responder {
+                state: Arc::clone(&state),
+            })
+            .named("dynamic_waas::testing::Sandbox")
+            .mount(&server)
+            .await;
+        Sandbox { server, state }
+    }
+
+    /// Starts the example sandbox (see [`Seed::example`]): one environment, a token for it,
+    /// one user, and their wallet with no key shares.
+    pub async fn seeded() -> (Sandbox, Seed) {
+        let seed = Seed::example();
+        (Sandbox::start(seed.builder()).await, seed)
+    }
+
+    /// The base URL, like `http://127.0.0.1:PORT`; the API's paths are directly under it.
+    pub fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// Gives the next `count` requests that `target` matches `fault`. Queued faults are used
+    /// in order, before any [`fail_at_rate`](Self::fail_at_rate) rule; a request taken by
+    /// one is not seen by the rules.
+    pub fn fail_next(&self, target: impl Into<Target>, count: usize, fault: impl Into<Fault>) {
+        lock(&self.state)
+            .faults
+            .push_next(target.into(), count, fault.into());
+    }
+
+    /// Gives requests that `target` matches `fault` at `rate`, until
+    /// [`clear_faults`](Self::clear_faults). Each rule counts the requests it sees; when
+    /// several fire, the first added wins.
+    pub fn fail_at_rate(&self, target: impl Into<Target>, rate: Rate, fault: impl Into<Fault>) {
+        lock(&self.state)
+            .faults
+            .push_rule(target.into(), rate, fault.into());
+    }
+
+    /// Drops every queued fault and rule.
+    pub fn clear_faults(&self) {
+        lock(&self.state).faults.clear();
+    }
+
+    /// Sets (or, with `None`, lifts) the rate limit. Setting one starts with an empty window.
+    pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
+        lock(&self.state).limiter = limit.map(rate_limit::Limiter::new);
+    }
+
+    /// From now on, a create also accepts `location` (see
+    /// [`SandboxBuilder::accepted_locations`]).
+    pub fn accept_location(&self, location: &str) {
+        let mut state = lock(&self.state);
+        if !state
+            .accepted_locations
+            .iter()
+            .any(|known| known == location)
+        {
+            state.accepted_locations.push(location.to_owned());
+        }
+    }
+
+    /// Every request received so far (the last [`RECORDED_REQUESTS_LIMIT`]), oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.state).log.snapshot()
+    }
+
+    /// Forgets the requests received so far.
+    pub fn clear_requests(&self) {
+        lock(&self.state).log.clear();
+    }
+
+    /// How many creates were applied, on all wallets; a create is applied even when a
+    /// fault hides its answer.
+    pub fn creates_applied(&self) -> usize {
+        lock(&self.state).creates.values().sum()
+    }
+
+    /// How many creates were applied to `wallet`.
+    pub fn creates_applied_to(&self, wallet: &WalletId) -> usize {
+        lock(&self.state).creates.get(wallet).copied().unwrap_or(0)
+    }
+
+    /// The key shares on `wallet` now (seeded and created), as a read returns them; `None`
+    /// when the sandbox has no such wallet.
+    pub fn key_shares(&self, wallet: &WalletId) -> Option<Vec<WalletKeyShareInfo>> {
+        lock(&self.state)
+            .world
+            .wallets
+            .get(wallet)
+            .map(|found| found.key_shares.clone())
+    }
+}
+
+// Tests share a sandbox between tasks and hold it across `.await`s.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Sandbox>();
+};
+
+impl fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("uri", &self.uri())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,244 @@
+//! What a sandbox starts with: tokens, users and wallets, and the ready-made example seed.
+
+use std::fmt;
+
+use dynamic_waas_api::enums::{ThresholdSignatureScheme, WaasChainEnum};
+use dynamic_waas_api::ids::{EnvironmentId, ResourceId, WalletId};
+use dynamic_waas_api::types::WalletKeyShareInfo;
+use uuid::Uuid;
+
+use super::rate_limit::RateLimit;
+use super::Sandbox;
+
+/// The backup locations a sandbox accepts unless told otherwise: upstream's
+/// `WaasBackupOptionsEnum` as its spec lists it.
+pub const KNOWN_LOCATIONS: &[&str] = &["googleDrive", "iCloud", "dynamic", "external", "delegated"];
+
+/// A WaaS wallet to seed: its id, environment and owner, and what a read returns about it.
+///
+/// Defaults: chain `EVM`, `TWO_OF_TWO`, derivation path `m/44'/60'/0'/0/0`, an example
+/// account address, no key shares.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Wallet {
+    pub(crate) id: WalletId,
+    pub(crate) environment: EnvironmentId,
+    pub(crate) owner: Uuid,
+    pub(crate) account_address: String,
+    pub(crate) chain: WaasChainEnum,
+    pub(crate) threshold_signature_scheme: ThresholdSignatureScheme,
+    pub(crate) derivation_path: String,
+    pub(crate) key_shares: Vec<WalletKeyShareInfo>,
+}
+
+impl Wallet {
+    /// Wallet `id` in `environment`, owned by user `owner`.
+    pub fn new(
+        id: impl Into<WalletId>,
+        environment: impl Into<EnvironmentId>,
+        owner: Uuid,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            environment: environment.into(),
+            owner,
+            account_address: "0x5cbF6b0bC3B6A5d2b9E1F6f2E3c4D5e6F7a8B9c0".to_owned(),
+            chain: WaasChainEnum::Evm,
+            threshold_signature_scheme: ThresholdSignatureScheme::TwoOfTwo,
+            derivation_path: "m/44'/60'/0'/0/0".to_owned(),
+            key_shares: Vec::new(),
+        }
+    }
+
+    /// The wallet's id.
+    pub fn id(&self) -> &WalletId {
+        &self.id
+    }
+
+    /// Sets `accountAddress`.
+    pub fn account_address(mut self, address: impl Into<String>) -> Self {
+        self.account_address = address.into();
+        self
+    }
+
+    /// Sets `chainName`.
+    pub fn chain(mut self, chain: WaasChainEnum) -> Self {
+        self.chain = chain;
+        self
+    }
+
+    /// Sets `thresholdSignatureScheme`.
+    pub fn threshold_signature_scheme(mut self, scheme: ThresholdSignatureScheme) -> Self {
+        self.threshold_signature_scheme = scheme;
+        self
+    }
+
+    /// Sets `derivationPath`.
+    pub fn derivation_path(mut self, path: impl Into<String>) -> Self {
+        self.derivation_path = path.into();
+        self
+    }
+
+    /// Adds a key share that is already backed up: a create for this wallet is then refused
+    /// with 422 `key_share_already_backed_up`.
+    pub fn key_share(mut self, share: WalletKeyShareInfo) -> Self {
+        self.key_shares.push(share);
+        self
+    }
+
+    /// Adds a key share backed up to `location`, with a fresh id and no password.
+    pub fn backed_up_to(self, location: &str) -> Self {
+        self.key_share(WalletKeyShareInfo {
+            id: ResourceId::from(Uuid::new_v4()),
+            backup_location: location.to_owned(),
+            password_encrypted: false,
+            external_key_share_id: None,
+        })
+    }
+}
+
+/// The seeded state of a sandbox, and how it behaves; [`start`](Self::start) it.
+///
+/// An environment exists as soon as a token, user or wallet names it. A wallet's owner is
+/// added as a user of the wallet's environment unless [`user`](Self::user) put them
+/// elsewhere (which seeds a wallet whose creates get 404, as upstream would).
+///
+/// ```
+/// use dynamic_waas::testing::{RateLimit, SandboxBuilder, Wallet};
+/// use std::time::Duration;
+/// use uuid::Uuid;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let environment = Uuid::new_v4();
+/// let alice = Uuid::new_v4();
+/// let sandbox = SandboxBuilder::new()
+///     .token("dyn_test_token", environment)
+///     .user(alice, environment)
+///     .wallet(Wallet::new(Uuid::new_v4(), environment, alice))
+///     .wallet(Wallet::new(Uuid::new_v4(), environment, alice).backed_up_to("googleDrive"))
+///     .accepted_locations(["googleDrive", "iCloud", "offlineRecovery"])
+///     .rate_limit(RateLimit::new(100, Duration::from_secs(60)))
+///     .start()
+///     .await;
+/// assert!(sandbox.uri().starts_with("http://127.0.0.1:"));
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct SandboxBuilder {
+    pub(crate) tokens: Vec<(String, EnvironmentId)>,
+    pub(crate) users: Vec<(Uuid, EnvironmentId)>,
+    pub(crate) wallets: Vec<Wallet>,
+    pub(crate) accepted_locations: Option<Vec<String>>,
+    pub(crate) rate_limit: Option<RateLimit>,
+}
+
+impl SandboxBuilder {
+    /// An empty sandbox: no tokens, users or wallets; the known locations; no rate limit.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An API token that may use `environment` (and no other). Adding a token again moves it.
+    pub fn token(
+        mut self,
+        token: impl Into<String>,
+        environment: impl Into<EnvironmentId>,
+    ) -> Self {
+        self.tokens.push((token.into(), environment.into()));
+        self
+    }
+
+    /// A user of `environment`. Adding a user again moves them.
+    pub fn user(mut self, user: Uuid, environment: impl Into<EnvironmentId>) -> Self {
+        self.users.push((user, environment.into()));
+        self
+    }
+
+    /// A wallet (see [`Wallet`]). Adding a wallet id again replaces the wallet.
+    pub fn wallet(mut self, wallet: Wallet) -> Self {
+        self.wallets.push(wallet);
+        self
+    }
+
+    /// The `location` values a create accepts; anything else is a 400 naming the field.
+    ///
+    /// Default: [`KNOWN_LOCATIONS`], what the real service accepts today. Add a value here
+    /// (say `offlineRecovery`, which newer upstream code knows) to play a server that has
+    /// learnt a value your client has not; leave one out to play a server that refuses it.
+    /// Values are compared exactly (`icloud` is not `iCloud`).
+    pub fn accepted_locations<I, S>(mut self, locations: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.accepted_locations = Some(locations.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Answers requests over `limit` with 429 and `Retry-After` (see [`RateLimit`]).
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
+    /// Starts the sandbox on a free loopback port.
+    pub async fn start(self) -> Sandbox {
+        Sandbox::start(self).await
+    }
+}
+
+impl fmt::Debug for SandboxBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Tokens are credentials, even in a sandbox: only their environments are shown.
+        let token_environments: Vec<&str> = self.tokens.iter().map(|(_, e)| e.as_str()).collect();
+        f.debug_struct("SandboxBuilder")
+            .field("token_environments", &token_environments)
+            .field("users", &self.users)
+            .field("wallets", &self.wallets)
+            .field("accepted_locations", &self.accepted_locations)
+            .field("rate_limit", &self.rate_limit)
+            .finish()
+    }
+}
+
+/// The ids and token of the example seed: one environment, one token for it, one user, and
+/// one wallet of that user with no key shares. The ids are fixed, so that output is
+/// reproducible; every sandbox is its own server, so sandboxes never share state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Seed {
+    /// The environment.
+    pub environment_id: EnvironmentId,
+    /// The wallet, owned by [`user_id`](Self::user_id), with no key shares.
+    pub wallet_id: WalletId,
+    /// The user.
+    pub user_id: Uuid,
+    /// A token for the environment.
+    pub token: String,
+}
+
+impl Seed {
+    /// The example seed's ids (the user id is the one in upstream's documentation).
+    pub fn example() -> Self {
+        Self {
+            environment_id: EnvironmentId::from(Uuid::from_u128(
+                0x0b1c2d3e_4f50_4617_8899_aabbccddeeff,
+            )),
+            wallet_id: WalletId::from(Uuid::from_u128(0x95b11417_f18f_457f_8804_68e361f9164f)),
+            user_id: Uuid::from_u128(0x3c90c3cc_0d44_4b50_8888_8dd25736052a),
+            token: "dyn_sandbox_token_0123456789".to_owned(),
+        }
+    }
+
+    /// A builder holding this seed, to add more before starting.
+    pub fn builder(&self) -> SandboxBuilder {
+        SandboxBuilder::new()
+            .token(self.token.clone(), self.environment_id.clone())
+            .user(self.user_id, self.environment_id.clone())
+            .wallet(Wallet::new(
+                self.wallet_id.clone(),
+                self.environment_id.clone(),
+                self.user_id,
+            ))
+    }
+}
