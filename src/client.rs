@@ -703,6 +703,25 @@ impl Client {
         }
     }
 
+    /// The credential and timeout for the next attempt, or why there is none.
+    async fn prepare(
+        &self,
+        rejected: Option<&Credential>,
+        policy: &RetryPolicy,
+        calls: &Calls,
+    ) -> Result<(Credential, Duration), Error> {
+        let credential = self
+            .inner
+            .tokens
+            .credential(rejected)
+            .await
+            .map_err(|e| e.with_attempts(calls.requests))?;
+        let timeout = calls
+            .attempt_timeout(policy)
+            .ok_or_else(|| deadline_error(calls.requests))?;
+        Ok((credential, timeout))
+    }
+
     /// Decides whether and how long to wait before retry number `done` (attempts so far).
     fn plan_retry(
         &self,
@@ -741,15 +760,7 @@ impl Client {
         let mut refreshed = false;
         let mut saw_ambiguity = false;
         loop {
-            let credential = self
-                .inner
-                .tokens
-                .credential(rejected.as_ref())
-                .await
-                .map_err(|e| e.with_attempts(calls.requests))?;
-            let Some(timeout) = calls.attempt_timeout(&policy) else {
-                return Err(deadline_error(calls.requests));
-            };
+            let (credential, timeout) = self.prepare(rejected.as_ref(), &policy, &calls).await?;
             creates += 1;
             calls.requests += 1;
             let (api, request_id) = self.api(&credential, timeout);
@@ -939,15 +950,7 @@ impl Client {
         let mut rejected: Option<Credential> = None;
         let mut refreshed = false;
         loop {
-            let credential = self
-                .inner
-                .tokens
-                .credential(rejected.as_ref())
-                .await
-                .map_err(|e| e.with_attempts(calls.requests))?;
-            let Some(timeout) = calls.attempt_timeout(policy) else {
-                return Err(deadline_error(calls.requests));
-            };
+            let (credential, timeout) = self.prepare(rejected.as_ref(), policy, calls).await?;
             reads += 1;
             calls.requests += 1;
             let (api, request_id) = self.api(&credential, timeout);
