@@ -138,6 +138,8 @@ struct Cached {
     header: HeaderValue,
     expires_at: Option<Instant>,
     generation: u64,
+    /// The server refused it with 401 even after a refresh: the next call asks again.
+    rejected: bool,
 }
 
 pub(crate) enum TokenSource {
@@ -181,6 +183,20 @@ impl TokenSource {
         }
     }
 
+    /// Records that the server refused `credential` (after the one refresh a call may do),
+    /// so that the next call asks the provider instead of sending it again.
+    pub(crate) fn reject(&self, credential: &Credential) {
+        if let Self::Provider(cache) = self {
+            let mut cached = cache.cached.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = cached
+                .as_mut()
+                .filter(|c| c.generation == credential.generation)
+            {
+                c.rejected = true;
+            }
+        }
+    }
+
     pub(crate) fn can_refresh(&self) -> bool {
         matches!(self, Self::Provider(_))
     }
@@ -191,7 +207,7 @@ impl ProviderCache {
         let cached = self.cached.read().unwrap_or_else(|p| p.into_inner());
         let c = cached.as_ref()?;
         let expiring = c.expires_at.is_some_and(|at| now + REFRESH_AHEAD >= at);
-        (!expiring && rejected != Some(c.generation)).then(|| Credential {
+        (!expiring && !c.rejected && rejected != Some(c.generation)).then(|| Credential {
             header: c.header.clone(),
             generation: c.generation,
         })
@@ -222,6 +238,7 @@ impl ProviderCache {
                     header: header.clone(),
                     expires_at: token.expires_at,
                     generation,
+                    rejected: false,
                 });
                 tracing::debug!(generation, "API token refreshed");
                 Ok(Credential { header, generation })
@@ -231,7 +248,7 @@ impl ProviderCache {
                 let cached = self.cached.read().unwrap_or_else(|p| p.into_inner());
                 if let Some(c) = cached.as_ref() {
                     let valid = c.expires_at.is_none_or(|at| Instant::now() < at);
-                    if valid && rejected != Some(c.generation) {
+                    if valid && !c.rejected && rejected != Some(c.generation) {
                         tracing::warn!(error = %err, "token refresh failed; using the current token until it expires");
                         return Ok(Credential {
                             header: c.header.clone(),

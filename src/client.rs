@@ -504,6 +504,8 @@ enum Failure {
     Http(ErrorResponse),
     /// The server answered 2xx, but the body could not be read: it was processed.
     Unreadable {
+        /// The success status the generated code matched before reading the body.
+        status: StatusCode,
         body: Option<bytes::Bytes>,
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -559,6 +561,7 @@ impl Failure {
     fn status(&self) -> Option<StatusCode> {
         match self {
             Failure::Http(r) => Some(r.status()),
+            Failure::Unreadable { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -592,8 +595,14 @@ impl Failure {
                 };
                 Error::new(kind).with_source(e)
             }
-            Failure::Unreadable { body, source } => {
-                let err = Error::new(ErrorKind::InvalidResponse).with_source(source);
+            Failure::Unreadable {
+                status,
+                body,
+                source,
+            } => {
+                let err = Error::new(ErrorKind::InvalidResponse)
+                    .with_status(status)
+                    .with_source(source);
                 match body {
                     Some(body) => err.with_body(&body),
                     None => err,
@@ -675,8 +684,11 @@ impl Client {
         (api, request_id)
     }
 
+    /// Sorts a generated-client result into what the retry loop needs. `success` is the one
+    /// status the operation's generated code parses a body for.
     async fn settle<T>(
         &self,
+        success: StatusCode,
         result: Result<ResponseValue<T>, dynamic_waas_api::Error<ByteStream>>,
     ) -> Result<T, Failure> {
         use dynamic_waas_api::Error as E;
@@ -685,10 +697,12 @@ impl Client {
             Err(E::CommunicationError(e)) if e.is_connect() => Err(Failure::NotSent(e)),
             Err(E::CommunicationError(e)) => Err(Failure::Lost(e)),
             Err(E::ResponseBodyError(e)) => Err(Failure::Unreadable {
+                status: success,
                 body: None,
                 source: Box::new(e),
             }),
             Err(E::InvalidResponsePayload(body, e)) => Err(Failure::Unreadable {
+                status: success,
                 body: Some(body),
                 source: Box::new(e),
             }),
@@ -766,6 +780,7 @@ impl Client {
             let (api, request_id) = self.api(&credential, timeout);
             let result = self
                 .settle(
+                    StatusCode::CREATED,
                     api.backup_key_shares_to_locations_for_pregen(
                         &request.env,
                         &request.wallet,
@@ -878,7 +893,10 @@ impl Client {
                         }
                     };
                 }
-                _ => {
+                class => {
+                    if class == Class::Unauthorized {
+                        self.inner.tokens.reject(&credential);
+                    }
                     tracing::info!(attempt = calls.requests, request_id, status, reason = %failure.reason(), "failed");
                     return Err(failure.into_error(&request_id, calls.requests));
                 }
@@ -955,7 +973,10 @@ impl Client {
             calls.requests += 1;
             let (api, request_id) = self.api(&credential, timeout);
             let result = self
-                .settle(api.get_waas_wallet_by_wallet_id(env, wallet).await)
+                .settle(
+                    StatusCode::OK,
+                    api.get_waas_wallet_by_wallet_id(env, wallet).await,
+                )
                 .await;
             let failure = match result {
                 Ok(body) => {
@@ -985,7 +1006,10 @@ impl Client {
                 // A read is safe to repeat, whatever happened to the last one.
                 Class::Safe(retry_after) => retry_after,
                 Class::Ambiguous | Class::Applied => None,
-                _ => {
+                class => {
+                    if class == Class::Unauthorized {
+                        self.inner.tokens.reject(&credential);
+                    }
                     tracing::info!(attempt = calls.requests, request_id, status, reason = %failure.reason(), "failed");
                     return Err(failure.into_error(&request_id, calls.requests));
                 }

@@ -402,12 +402,13 @@ async fn a_server_refusing_every_token_gives_unauthorized_after_one_refresh() {
     let err = client.get_wallet(ENV, WALLET).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Unauthorized, "{err}");
     assert_eq!(err.attempts(), 2);
-    // The second call starts with the cached (last refused) token, then refreshes once.
-    assert_eq!(provider.calls(), 3);
+    // The refused token is not sent again: the second call starts with a new one, then
+    // refreshes once more.
+    assert_eq!(provider.calls(), 4);
     let seen = requests(&server).await;
     assert_eq!(seen.len(), 4);
-    assert_eq!(auth_of(&seen[2]), Some("Bearer dyn_token_2"));
-    assert_eq!(auth_of(&seen[3]), Some("Bearer dyn_token_3"));
+    assert_eq!(auth_of(&seen[2]), Some("Bearer dyn_token_3"));
+    assert_eq!(auth_of(&seen[3]), Some("Bearer dyn_token_4"));
 
     // A fixed token cannot be refreshed: one request.
     let fixed = MockServer::start().await;

@@ -744,3 +744,82 @@ async fn two_hundred_concurrent_calls_each_end_with_one_definite_outcome() {
     assert!(reconciled > 0, "some responses were lost and reconciled");
     assert!(ok >= 150, "{ok}");
 }
+
+#[tokio::test]
+async fn a_response_over_the_size_bound_is_refused_with_its_status() {
+    let server = server().await;
+    let mut big = fixture("wallet_without_key_shares.json");
+    big["wallet"]["accountAddress"] = Value::String("0".repeat(64 * 1024));
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(big))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let client = Client::builder()
+        .base_url(server.uri())
+        .token(TOKEN)
+        .max_response_bytes(4096)
+        .retry_policy(RetryPolicy::no_retries())
+        .build()
+        .unwrap();
+    let err = client.get_wallet(ENV, WALLET).await.unwrap_err();
+    assert_eq!(*err.kind(), ErrorKind::InvalidResponse);
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(200));
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let server = server().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
+        .mount(&server)
+        .await;
+    create(&client(&server, fast())).await.unwrap();
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let events: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("dynamic_waas.create_backup_locations"))
+        .collect();
+    assert_eq!(events.len(), 3, "{text}");
+    for (i, line) in events[..2].iter().enumerate() {
+        assert!(line.contains("retrying"), "{line}");
+        assert!(line.contains(&format!("attempt={}", i + 1)), "{line}");
+        assert!(
+            line.contains("status=429") && line.contains("wait_ms=0"),
+            "{line}"
+        );
+        assert!(line.contains(&format!("wallet_id={WALLET}")), "{line}");
+    }
+    assert!(
+        events[2].contains("created") && events[2].contains("attempt=3"),
+        "{}",
+        events[2]
+    );
+}
