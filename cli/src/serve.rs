@@ -1,29 +1,25 @@
 //! `sandbox serve`: a seeded sandbox on loopback until Ctrl-C.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 
-use dynamic_waas::testing::Sandbox;
+use dynamic_waas::testing::{Sandbox, Seed};
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::args::ServeArgs;
 use crate::exit::CliError;
 use crate::output::Printer;
 
 pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
-    let (sandbox, seed) = Sandbox::seeded().await;
-    // The sandbox picks a free port; a requested one is forwarded to it.
-    let url = match args.port {
-        None => sandbox.uri(),
+    let seed = Seed::example();
+    let sandbox = match args.port {
+        None => Sandbox::start(seed.builder()).await,
         Some(port) => {
-            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
-                .await
+            let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
                 .map_err(|e| CliError::Other(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
-            let upstream = sandbox_addr(&sandbox.uri())?;
-            tokio::spawn(forward(listener, upstream));
-            format!("http://127.0.0.1:{port}")
+            Sandbox::start_on(seed.builder(), listener).await
         }
     };
+    let url = sandbox.uri();
     let document = json!({
         "url": url,
         "token": seed.token,
@@ -49,26 +45,4 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
         .map_err(|e| CliError::Other(format!("cannot wait for Ctrl-C: {e}")))?;
     eprintln!("stopped");
     Ok(())
-}
-
-fn sandbox_addr(uri: &str) -> Result<SocketAddr, CliError> {
-    uri.strip_prefix("http://")
-        .and_then(|rest| rest.trim_end_matches('/').parse().ok())
-        .ok_or_else(|| CliError::Other(format!("unexpected sandbox address {uri}")))
-}
-
-async fn forward(listener: TcpListener, upstream: SocketAddr) {
-    loop {
-        let Ok((mut inbound, _)) = listener.accept().await else {
-            continue;
-        };
-        tokio::spawn(async move {
-            match TcpStream::connect(upstream).await {
-                Ok(mut outbound) => {
-                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot reach the sandbox"),
-            }
-        });
-    }
 }

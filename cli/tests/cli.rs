@@ -195,11 +195,31 @@ fn wallet_get_prints_the_wallet() {
 
 #[test]
 fn sandbox_serve_prints_what_to_connect_with() {
+    serve_and_read_the_wallet(None);
+}
+
+#[test]
+fn sandbox_serve_listens_on_the_requested_port() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = serve_and_read_the_wallet(Some(port));
+    assert_eq!(url, format!("http://127.0.0.1:{port}"));
+}
+
+/// Starts `sandbox serve`, reads the seeded wallet through what it printed; returns its URL.
+fn serve_and_read_the_wallet(port: Option<u16>) -> String {
     use std::io::BufReader;
     use std::process::Stdio;
 
-    let mut child = cli()
-        .args(["sandbox", "serve", "--output", "json"])
+    let mut serve = cli();
+    serve.args(["sandbox", "serve", "--output", "json"]);
+    if let Some(port) = port {
+        serve.args(["--port", &port.to_string()]);
+    }
+    let mut child = serve
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -228,6 +248,7 @@ fn sandbox_serve_prints_what_to_connect_with() {
     output.clone().assert().success();
     assert_eq!(json(&output)["wallet"]["walletId"], served["walletId"]);
     assert_eq!(served["userId"], USER);
+    served["url"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -455,6 +476,7 @@ async fn exit_7_when_the_wallet_is_not_json() {
     wallet_get(&mut cmd).args(["--max-attempts", "1"]);
     let output = run(cmd).await;
     assert_error(&output, 7, "invalid_response");
+    assert_eq!(json(&output)["error"]["status"], 200);
 }
 
 // The token.

@@ -143,13 +143,27 @@ impl Sandbox {
 
     /// Starts a sandbox seeded by `builder` on a free loopback port.
     pub async fn start(builder: SandboxBuilder) -> Sandbox {
+        Self::start_with(builder, None).await
+    }
+
+    /// Starts a sandbox seeded by `builder` on `listener` (for a fixed port, say
+    /// `TcpListener::bind("127.0.0.1:8080")`).
+    pub async fn start_on(builder: SandboxBuilder, listener: std::net::TcpListener) -> Sandbox {
+        Self::start_with(builder, Some(listener)).await
+    }
+
+    async fn start_with(
+        builder: SandboxBuilder,
+        listener: Option<std::net::TcpListener>,
+    ) -> Sandbox {
         let state = Arc::new(Mutex::new(State::new(&builder)));
         // The sandbox keeps its own log (with tokens redacted and bodies bounded); wiremock's
         // would hold every body a second time.
-        let server = MockServer::builder()
-            .disable_request_recording()
-            .start()
-            .await;
+        let mut server = MockServer::builder().disable_request_recording();
+        if let Some(listener) = listener {
+            server = server.listener(listener);
+        }
+        let server = server.start().await;
         Mock::given(any())
             .respond_with(Responder {
                 state: Arc::clone(&state),
