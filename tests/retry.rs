@@ -823,3 +823,39 @@ async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
         events[2]
     );
 }
+
+#[tokio::test]
+async fn a_read_slower_than_every_attempt_is_a_timeout() {
+    let server = server().await;
+    Mock::given(method("GET"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(fixture("wallet_without_key_shares.json"))
+                .set_delay(Duration::from_millis(500)),
+        )
+        .expect(2)
+        .mount(&server)
+        .await;
+    let err = client(
+        &server,
+        fast()
+            .max_attempts(2)
+            .attempt_timeout(Duration::from_millis(100)),
+    )
+    .get_wallet(ENV, WALLET)
+    .await
+    .unwrap_err();
+    assert_eq!(*err.kind(), ErrorKind::Timeout);
+    assert_eq!(err.attempts(), 2);
+    assert!(err.is_retryable());
+}
+
+#[test]
+fn the_client_and_its_calls_can_be_shared_across_tasks() {
+    fn shared<T: Clone + Send + Sync + 'static>() {}
+    fn sendable<T: Send>(_: &T) {}
+    shared::<Client>();
+    let client = Client::builder().token(TOKEN).build().unwrap();
+    let call = std::future::IntoFuture::into_future(client.get_wallet(ENV, WALLET));
+    sendable(&call);
+}

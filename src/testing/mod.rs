@@ -26,33 +26,23 @@
 //! [`RateLimit`]. They inspect every request received ([`Sandbox::requests`], tokens
 //! redacted), the creates applied and the key shares on a wallet.
 //!
-//! # Example
+//! # Example: a consumer test
 //!
-//! A create through the generated client, a lost response, and what the sandbox recorded:
+//! A service's test, through the facade: a proxy loses the create's response after the
+//! server applied it, and the client still returns the key share ids, having sent the create
+//! exactly once.
 //!
 //! ```
-//! use std::time::Duration;
-//!
 //! use dynamic_waas::testing::{Fault, FaultResponse, Operation, Sandbox};
-//! use dynamic_waas_api::error::{ErrorResponse, DEFAULT_ERROR_BODY_LIMIT};
-//! use dynamic_waas_api::{types, Client, RequestOptions};
+//! use dynamic_waas::{BackupLocation, Client};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let (sandbox, seed) = Sandbox::seeded().await;
-//! let client = Client::new(
-//!     &sandbox.uri(),
-//!     RequestOptions::new().bearer_token(&seed.token)?,
-//! );
-//! let body = types::BackupKeySharesToLocationsWithUserIdRequest {
-//!     user_id: seed.user_id,
-//!     locations: vec![types::BackupKeySharesToLocationsWithUserIdRequestLocationsItem {
-//!         location: "googleDrive".into(),
-//!         keygen_id: None,
-//!         threshold_signature_scheme: None,
-//!         external_key_share_id: None,
-//!     }],
-//! };
+//! let client = Client::builder()
+//!     .base_url(sandbox.uri())
+//!     .token(seed.token.clone())
+//!     .build()?;
 //!
 //! // The server applies the create, but a proxy answers 502.
 //! sandbox.fail_next(
@@ -60,34 +50,24 @@
 //!     1,
 //!     Fault::ApplyThenRespond(FaultResponse::new(502).html("<h1>Bad Gateway</h1>")),
 //! );
-//! let err = client
-//!     .backup_key_shares_to_locations_for_pregen(&seed.environment_id, &seed.wallet_id, &body)
-//!     .await
-//!     .unwrap_err();
-//! let response = ErrorResponse::from_error(err, DEFAULT_ERROR_BODY_LIMIT).await?;
-//! assert_eq!(response.status().as_u16(), 502);
+//! let created = client
+//!     .create_backup_locations(
+//!         &seed.environment_id,
+//!         &seed.wallet_id,
+//!         seed.user_id,
+//!         [BackupLocation::GoogleDrive.into()],
+//!     )
+//!     .await?;
+//!
+//! // Reconciled from a wallet read: the ids are the ones the server recorded.
+//! assert!(created.is_reconciled());
+//! let recorded = sandbox.key_shares(&seed.wallet_id).unwrap();
+//! assert_eq!(created.locations_with_key_shares()[0].key_share_id, recorded[0].id);
 //! assert_eq!(sandbox.creates_applied(), 1);
 //!
-//! // A blind retry is refused: the backup exists.
-//! let err = client
-//!     .backup_key_shares_to_locations_for_pregen(&seed.environment_id, &seed.wallet_id, &body)
-//!     .await
-//!     .unwrap_err();
-//! let response = ErrorResponse::from_error(err, DEFAULT_ERROR_BODY_LIMIT).await?;
-//! assert_eq!(response.code().as_deref(), Some("key_share_already_backed_up"));
-//!
-//! // The read shows the key share the lost response named.
-//! let wallet = client
-//!     .get_waas_wallet_by_wallet_id(&seed.environment_id, &seed.wallet_id)
-//!     .await?
-//!     .into_inner()
-//!     .wallet;
-//! assert_eq!(wallet.key_shares, sandbox.key_shares(&seed.wallet_id).unwrap());
-//! assert_eq!(wallet.key_shares[0].backup_location, "googleDrive");
-//!
-//! // Every request was recorded, the token redacted.
+//! // Every request was recorded (the create, then the read), the token redacted.
 //! let requests = sandbox.requests();
-//! assert_eq!(requests.len(), 3);
+//! assert_eq!(requests.len(), 2);
 //! assert_eq!(requests[0].header("authorization"), Some("Bearer [redacted]"));
 //! # Ok(())
 //! # }
