@@ -1,5 +1,6 @@
-//! Maintainer tasks: `cargo xtask generate`, `cargo xtask check`.
+//! Maintainer tasks: `cargo xtask generate`, `cargo xtask check`, `cargo xtask bench`.
 
+mod bench;
 mod generate;
 mod spec;
 mod transform;
@@ -10,13 +11,19 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   generate   regenerate sdk/src/generated.rs from openapi/dynamic-waas.json
-  check      fail (exit 1, with a diff) if sdk/src/generated.rs is stale";
+  check      fail (exit 1, with a diff) if sdk/src/generated.rs is stale
+  bench      the SDK's overhead over raw reqwest on loopback, release build included
+             (about two minutes from clean, then about one); the last lines are the ratios
+               --quick        a few seconds of measuring, noisier figures
+               --build-cost   instead: clean-build time and dependency count of the facade
+                              beside a reqwest + serde_json + tokio crate (several minutes)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("generate") => cmd_generate(),
         Some("check") => cmd_check(),
+        Some("bench") => bench::run(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,0 +1,245 @@
+//! The three clients measured, each making the same create call the way its user would.
+
+use std::fmt;
+
+use dynamic_waas_api::{ids, types};
+use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+
+use crate::server::TOKEN;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+// The ids of the API's documented example.
+const ENVIRONMENT_ID: &str = "95b11417-f18f-457f-8804-68e361f9164f";
+const WALLET_ID: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+const USER_ID: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Raw,
+    Generated,
+    Facade,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::Raw, Kind::Generated, Kind::Facade];
+
+    /// The position in [`Kind::ALL`], for per-client arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Raw => "raw",
+            Kind::Generated => "generated",
+            Kind::Facade => "facade",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// All three clients against one server; each has its own connection pool, so none warms
+/// connections for another.
+pub struct Clients {
+    raw: Raw,
+    generated: Generated,
+    facade: Facade,
+}
+
+impl Clients {
+    pub fn new(base: &str) -> Result<Self, BoxError> {
+        Ok(Self {
+            raw: Raw::new(base)?,
+            generated: Generated::new(base)?,
+            facade: Facade::new(base)?,
+        })
+    }
+
+    /// One create call; fails unless the seed answer came back and was decoded.
+    pub async fn call(&self, kind: Kind) -> Result<(), BoxError> {
+        // A `match` rather than boxed futures: boxing would add an allocation to every call.
+        match kind {
+            Kind::Raw => self.raw.call().await,
+            Kind::Generated => self.generated.call().await,
+            Kind::Facade => self.facade.call().await,
+        }
+    }
+}
+
+/// The floor: reqwest by hand, as lean as a careful user would write it (the header value
+/// built once, the body borrowed, the answer decoded into a small struct).
+struct Raw {
+    http: reqwest::Client,
+    base: String,
+    authorization: HeaderValue,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRequest<'a> {
+    user_id: &'a str,
+    locations: &'a [RawLocation<'a>],
+}
+
+#[derive(Serialize)]
+struct RawLocation<'a> {
+    location: &'a str,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawResponse {
+    #[allow(dead_code)] // decoded because a real caller reads it
+    message: String,
+    #[allow(dead_code)]
+    wallet_id: String,
+    locations_with_key_shares: Vec<RawCreated>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)] // decoded because a real caller reads them
+struct RawCreated {
+    location: String,
+    key_share_id: String,
+    external_key_share_id: String,
+}
+
+impl Raw {
+    fn new(base: &str) -> Result<Self, BoxError> {
+        let mut authorization = HeaderValue::try_from(format!("Bearer {TOKEN}"))?;
+        authorization.set_sensitive(true);
+        Ok(Self {
+            http: reqwest::Client::builder().build()?,
+            base: base.to_owned(),
+            authorization,
+        })
+    }
+
+    async fn call(&self) -> Result<(), BoxError> {
+        let url = format!(
+            "{}/environments/{ENVIRONMENT_ID}/waas/{WALLET_ID}/keyShares/backup/locations",
+            self.base
+        );
+        let body = RawRequest {
+            user_id: USER_ID,
+            locations: &[RawLocation {
+                location: "googleDrive",
+            }],
+        };
+        let response = self
+            .http
+            .post(url)
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .json(&body)
+            .send()
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(format!("raw: unexpected status {}", response.status()).into());
+        }
+        let created: RawResponse = response.json().await?;
+        expect_one(created.locations_with_key_shares.len())
+    }
+}
+
+/// The generated client alone, on a plain reqwest client configured like the raw one.
+struct Generated {
+    client: dynamic_waas_api::Client,
+    environment: ids::EnvironmentId,
+    wallet: ids::WalletId,
+    user: uuid::Uuid,
+}
+
+impl Generated {
+    fn new(base: &str) -> Result<Self, BoxError> {
+        let options = dynamic_waas_api::RequestOptions::new().bearer_token(TOKEN)?;
+        Ok(Self {
+            client: dynamic_waas_api::Client::new_with_client(
+                base,
+                reqwest::Client::builder().build()?,
+                options,
+            ),
+            environment: ENVIRONMENT_ID.parse()?,
+            wallet: WALLET_ID.parse()?,
+            user: USER_ID.parse()?,
+        })
+    }
+
+    async fn call(&self) -> Result<(), BoxError> {
+        // Built per call, as a caller whose user and locations change would.
+        let body = types::BackupKeySharesToLocationsWithUserIdRequest {
+            user_id: self.user,
+            locations: vec![
+                types::BackupKeySharesToLocationsWithUserIdRequestLocationsItem {
+                    location: "googleDrive".into(),
+                    keygen_id: None,
+                    threshold_signature_scheme: None,
+                    external_key_share_id: None,
+                },
+            ],
+        };
+        let created = self
+            .client
+            .backup_key_shares_to_locations_for_pregen(&self.environment, &self.wallet, &body)
+            .await?;
+        expect_one(created.into_inner().locations_with_key_shares.len())
+    }
+}
+
+/// The facade, `dynamic_waas::Client` with its default policy (retries, timeouts, request
+/// ids, reconciliation; on a 201 only the bookkeeping of those runs).
+struct Facade {
+    client: dynamic_waas::Client,
+    environment: uuid::Uuid,
+    wallet: uuid::Uuid,
+    user: uuid::Uuid,
+}
+
+impl Facade {
+    fn new(base: &str) -> Result<Self, BoxError> {
+        let client = dynamic_waas::Client::builder()
+            .base_url(base)
+            .token(secrecy::SecretString::from(TOKEN))
+            .build()?;
+        Ok(Self {
+            client,
+            environment: ENVIRONMENT_ID.parse()?,
+            wallet: WALLET_ID.parse()?,
+            user: USER_ID.parse()?,
+        })
+    }
+
+    async fn call(&self) -> Result<(), BoxError> {
+        let created = self
+            .client
+            .create_backup_locations(
+                self.environment,
+                self.wallet,
+                self.user,
+                [dynamic_waas::BackupLocation::GoogleDrive.into()],
+            )
+            .await?;
+        expect_one(created.locations_with_key_shares().len())
+    }
+}
+
+fn expect_one(created: usize) -> Result<(), BoxError> {
+    if created == 1 {
+        Ok(())
+    } else {
+        Err(format!("expected one created location, got {created}").into())
+    }
+}
