@@ -498,8 +498,11 @@ impl Calls {
 enum Failure {
     /// Failed before the request left the client (connect refused, DNS, TLS): safe.
     NotSent(reqwest::Error),
-    /// Sent, but no answer came back (timeout or reset): it may have been processed.
+    /// Sent, but no answer came back (a reset): it may have been processed.
     Lost(reqwest::Error),
+    /// The attempt's timeout passed (while connecting, sending or reading): it may have
+    /// been processed.
+    TimedOut(Duration),
     /// The server answered with an error status.
     Http(ErrorResponse),
     /// The server answered 2xx, but the body could not be read: it was processed.
@@ -531,7 +534,7 @@ impl Failure {
     fn class(&self) -> Class {
         match self {
             Failure::NotSent(_) => Class::Safe(None),
-            Failure::Lost(_) => Class::Ambiguous,
+            Failure::Lost(_) | Failure::TimedOut(_) => Class::Ambiguous,
             Failure::Unreadable { .. } => Class::Applied,
             Failure::Invalid(_) => Class::Final,
             Failure::Http(response) => {
@@ -570,6 +573,7 @@ impl Failure {
         match self {
             Failure::NotSent(e) => format!("not sent: {e}"),
             Failure::Lost(e) if e.is_timeout() => "timed out after sending".into(),
+            Failure::TimedOut(after) => format!("no complete answer within {after:?}"),
             Failure::Lost(e) => format!("connection lost after sending: {e}"),
             Failure::Http(r) => format!("status {}", r.status().as_u16()),
             Failure::Unreadable { source, .. } => format!("unreadable 2xx body: {source}"),
@@ -595,6 +599,10 @@ impl Failure {
                 };
                 Error::new(kind).with_source(e)
             }
+            Failure::TimedOut(after) => Error::new(ErrorKind::Timeout).with_source(format!(
+                "the attempt timed out after {} ms",
+                after.as_millis()
+            )),
             Failure::Unreadable {
                 status,
                 body,
@@ -664,24 +672,23 @@ enum Stop {
 }
 
 impl Client {
-    fn api(
-        &self,
-        credential: &Credential,
-        timeout: Duration,
-    ) -> (dynamic_waas_api::Client, String) {
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let id_header = HeaderValue::from_str(&request_id).unwrap_or(HeaderValue::from_static("-"));
+    fn api(&self, credential: &Credential) -> (dynamic_waas_api::Client, String) {
+        // A request id must be unique, not unpredictable: a UUID v4 from fastrand spares a
+        // getrandom syscall per attempt.
+        let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let request_id: &str = id.hyphenated().encode_lower(&mut text);
+        let id_header = HeaderValue::from_str(request_id).unwrap_or(HeaderValue::from_static("-"));
         let options = RequestOptions::new()
             .header(AUTHORIZATION, credential.header.clone())
             .header(REQUEST_ID.clone(), id_header)
-            .max_response_bytes(self.inner.max_response_bytes)
-            .timeout(timeout);
+            .max_response_bytes(self.inner.max_response_bytes);
         let api = dynamic_waas_api::Client::new_with_client(
             &self.inner.base_url,
             self.inner.http.clone(),
             options,
         );
-        (api, request_id)
+        (api, request_id.to_owned())
     }
 
     /// Sorts a generated-client result into what the retry loop needs. `success` is the one
@@ -777,18 +784,18 @@ impl Client {
             let (credential, timeout) = self.prepare(rejected.as_ref(), &policy, &calls).await?;
             creates += 1;
             calls.requests += 1;
-            let (api, request_id) = self.api(&credential, timeout);
-            let result = self
-                .settle(
-                    StatusCode::CREATED,
-                    api.backup_key_shares_to_locations_for_pregen(
-                        &request.env,
-                        &request.wallet,
-                        &request.body,
-                    )
-                    .await,
-                )
-                .await;
+            let (api, request_id) = self.api(&credential);
+            // The generated method reads the whole body before it returns, so this bounds the
+            // attempt from sending to the last byte.
+            let call = api.backup_key_shares_to_locations_for_pregen(
+                &request.env,
+                &request.wallet,
+                &request.body,
+            );
+            let result = match tokio::time::timeout(timeout, call).await {
+                Ok(result) => self.settle(StatusCode::CREATED, result).await,
+                Err(_) => Err(Failure::TimedOut(timeout)),
+            };
             let failure = match result {
                 Ok(body) => {
                     tracing::info!(
@@ -835,7 +842,7 @@ impl Client {
                     saw_ambiguity = true;
                     let applied = class == Class::Applied;
                     let original = failure.into_error(&request_id, calls.requests);
-                    match self.reconcile(&request, &policy, &mut calls).await {
+                    match Box::pin(self.reconcile(&request, &policy, &mut calls)).await {
                         Reconciled::Created(wallet, shares) => {
                             tracing::info!(
                                 attempts = calls.requests,
@@ -875,7 +882,7 @@ impl Client {
                 Class::AlreadyBackedUp if saw_ambiguity => {
                     // An earlier attempt may have created them after all.
                     let original = failure.into_error(&request_id, calls.requests);
-                    return match self.reconcile(&request, &policy, &mut calls).await {
+                    return match Box::pin(self.reconcile(&request, &policy, &mut calls)).await {
                         Reconciled::Created(wallet, shares) => Ok(CreatedBackup::reconciled(
                             &wallet,
                             shares,
@@ -971,13 +978,12 @@ impl Client {
             let (credential, timeout) = self.prepare(rejected.as_ref(), policy, calls).await?;
             reads += 1;
             calls.requests += 1;
-            let (api, request_id) = self.api(&credential, timeout);
-            let result = self
-                .settle(
-                    StatusCode::OK,
-                    api.get_waas_wallet_by_wallet_id(env, wallet).await,
-                )
-                .await;
+            let (api, request_id) = self.api(&credential);
+            let call = api.get_waas_wallet_by_wallet_id(env, wallet);
+            let result = match tokio::time::timeout(timeout, call).await {
+                Ok(result) => self.settle(StatusCode::OK, result).await,
+                Err(_) => Err(Failure::TimedOut(timeout)),
+            };
             let failure = match result {
                 Ok(body) => {
                     tracing::info!(

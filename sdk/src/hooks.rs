@@ -146,6 +146,10 @@ impl ClientHooks<RequestOptions> for Client {
     ) -> reqwest::Result<reqwest::Response> {
         let response = self.client().execute(request).await?;
         Ok(match self.inner().max_response_bytes {
+            // A declared length within the limit needs no wrapper: hyper never yields more
+            // than the declared Content-Length (HTTP/1), and h2 treats a longer body as a
+            // protocol error.
+            Some(limit) if response.content_length().is_some_and(|n| n <= limit as u64) => response,
             Some(limit) => limit_body(response, limit),
             None => response,
         })

@@ -347,3 +347,49 @@ async fn wallet_read_round_trips_with_and_without_key_shares() {
         assert_eq!(serde_json::to_value(&read).unwrap(), expected, "{name}");
     }
 }
+
+/// A body of undeclared length (chunked) is bounded too: reading stops at the limit.
+#[tokio::test]
+async fn a_chunked_body_over_the_limit_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (mut socket, _) = listener.accept().await.unwrap();
+        let mut request = vec![0u8; 8192];
+        let _ = socket.read(&mut request).await;
+        let head = "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let chunk = vec![b' '; 16 * 1024];
+        // Up to 1 MiB of white space; the client must give up long before the end.
+        let mut sent = 0usize;
+        for _ in 0..64 {
+            let frame = format!("{:x}\r\n", chunk.len());
+            if socket.write_all(frame.as_bytes()).await.is_err()
+                || socket.write_all(&chunk).await.is_err()
+                || socket.write_all(b"\r\n").await.is_err()
+            {
+                break;
+            }
+            sent += chunk.len();
+        }
+        let _ = socket.write_all(b"0\r\n\r\n").await;
+        sent
+    });
+    let client = Client::new(
+        &format!("http://{addr}"),
+        RequestOptions::new()
+            .bearer_token(TOKEN)
+            .unwrap()
+            .max_response_bytes(32 * 1024),
+    );
+    let (env, wallet) = ids();
+    let err = client
+        .backup_key_shares_to_locations_for_pregen(&env, &wallet, &seed_body())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::ResponseBodyError(_)), "{err:?}");
+    drop(client);
+    let _ = server.await;
+}
