@@ -237,13 +237,8 @@ impl Client {
         let url = format!(
             "{}/environments/{}/waas/{}",
             self.baseurl,
-            encode_path(&environment_id.to_string()),
-            encode_path(&wallet_id.to_string()),
-        );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map.append(
-            ::reqwest::header::HeaderName::from_static("api-version"),
-            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            environment_id.as_str(),
+            wallet_id.as_str(),
         );
         #[allow(unused_mut)]
         let mut request = self
@@ -253,7 +248,6 @@ impl Client {
                 ::reqwest::header::ACCEPT,
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
-            .headers(header_map)
             .build()?;
         let info = OperationInfo {
             operation_id: "get_waas_wallet_by_wallet_id",
@@ -281,13 +275,8 @@ impl Client {
         let url = format!(
             "{}/environments/{}/waas/{}/keyShares/backup/locations",
             self.baseurl,
-            encode_path(&environment_id.to_string()),
-            encode_path(&wallet_id.to_string()),
-        );
-        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
-        header_map.append(
-            ::reqwest::header::HeaderName::from_static("api-version"),
-            ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            environment_id.as_str(),
+            wallet_id.as_str(),
         );
         #[allow(unused_mut)]
         let mut request = self
@@ -298,7 +287,6 @@ impl Client {
                 ::reqwest::header::HeaderValue::from_static("application/json"),
             )
             .json(&body)
-            .headers(header_map)
             .build()?;
         let info = OperationInfo {
             operation_id: "backup_key_shares_to_locations_for_pregen",

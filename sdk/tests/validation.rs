@@ -180,3 +180,22 @@ fn open_enums_know_exactly_the_specs_values() {
     assert_eq!(WaasBackupOptionsEnum::from("icloud").as_str(), "iCloud");
     assert!(WaasBackupOptionsEnum::from("GOOGLEDRIVE").is_unknown());
 }
+
+/// The generator writes validated ids into paths as they are (xtask/src/rewrite.rs): every
+/// character an id may hold must be one percent-encoding leaves alone.
+#[test]
+fn ids_need_no_percent_encoding() {
+    for c in "0123456789abcdef-".chars() {
+        let text = c.to_string();
+        assert_eq!(
+            dynamic_waas_api::progenitor_client::encode_path(&text),
+            text,
+            "{c:?}"
+        );
+    }
+    let id = WalletId::parse("95b11417-f18f-457f-8804-68e361f9164f").unwrap();
+    assert_eq!(
+        dynamic_waas_api::progenitor_client::encode_path(id.as_str()),
+        id.as_str()
+    );
+}

@@ -52,8 +52,11 @@ pub fn render(spec_path: &Path) -> Result<String> {
         settings.with_replacement(&r.schema, r.rust_type, impls.into_iter());
     }
 
+    let operations = api.operations().count();
     let tokens = generate_tokens(&settings, &api)?;
+    // Format, rewrite (the rewrites match rustfmt's layout), and format again.
     let formatted = rustfmt(&tokens.to_string())?;
+    let formatted = rustfmt(&crate::rewrite::apply_all(&formatted, operations)?)?;
     let digest = Sha256::digest(&spec.bytes);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     Ok(format!(

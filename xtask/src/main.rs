@@ -2,6 +2,7 @@
 
 mod bench;
 mod generate;
+mod rewrite;
 mod spec;
 mod transform;
 
