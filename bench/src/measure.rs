@@ -71,7 +71,7 @@ pub struct Figures {
 }
 
 /// A round: figures per client, indexed by [`Kind::index`].
-pub type Round = [Figures; 3];
+pub type Round = [Figures; Kind::COUNT];
 
 /// Allocations per call. The server runs in this process, so its share (the same for every
 /// client) is included; the differences between clients are the clients' own.
@@ -84,7 +84,7 @@ pub struct Allocations {
 
 pub struct Measured {
     pub rounds: Vec<Round>,
-    pub allocations: [Allocations; 3],
+    pub allocations: [Allocations; Kind::COUNT],
 }
 
 pub async fn all(plan: &Plan) -> Result<Measured, BoxError> {
@@ -117,7 +117,7 @@ pub async fn all(plan: &Plan) -> Result<Measured, BoxError> {
         rounds.push(round);
     }
 
-    let mut allocations = [Allocations::default(); 3];
+    let mut allocations = [Allocations::default(); Kind::COUNT];
     for kind in Kind::ALL {
         allocations[kind.index()] = count_allocations(&clients, kind, plan.alloc_calls).await?;
     }
@@ -129,10 +129,10 @@ pub async fn all(plan: &Plan) -> Result<Measured, BoxError> {
 
 async fn round(clients: &Arc<Clients>, plan: &Plan, r: usize) -> Result<Round, BoxError> {
     // Who goes first changes every round, so that no client always follows the same one.
-    let order: [Kind; 3] = std::array::from_fn(|i| Kind::ALL[(i + r) % 3]);
+    let order: [Kind; Kind::COUNT] = std::array::from_fn(|i| Kind::ALL[(i + r) % Kind::COUNT]);
 
-    let mut samples: [Vec<Duration>; 3] = Default::default();
-    let mut cpu_c1 = [Some(Duration::ZERO); 3];
+    let mut samples: [Vec<Duration>; Kind::COUNT] = Default::default();
+    let mut cpu_c1 = [Some(Duration::ZERO); Kind::COUNT];
     for _ in 0..plan.blocks {
         for kind in order {
             let cpu = CpuClock::start();
@@ -141,8 +141,8 @@ async fn round(clients: &Arc<Clients>, plan: &Plan, r: usize) -> Result<Round, B
         }
     }
 
-    let mut busy = [Duration::ZERO; 3];
-    let mut cpu_c64 = [Some(Duration::ZERO); 3];
+    let mut busy = [Duration::ZERO; Kind::COUNT];
+    let mut cpu_c64 = [Some(Duration::ZERO); Kind::COUNT];
     for _ in 0..plan.blocks {
         for kind in order {
             let cpu = CpuClock::start();
@@ -259,9 +259,9 @@ pub struct Peak {
 
 /// One child process per client: a process's peak can be read, never reset, and memory one
 /// client freed stays mapped for the next.
-pub fn peak_memory() -> Result<[Option<Peak>; 3], BoxError> {
+pub fn peak_memory() -> Result<[Option<Peak>; Kind::COUNT], BoxError> {
     let exe = std::env::current_exe()?;
-    let mut peaks: [Option<Peak>; 3] = Default::default();
+    let mut peaks: [Option<Peak>; Kind::COUNT] = Default::default();
     for kind in Kind::ALL {
         let output = Command::new(&exe)
             .args([PEAK_CHILD, kind.name()])

@@ -35,7 +35,7 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-pub fn print(plan: &Plan, measured: &Measured, peaks: &[Option<Peak>; 3]) {
+pub fn print(plan: &Plan, measured: &Measured, peaks: &[Option<Peak>; Kind::COUNT]) {
     let rounds = &measured.rounds;
     let column = |kind: Kind, f: fn(&Figures) -> f64| -> Vec<f64> {
         rounds.iter().map(|r| f(&r[kind.index()])).collect()
@@ -127,6 +127,14 @@ pub fn print(plan: &Plan, measured: &Measured, peaks: &[Option<Peak>; 3]) {
             stats::median(&r.cpu)
         );
     }
+    // What the facade adds over a hand-written client that sends the same headers.
+    let fair = Ratios::against(rounds, Kind::Facade, Kind::RawWithHeaders);
+    println!(
+        "facade over raw+headers: latency {:.2}, throughput {:.2}, CPU per call at c=64 {:.2}",
+        stats::median(&fair.latency),
+        stats::median(&fair.throughput),
+        stats::median(&fair.cpu)
+    );
     println!();
     for (kind, r) in &compared {
         println!("latency ratio {kind}/raw: {:.2}", stats::median(&r.latency));
@@ -147,11 +155,15 @@ struct Ratios {
 }
 
 impl Ratios {
-    fn new(rounds: &[[Figures; 3]], kind: Kind) -> Self {
+    fn new(rounds: &[[Figures; Kind::COUNT]], kind: Kind) -> Self {
+        Self::against(rounds, kind, Kind::Raw)
+    }
+
+    fn against(rounds: &[[Figures; Kind::COUNT]], kind: Kind, floor: Kind) -> Self {
         let pairs = || {
             rounds
                 .iter()
-                .map(move |r| (&r[kind.index()], &r[Kind::Raw.index()]))
+                .map(move |r| (&r[kind.index()], &r[floor.index()]))
         };
         Self {
             latency: pairs()
