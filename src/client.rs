@@ -696,8 +696,14 @@ impl Client {
     async fn settle<T>(
         &self,
         success: StatusCode,
-        result: Result<ResponseValue<T>, dynamic_waas_api::Error<ByteStream>>,
+        timeout: Duration,
+        call: impl Future<Output = Result<ResponseValue<T>, dynamic_waas_api::Error<ByteStream>>>,
     ) -> Result<T, Failure> {
+        // The generated method reads the whole body before it returns, so this bounds the
+        // attempt from sending to the last byte.
+        let Ok(result) = tokio::time::timeout(timeout, call).await else {
+            return Err(Failure::TimedOut(timeout));
+        };
         use dynamic_waas_api::Error as E;
         match result {
             Ok(value) => Ok(value.into_inner()),
@@ -785,17 +791,12 @@ impl Client {
             creates += 1;
             calls.requests += 1;
             let (api, request_id) = self.api(&credential);
-            // The generated method reads the whole body before it returns, so this bounds the
-            // attempt from sending to the last byte.
             let call = api.backup_key_shares_to_locations_for_pregen(
                 &request.env,
                 &request.wallet,
                 &request.body,
             );
-            let result = match tokio::time::timeout(timeout, call).await {
-                Ok(result) => self.settle(StatusCode::CREATED, result).await,
-                Err(_) => Err(Failure::TimedOut(timeout)),
-            };
+            let result = self.settle(StatusCode::CREATED, timeout, call).await;
             let failure = match result {
                 Ok(body) => {
                     tracing::info!(
@@ -980,10 +981,7 @@ impl Client {
             calls.requests += 1;
             let (api, request_id) = self.api(&credential);
             let call = api.get_waas_wallet_by_wallet_id(env, wallet);
-            let result = match tokio::time::timeout(timeout, call).await {
-                Ok(result) => self.settle(StatusCode::OK, result).await,
-                Err(_) => Err(Failure::TimedOut(timeout)),
-            };
+            let result = self.settle(StatusCode::OK, timeout, call).await;
             let failure = match result {
                 Ok(body) => {
                     tracing::info!(

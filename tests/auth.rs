@@ -623,16 +623,30 @@ impl TokenProvider for SecretOnce {
     }
 }
 
-#[tokio::test] // current thread: the default subscriber applies to everything the test runs
+/// Everything this test binary logs at TRACE. A global subscriber, not `set_default`:
+/// tracing caches each callsite's interest process-wide, so a thread-local subscriber can miss
+/// events whose callsites another test's thread registered first. The other tests' events
+/// land here too, which only widens the check.
+fn trace_buffer() -> Arc<Mutex<Vec<u8>>> {
+    static BUFFER: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    BUFFER
+        .get_or_init(|| {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let writer = Captured(buffer.clone());
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+            buffer
+        })
+        .clone()
+}
+
+#[tokio::test]
 async fn the_token_never_appears_in_logs_errors_or_debug_output() {
-    let buffer = Arc::new(Mutex::new(Vec::new()));
-    let writer = Captured(buffer.clone());
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let buffer = trace_buffer();
     let mut printed: Vec<String> = Vec::new();
 
     // A full call with retries: 503 + Retry-After 0, 429 + Retry-After 0, then 201.
@@ -731,7 +745,6 @@ async fn the_token_never_appears_in_logs_errors_or_debug_output() {
     assert!(err.is_invalid_input());
     describe(&err, &mut printed);
 
-    drop(_guard);
     let logs = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
     // The capture works (so the next assertion can fail).
     assert!(logs.contains("retrying"), "logs: {logs}");

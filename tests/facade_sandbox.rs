@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use dynamic_waas::testing::{Fault, FaultResponse, Operation, RateLimit, Sandbox, Wallet};
+use dynamic_waas::testing::{
+    Fault, FaultResponse, Operation, RateLimit, Sandbox, SandboxBuilder, Wallet,
+};
 use dynamic_waas::{BackupLocation, Client, ErrorKind, LocationRequest, RetryPolicy};
 use uuid::Uuid;
 
@@ -22,45 +24,28 @@ fn user(n: u8) -> Uuid {
 
 /// Two environments, a token and a user each; wallets of user 1 in A and B, and a wallet of
 /// user 2 in A.
-async fn sandbox() -> Sandbox {
+fn seeded() -> SandboxBuilder {
+    let env = |id: &str| id.parse::<dynamic_waas::EnvironmentId>().unwrap();
+    let wallet = |id: &str, in_env: &str, owner: Uuid| {
+        Wallet::new(
+            id.parse::<dynamic_waas::WalletId>().unwrap(),
+            env(in_env),
+            owner,
+        )
+    };
     Sandbox::builder()
-        .token(
-            TOKEN_A,
-            ENV_A.parse::<dynamic_waas::EnvironmentId>().unwrap(),
-        )
-        .token(
-            TOKEN_B,
-            ENV_B.parse::<dynamic_waas::EnvironmentId>().unwrap(),
-        )
-        .user(
-            user(1),
-            ENV_A.parse::<dynamic_waas::EnvironmentId>().unwrap(),
-        )
-        .user(
-            user(2),
-            ENV_A.parse::<dynamic_waas::EnvironmentId>().unwrap(),
-        )
-        .user(
-            user(3),
-            ENV_B.parse::<dynamic_waas::EnvironmentId>().unwrap(),
-        )
-        .wallet(Wallet::new(
-            WALLET_A.parse::<dynamic_waas::WalletId>().unwrap(),
-            ENV_A.parse::<dynamic_waas::EnvironmentId>().unwrap(),
-            user(1),
-        ))
-        .wallet(Wallet::new(
-            WALLET_B.parse::<dynamic_waas::WalletId>().unwrap(),
-            ENV_B.parse::<dynamic_waas::EnvironmentId>().unwrap(),
-            user(3),
-        ))
-        .wallet(Wallet::new(
-            WALLET_OTHER_USER.parse::<dynamic_waas::WalletId>().unwrap(),
-            ENV_A.parse::<dynamic_waas::EnvironmentId>().unwrap(),
-            user(2),
-        ))
-        .start()
-        .await
+        .token(TOKEN_A, env(ENV_A))
+        .token(TOKEN_B, env(ENV_B))
+        .user(user(1), env(ENV_A))
+        .user(user(2), env(ENV_A))
+        .user(user(3), env(ENV_B))
+        .wallet(wallet(WALLET_A, ENV_A, user(1)))
+        .wallet(wallet(WALLET_B, ENV_B, user(3)))
+        .wallet(wallet(WALLET_OTHER_USER, ENV_A, user(2)))
+}
+
+async fn sandbox() -> Sandbox {
+    seeded().start().await
 }
 
 fn client(sandbox: &Sandbox, token: &str) -> Client {
@@ -249,20 +234,7 @@ async fn a_500_before_anything_was_applied_is_retried_after_a_read() {
 
 #[tokio::test]
 async fn the_rate_limit_is_waited_out() {
-    let sandbox = Sandbox::builder()
-        .token(
-            TOKEN_A,
-            ENV_A.parse::<dynamic_waas::EnvironmentId>().unwrap(),
-        )
-        .user(
-            user(1),
-            ENV_A.parse::<dynamic_waas::EnvironmentId>().unwrap(),
-        )
-        .wallet(Wallet::new(
-            WALLET_A.parse::<dynamic_waas::WalletId>().unwrap(),
-            ENV_A.parse::<dynamic_waas::EnvironmentId>().unwrap(),
-            user(1),
-        ))
+    let sandbox = seeded()
         .rate_limit(RateLimit::new(2, Duration::from_secs(1)))
         .start()
         .await;

@@ -780,16 +780,30 @@ impl std::io::Write for Captured {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
+/// The captured output of this test binary's global subscriber. A global one, not
+/// `set_default`: tracing caches each callsite's interest process-wide, and a thread-local
+/// subscriber can miss events whose callsites another test's thread registered first.
+fn captured_logs() -> Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        logs
+    })
+    .clone()
+}
+
+#[tokio::test]
 async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // A wallet no other test uses, to pick this call's events out of the shared output.
+    const TRACED_WALLET: &str = "7e7e7e7e-7e7e-4e7e-8e7e-7e7e7e7e7e7e";
+    let logs = captured_logs();
     let server = server().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
@@ -801,11 +815,19 @@ async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
         .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
         .mount(&server)
         .await;
-    create(&client(&server, fast())).await.unwrap();
+    client(&server, fast())
+        .create_backup_locations(
+            ENV,
+            TRACED_WALLET,
+            USER,
+            [BackupLocation::GoogleDrive.into()],
+        )
+        .await
+        .unwrap();
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     let events: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains("dynamic_waas.create_backup_locations"))
+        .filter(|l| l.contains(&format!("wallet_id={TRACED_WALLET}")))
         .collect();
     assert_eq!(events.len(), 3, "{text}");
     for (i, line) in events[..2].iter().enumerate() {
@@ -815,7 +837,10 @@ async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
             line.contains("status=429") && line.contains("wait_ms=0"),
             "{line}"
         );
-        assert!(line.contains(&format!("wallet_id={WALLET}")), "{line}");
+        assert!(
+            line.contains("dynamic_waas.create_backup_locations"),
+            "{line}"
+        );
     }
     assert!(
         events[2].contains("created") && events[2].contains("attempt=3"),
