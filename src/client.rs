@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use dynamic_waas_api::error::ErrorResponse;
+use dynamic_waas_api::hooks::BodyCapture;
 use dynamic_waas_api::ids::{EnvironmentId, ResourceId, WalletId};
 use dynamic_waas_api::{types, ByteStream, RequestOptions, ResponseValue};
 use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION, LOCATION, RETRY_AFTER};
@@ -364,6 +365,7 @@ impl Client {
                 env,
                 wallet,
                 body: types::BackupKeySharesToLocationsWithUserIdRequest { user_id, locations },
+                keep_raw_body: false,
             })
         })();
         CreateBackupLocations {
@@ -390,6 +392,7 @@ struct CreateRequest {
     env: EnvironmentId,
     wallet: WalletId,
     body: types::BackupKeySharesToLocationsWithUserIdRequest,
+    keep_raw_body: bool,
 }
 
 /// A create call, ready to be awaited (see [`Client::create_backup_locations`]).
@@ -404,6 +407,15 @@ impl CreateBackupLocations<'_> {
     /// Uses this policy for this call instead of the client's.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = Some(policy);
+        self
+    }
+
+    /// Keeps the 201 body exactly as received, for [`CreatedBackup::raw_body`] (fields this
+    /// SDK does not know included). Off by default: it costs a copy of the response.
+    pub fn keep_raw_body(mut self) -> Self {
+        if let Ok(request) = &mut self.input {
+            request.keep_raw_body = true;
+        }
         self
     }
 }
@@ -672,17 +684,24 @@ enum Stop {
 }
 
 impl Client {
-    fn api(&self, credential: &Credential) -> (dynamic_waas_api::Client, String) {
+    fn api(
+        &self,
+        credential: &Credential,
+        capture: Option<&BodyCapture>,
+    ) -> (dynamic_waas_api::Client, String) {
         // A request id must be unique, not unpredictable: a UUID v4 from fastrand spares a
         // getrandom syscall per attempt.
         let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
         let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
         let request_id: &str = id.hyphenated().encode_lower(&mut text);
         let id_header = HeaderValue::from_str(request_id).unwrap_or(HeaderValue::from_static("-"));
-        let options = RequestOptions::new()
+        let mut options = RequestOptions::new()
             .header(AUTHORIZATION, credential.header.clone())
             .header(REQUEST_ID.clone(), id_header)
             .max_response_bytes(self.inner.max_response_bytes);
+        if let Some(capture) = capture {
+            options = options.capture_body(capture.clone());
+        }
         let api = dynamic_waas_api::Client::new_with_client(
             &self.inner.base_url,
             self.inner.http.clone(),
@@ -790,7 +809,8 @@ impl Client {
             let (credential, timeout) = self.prepare(rejected.as_ref(), &policy, &calls).await?;
             creates += 1;
             calls.requests += 1;
-            let (api, request_id) = self.api(&credential);
+            let capture = request.keep_raw_body.then(BodyCapture::new);
+            let (api, request_id) = self.api(&credential, capture.as_ref());
             let call = api.backup_key_shares_to_locations_for_pregen(
                 &request.env,
                 &request.wallet,
@@ -805,11 +825,11 @@ impl Client {
                         status = 201,
                         "created"
                     );
-                    return Ok(CreatedBackup::from_response(
-                        body,
-                        request_id,
-                        calls.requests,
-                    ));
+                    let created = CreatedBackup::from_response(body, request_id, calls.requests);
+                    return Ok(match capture.and_then(|c| c.take()) {
+                        Some(raw) => created.with_raw_body(raw),
+                        None => created,
+                    });
                 }
                 Err(failure) => failure,
             };
@@ -979,7 +999,7 @@ impl Client {
             let (credential, timeout) = self.prepare(rejected.as_ref(), policy, calls).await?;
             reads += 1;
             calls.requests += 1;
-            let (api, request_id) = self.api(&credential);
+            let (api, request_id) = self.api(&credential, None);
             let call = api.get_waas_wallet_by_wallet_id(env, wallet);
             let result = self.settle(StatusCode::OK, timeout, call).await;
             let failure = match result {

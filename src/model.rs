@@ -214,6 +214,7 @@ pub struct CreatedBackup {
     reconciled: bool,
     request_id: String,
     attempts: u32,
+    raw_body: Option<bytes::Bytes>,
 }
 
 impl CreatedBackup {
@@ -237,7 +238,13 @@ impl CreatedBackup {
             reconciled: false,
             request_id,
             attempts,
+            raw_body: None,
         }
+    }
+
+    pub(crate) fn with_raw_body(mut self, raw: bytes::Bytes) -> Self {
+        self.raw_body = Some(raw);
+        self
     }
 
     pub(crate) fn reconciled(
@@ -253,6 +260,7 @@ impl CreatedBackup {
             reconciled: true,
             request_id,
             attempts,
+            raw_body: None,
         }
     }
 
@@ -280,6 +288,13 @@ impl CreatedBackup {
     /// The `x-dyn-request-id` of the request that answered.
     pub fn request_id(&self) -> &str {
         &self.request_id
+    }
+
+    /// The 201 body exactly as received, when the call asked for it
+    /// ([`keep_raw_body`](crate::CreateBackupLocations::keep_raw_body)) and the result was not
+    /// reconciled (a reconciled result was built from a wallet read: there is no 201 body).
+    pub fn raw_body(&self) -> Option<&[u8]> {
+        self.raw_body.as_deref()
     }
 
     /// HTTP requests the call made, wallet reads included.

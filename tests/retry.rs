@@ -884,3 +884,32 @@ fn the_client_and_its_calls_can_be_shared_across_tasks() {
     let call = std::future::IntoFuture::into_future(client.get_wallet(ENV, WALLET));
     sendable(&call);
 }
+
+#[tokio::test]
+async fn the_raw_201_body_is_kept_byte_for_byte_when_asked() {
+    let server = server().await;
+    let raw = std::fs::read(format!(
+        "{}/tests/fixtures/response_201_unknown_location.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(201).set_body_raw(raw.clone(), "application/json"))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let client = client(&server, fast());
+    let created = client
+        .create_backup_locations(ENV, WALLET, USER, [BackupLocation::GoogleDrive.into()])
+        .keep_raw_body()
+        .await
+        .unwrap();
+    assert_eq!(created.raw_body(), Some(raw.as_slice()));
+    // The typed view still works, and the unknown field is only in the raw body.
+    assert!(created.locations_with_key_shares()[0].location.is_unknown());
+    assert!(!serde_json::to_string(&created)
+        .unwrap()
+        .contains("backupActionId"));
+    // Off by default.
+    assert_eq!(create(&client).await.unwrap().raw_body(), None);
+}

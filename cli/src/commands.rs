@@ -58,6 +58,7 @@ async fn create(global: &GlobalArgs, args: CreateArgs, printer: Printer) -> Resu
             user_id,
             args.locations.into_iter().map(|l| l.request),
         )
+        .keep_raw_body()
         .await?;
     printer.created(&created).map_err(stdout_error)
 }

@@ -27,7 +27,19 @@ impl Printer {
 
     pub fn created(&self, created: &CreatedBackup) -> io::Result<()> {
         match self.format {
-            OutputFormat::Json => print_json(&serde_json::to_value(created)?),
+            // The 201 body as received (fields this SDK does not know included); a
+            // reconciled result has none and is printed in the same shape.
+            OutputFormat::Json => match created.raw_body() {
+                Some(raw) if serde_json::from_slice::<Value>(raw).is_ok() => {
+                    let mut out = io::stdout().lock();
+                    out.write_all(raw)?;
+                    if !raw.ends_with(b"\n") {
+                        out.write_all(b"\n")?;
+                    }
+                    out.flush()
+                }
+                _ => print_json(&serde_json::to_value(created)?),
+            },
             OutputFormat::Text => {
                 let mut text = format!("Backed up wallet {}", created.wallet_id());
                 if created.is_reconciled() {

@@ -537,3 +537,24 @@ async fn the_token_is_never_printed() {
     output.clone().assert().success();
     assert_no_token(&output);
 }
+
+/// `--output json` prints the 201 body as received: fields the SDK does not know survive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_is_the_201_body_as_received() {
+    let server = MockServer::start().await;
+    let body = r#"{"message":"ok","walletId":"95b11417-f18f-457f-8804-68e361f9164f","backupActionId":"ba-1","locationsWithKeyShares":[{"location":"offlineRecovery","keyShareId":"0f0e0d0c-0b0a-4908-8706-050403020100","externalKeyShareId":"0f0e0d0c-0b0a-4908-8706-050403020101","createdAt":"2026-11-24T12:00:00Z"}]}"#;
+    Mock::given(method("POST"))
+        .and(path_regex(CREATE_PATH))
+        .respond_with(ResponseTemplate::new(201).set_body_raw(body, "application/json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut cmd = cli_at(&server.uri());
+    create(&mut cmd, &["googleDrive"]);
+    let output = run(cmd).await;
+    output.clone().assert().success();
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!("{body}\n")
+    );
+}

@@ -25,6 +25,39 @@ pub struct RequestOptions {
     headers: HeaderMap,
     max_response_bytes: Option<usize>,
     timeout: Option<std::time::Duration>,
+    capture: Option<BodyCapture>,
+}
+
+/// Keeps the bytes of a successful (2xx) response body as received, for a caller that must
+/// pass the server's document on unchanged (fields this SDK does not know included).
+///
+/// ```
+/// use dynamic_waas_api::hooks::BodyCapture;
+/// use dynamic_waas_api::RequestOptions;
+///
+/// let capture = BodyCapture::new();
+/// let options = RequestOptions::new().capture_body(capture.clone());
+/// // ... make one request with a client built from `options`, then:
+/// assert_eq!(capture.take(), None); // nothing was sent in this example
+/// # let _ = options;
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct BodyCapture(std::sync::Arc<std::sync::Mutex<Option<bytes::Bytes>>>);
+
+impl BodyCapture {
+    /// An empty capture, to share with [`RequestOptions::capture_body`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The body of the last successful response, once.
+    pub fn take(&self) -> Option<bytes::Bytes> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    fn put(&self, body: bytes::Bytes) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(body);
+    }
 }
 
 /// A bearer token that cannot be put in an HTTP header.
@@ -74,6 +107,14 @@ impl RequestOptions {
         self
     }
 
+    /// Keeps a copy of each successful response body in `capture`. The body is read before
+    /// the generated code parses it (bounded by [`max_response_bytes`](Self::max_response_bytes));
+    /// a failure while reading it is reported as a failure of the request.
+    pub fn capture_body(mut self, capture: BodyCapture) -> Self {
+        self.capture = Some(capture);
+        self
+    }
+
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
@@ -90,6 +131,7 @@ impl fmt::Debug for RequestOptions {
             .field("headers", &names)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("timeout", &self.timeout)
+            .field("capture_body", &self.capture.is_some())
             .finish()
     }
 }
@@ -145,14 +187,44 @@ impl ClientHooks<RequestOptions> for Client {
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
         let response = self.client().execute(request).await?;
-        Ok(match self.inner().max_response_bytes {
+        let response = match self.inner().max_response_bytes {
             // A declared length within the limit needs no wrapper: hyper never yields more
             // than the declared Content-Length (HTTP/1), and h2 treats a longer body as a
             // protocol error.
             Some(limit) if response.content_length().is_some_and(|n| n <= limit as u64) => response,
             Some(limit) => limit_body(response, limit),
             None => response,
-        })
+        };
+        match &self.inner().capture {
+            Some(capture) if response.status().is_success() => {
+                Ok(captured(response, capture).await?)
+            }
+            _ => Ok(response),
+        }
+    }
+}
+
+/// Reads the body, keeps a copy in `capture`, and hands the same bytes on (no copy).
+async fn captured(
+    response: reqwest::Response,
+    capture: &BodyCapture,
+) -> reqwest::Result<reqwest::Response> {
+    let url = response.url().clone();
+    let response: http::Response<reqwest::Body> = response.into();
+    let (mut parts, body) = response.into_parts();
+    let body = reqwest::Response::from(http::Response::new(body))
+        .bytes()
+        .await?;
+    capture.put(body.clone());
+    carry_url(&mut parts, url);
+    Ok(http::Response::from_parts(parts, reqwest::Body::from(body)).into())
+}
+
+/// The conversion to `http::Response` drops the response URL; carry it over through a
+/// builder's extensions.
+fn carry_url(parts: &mut http::response::Parts, url: reqwest::Url) {
+    if let Ok(carrier) = reqwest::ResponseBuilderExt::url(http::Response::builder(), url).body(()) {
+        parts.extensions.extend(carrier.into_parts().0.extensions);
     }
 }
 
@@ -161,10 +233,7 @@ fn limit_body(response: reqwest::Response, limit: usize) -> reqwest::Response {
     let url = response.url().clone();
     let response: http::Response<reqwest::Body> = response.into();
     let (mut parts, body) = response.into_parts();
-    // The conversion drops the response URL; carry it over through a builder's extensions.
-    if let Ok(carrier) = reqwest::ResponseBuilderExt::url(http::Response::builder(), url).body(()) {
-        parts.extensions.extend(carrier.into_parts().0.extensions);
-    }
+    carry_url(&mut parts, url);
     let limited = http_body_util::Limited::new(body, limit);
     http::Response::from_parts(parts, reqwest::Body::wrap(limited)).into()
 }
