@@ -310,8 +310,8 @@ impl Client {
     /// Creates backup locations for a wallet's key shares (one per location).
     ///
     /// Ids may be [`uuid::Uuid`]s or text; all input is checked before anything is sent.
-    /// The create is not idempotent: after an ambiguous failure (a timeout or reset after
-    /// sending, 500, 502, 503 without `Retry-After`, 504, an unreadable 2xx) the client
+    /// The create is not idempotent: after an ambiguous failure (the attempt's timeout, a
+    /// reset after sending, 500, 502, 503 without `Retry-After`, 504, an unreadable 2xx) the client
     /// reads the wallet instead of sending again. Key shares at every requested location
     /// mean the create happened: the result is built from the read and
     /// [`is_reconciled`](CreatedBackup::is_reconciled). No key shares mean it did not: it is
