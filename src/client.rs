@@ -660,6 +660,7 @@ fn http_error(response: &ErrorResponse) -> Error {
     };
     let mut err = Error::new(kind)
         .with_status(status)
+        .with_headers(response.headers().clone())
         .with_upstream(response.error_text(), code)
         .with_body(&response.body()[..response.body().len().min(BODY_EXCERPT_LIMIT)]);
     if status.is_redirection() {

@@ -85,6 +85,7 @@ struct Inner {
     upstream_error: Option<String>,
     upstream_code: Option<String>,
     body: Option<Bytes>,
+    headers: Option<reqwest::header::HeaderMap>,
     attempts: u32,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
@@ -98,6 +99,7 @@ impl Error {
             upstream_error: None,
             upstream_code: None,
             body: None,
+            headers: None,
             attempts: 0,
             source: None,
         }))
@@ -131,6 +133,11 @@ impl Error {
             let end = body.len().min(BODY_EXCERPT_LIMIT);
             self.0.body = Some(Bytes::copy_from_slice(&body[..end]));
         }
+        self
+    }
+
+    pub(crate) fn with_headers(mut self, headers: reqwest::header::HeaderMap) -> Self {
+        self.0.headers = Some(headers);
         self
     }
 
@@ -179,6 +186,12 @@ impl Error {
     /// The start of the response body as received (at most [`BODY_EXCERPT_LIMIT`] bytes).
     pub fn body_excerpt(&self) -> Option<&[u8]> {
         self.0.body.as_deref()
+    }
+
+    /// The headers of the last response, when the error came from one (`Retry-After`,
+    /// a proxy's headers, ...).
+    pub fn headers(&self) -> Option<&reqwest::header::HeaderMap> {
+        self.0.headers.as_ref()
     }
 
     /// How many HTTP requests the call made (0 when nothing was sent).
@@ -300,6 +313,14 @@ impl fmt::Debug for Error {
                     .body
                     .as_ref()
                     .map(|b| String::from_utf8_lossy(b).into_owned()),
+            )
+            .field(
+                "headers",
+                &self
+                    .0
+                    .headers
+                    .as_ref()
+                    .map(|h| h.keys().map(|k| k.as_str()).collect::<Vec<_>>()),
             )
             .field("attempts", &self.0.attempts)
             .field("source", &self.0.source.as_ref().map(|s| s.to_string()))

@@ -334,6 +334,7 @@ async fn retry_after_beyond_the_cap_stops_and_says_how_long() {
         }
     );
     assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
+    assert_eq!(err.headers().unwrap()["retry-after"], "3600");
     assert!(err.to_string().contains("asked to wait 3600s"), "{err}");
     assert_eq!(err.attempts(), 1);
 }
