@@ -168,27 +168,23 @@ impl TokenSource {
         }))
     }
 
-    /// The credential for the next attempt. `rejected` is a credential the server just
-    /// refused with 401: a provider is asked for a new one instead.
-    pub(crate) async fn credential(
-        &self,
-        rejected: Option<&Credential>,
-    ) -> Result<Credential, Error> {
+    /// The credential for the next attempt.
+    pub(crate) async fn credential(&self) -> Result<Credential, Error> {
         match self {
             Self::Fixed(header) => Ok(Credential {
                 header: header.clone(),
                 generation: 0,
             }),
-            Self::Provider(cache) => cache.credential(rejected.map(|c| c.generation)).await,
+            Self::Provider(cache) => cache.credential().await,
         }
     }
 
-    /// Records that the server refused `credential` (after the one refresh a call may do),
-    /// so that the next call asks the provider instead of sending it again.
+    /// Records that the server refused `credential` with 401, so that the next attempt (of
+    /// this call or any other) asks the provider instead of sending it again.
     pub(crate) fn reject(&self, credential: &Credential) {
         if let Self::Provider(cache) = self {
-            let mut cached = cache.cached.write().unwrap_or_else(|p| p.into_inner());
-            if let Some(c) = cached
+            if let Some(c) = cache
+                .write()
                 .as_mut()
                 .filter(|c| c.generation == credential.generation)
             {
@@ -203,38 +199,42 @@ impl TokenSource {
 }
 
 impl ProviderCache {
-    fn fresh(&self, rejected: Option<u64>, now: Instant) -> Option<Credential> {
-        let cached = self.cached.read().unwrap_or_else(|p| p.into_inner());
+    // A panic elsewhere while holding the lock leaves a usable value: recover it.
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Option<Cached>> {
+        self.cached.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Option<Cached>> {
+        self.cached.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn fresh(&self, now: Instant) -> Option<Credential> {
+        let cached = self.read();
         let c = cached.as_ref()?;
         let expiring = c.expires_at.is_some_and(|at| now + REFRESH_AHEAD >= at);
-        (!expiring && !c.rejected && rejected != Some(c.generation)).then(|| Credential {
+        (!expiring && !c.rejected).then(|| Credential {
             header: c.header.clone(),
             generation: c.generation,
         })
     }
 
-    async fn credential(&self, rejected: Option<u64>) -> Result<Credential, Error> {
-        if let Some(c) = self.fresh(rejected, Instant::now()) {
+    async fn credential(&self) -> Result<Credential, Error> {
+        if let Some(c) = self.fresh(Instant::now()) {
             return Ok(c);
         }
         // One refresh at a time; whoever waited re-checks what the refresher stored.
         let _guard = self.refreshing.lock().await;
-        if let Some(c) = self.fresh(rejected, Instant::now()) {
+        if let Some(c) = self.fresh(Instant::now()) {
             return Ok(c);
         }
-        let previous_generation = self
-            .cached
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(0, |c| c.generation);
+        let previous_generation = self.read().as_ref().map_or(0, |c| c.generation);
         match self.provider.token().await {
             Ok(token) => {
                 let header = bearer_header(token.secret.expose_secret()).map_err(|e| {
                     Error::invalid_input("token", format!("the token provider returned {e}"))
                 })?;
                 let generation = previous_generation + 1;
-                *self.cached.write().unwrap_or_else(|p| p.into_inner()) = Some(Cached {
+                *self.write() = Some(Cached {
                     header: header.clone(),
                     expires_at: token.expires_at,
                     generation,
@@ -245,10 +245,10 @@ impl ProviderCache {
             }
             Err(err) => {
                 // Keep serving a token that has not expired yet, unless the server refused it.
-                let cached = self.cached.read().unwrap_or_else(|p| p.into_inner());
+                let cached = self.read();
                 if let Some(c) = cached.as_ref() {
                     let valid = c.expires_at.is_none_or(|at| Instant::now() < at);
-                    if valid && !c.rejected && rejected != Some(c.generation) {
+                    if valid && !c.rejected {
                         tracing::warn!(error = %err, "token refresh failed; using the current token until it expires");
                         return Ok(Credential {
                             header: c.header.clone(),

@@ -16,7 +16,7 @@ use secrecy::SecretString;
 use tracing::Instrument;
 
 use crate::auth::{Credential, TokenProvider, TokenSource, TOKEN_ENV_VARS};
-use crate::error::{Error, ErrorKind, BODY_EXCERPT_LIMIT};
+use crate::error::{Error, ErrorKind};
 use crate::model::{self, BackupLocation, CreatedBackup, CreatedKeyShare, IdArg, LocationRequest};
 use crate::retry::{parse_retry_after, RetryBudget, RetryPolicy};
 
@@ -28,6 +28,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-dyn-request-id");
+
+/// How much of an error body is read: enough to parse upstream's JSON error, of which
+/// errors keep an excerpt of [`BODY_EXCERPT_LIMIT`](crate::BODY_EXCERPT_LIMIT) bytes.
+const ERROR_BODY_READ_LIMIT: usize = 4096;
 
 /// A client of Dynamic's WaaS key-share backup API.
 ///
@@ -347,8 +351,8 @@ impl Client {
         locations: impl IntoIterator<Item = LocationRequest>,
     ) -> CreateBackupLocations<'_> {
         let input = (|| {
-            let env = model::environment_id(environment_id)?;
-            let wallet = model::wallet_id(wallet_id)?;
+            let env = model::path_id::<EnvironmentId>(environment_id)?;
+            let wallet = model::path_id::<WalletId>(wallet_id)?;
             let user_id = model::user_id(user_id)?;
             let locations = locations
                 .into_iter()
@@ -378,8 +382,8 @@ impl Client {
     /// Reads a wallet with its key shares. Safe to retry: every transient failure is
     /// retried within the policy.
     pub fn get_wallet(&self, environment_id: impl IdArg, wallet_id: impl IdArg) -> GetWallet<'_> {
-        let input = model::environment_id(environment_id)
-            .and_then(|env| Ok((env, model::wallet_id(wallet_id)?)));
+        let input = model::path_id::<EnvironmentId>(environment_id)
+            .and_then(|env| Ok((env, model::path_id::<WalletId>(wallet_id)?)));
         GetWallet {
             client: self,
             input,
@@ -515,8 +519,11 @@ enum Failure {
     /// The attempt's timeout passed (while connecting, sending or reading): it may have
     /// been processed.
     TimedOut(Duration),
-    /// The server answered with an error status.
-    Http(ErrorResponse),
+    /// The server answered with an error status; `Retry-After` read once.
+    Http {
+        response: ErrorResponse,
+        retry_after: Option<Duration>,
+    },
     /// The server answered 2xx, but the body could not be read: it was processed.
     Unreadable {
         /// The success status the generated code matched before reading the body.
@@ -549,18 +556,17 @@ impl Failure {
             Failure::Lost(_) | Failure::TimedOut(_) => Class::Ambiguous,
             Failure::Unreadable { .. } => Class::Applied,
             Failure::Invalid(_) => Class::Final,
-            Failure::Http(response) => {
-                let retry_after = response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                let code = response.code();
+            Failure::Http {
+                response,
+                retry_after,
+            } => {
+                let retry_after = *retry_after;
                 match response.status().as_u16() {
                     401 => Class::Unauthorized,
                     429 => Class::Safe(retry_after),
                     503 if retry_after.is_some() => Class::Safe(retry_after),
                     500 | 502 | 503 | 504 => Class::Ambiguous,
-                    422 => match code.as_deref() {
+                    422 => match response.code() {
                         Some("key_share_already_backed_up") => Class::AlreadyBackedUp,
                         // Refused before any work was done.
                         Some("too_many_requests" | "lock_timeout") => Class::Safe(retry_after),
@@ -575,7 +581,7 @@ impl Failure {
 
     fn status(&self) -> Option<StatusCode> {
         match self {
-            Failure::Http(r) => Some(r.status()),
+            Failure::Http { response, .. } => Some(response.status()),
             Failure::Unreadable { status, .. } => Some(*status),
             _ => None,
         }
@@ -587,7 +593,7 @@ impl Failure {
             Failure::Lost(e) if e.is_timeout() => "timed out after sending".into(),
             Failure::TimedOut(after) => format!("no complete answer within {after:?}"),
             Failure::Lost(e) => format!("connection lost after sending: {e}"),
-            Failure::Http(r) => format!("status {}", r.status().as_u16()),
+            Failure::Http { response, .. } => format!("status {}", response.status().as_u16()),
             Failure::Unreadable { source, .. } => format!("unreadable 2xx body: {source}"),
             Failure::Invalid(m) => m.clone(),
         }
@@ -595,15 +601,7 @@ impl Failure {
 
     fn into_error(self, request_id: &str, attempts: u32) -> Error {
         let err = match self {
-            Failure::NotSent(e) => {
-                let kind = if e.is_timeout() {
-                    ErrorKind::Timeout
-                } else {
-                    ErrorKind::Transport
-                };
-                Error::new(kind).with_source(e)
-            }
-            Failure::Lost(e) => {
+            Failure::NotSent(e) | Failure::Lost(e) => {
                 let kind = if e.is_timeout() {
                     ErrorKind::Timeout
                 } else {
@@ -629,29 +627,26 @@ impl Failure {
                 }
             }
             Failure::Invalid(message) => Error::invalid_input("request", message),
-            Failure::Http(response) => http_error(&response),
+            Failure::Http {
+                response,
+                retry_after,
+            } => http_error(&response, retry_after),
         };
         err.with_request_id(Some(request_id.to_owned()))
             .with_attempts(attempts)
     }
 }
 
-fn http_error(response: &ErrorResponse) -> Error {
+fn http_error(response: &ErrorResponse, retry_after: Option<Duration>) -> Error {
     let status = response.status();
     let code = response.code();
-    let retry_after = response
-        .headers()
-        .get(RETRY_AFTER)
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
     let kind = match status.as_u16() {
         400 => ErrorKind::BadRequest,
         401 => ErrorKind::Unauthorized,
         403 => ErrorKind::Forbidden,
         404 => ErrorKind::NotFound,
-        422 if code.as_deref() == Some("key_share_already_backed_up") => ErrorKind::AlreadyBackedUp,
-        422 if code.as_deref() == Some("too_many_requests") => {
-            ErrorKind::RateLimited { retry_after }
-        }
+        422 if code == Some("key_share_already_backed_up") => ErrorKind::AlreadyBackedUp,
+        422 if code == Some("too_many_requests") => ErrorKind::RateLimited { retry_after },
         429 => ErrorKind::RateLimited { retry_after },
         503 if retry_after.is_some() => ErrorKind::RateLimited { retry_after },
         300..=399 => ErrorKind::InvalidResponse,
@@ -661,8 +656,11 @@ fn http_error(response: &ErrorResponse) -> Error {
     let mut err = Error::new(kind)
         .with_status(status)
         .with_headers(response.headers().clone())
-        .with_upstream(response.error_text(), code)
-        .with_body(&response.body()[..response.body().len().min(BODY_EXCERPT_LIMIT)]);
+        .with_upstream(
+            response.error_text().map(str::to_owned),
+            code.map(str::to_owned),
+        )
+        .with_body(response.body());
     if status.is_redirection() {
         let to = response
             .headers()
@@ -741,8 +739,17 @@ impl Client {
             }),
             Err(E::InvalidRequest(message)) => Err(Failure::Invalid(message)),
             Err(err @ (E::ErrorResponse(_) | E::UnexpectedResponse(_))) => {
-                match ErrorResponse::from_error(err, BODY_EXCERPT_LIMIT.max(4096)).await {
-                    Ok(response) => Err(Failure::Http(response)),
+                match ErrorResponse::from_error(err, ERROR_BODY_READ_LIMIT).await {
+                    Ok(response) => {
+                        let retry_after = response
+                            .headers()
+                            .get(RETRY_AFTER)
+                            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                        Err(Failure::Http {
+                            response,
+                            retry_after,
+                        })
+                    }
                     Err(other) => Err(Failure::Invalid(other.to_string())),
                 }
             }
@@ -753,14 +760,13 @@ impl Client {
     /// The credential and timeout for the next attempt, or why there is none.
     async fn prepare(
         &self,
-        rejected: Option<&Credential>,
         policy: &RetryPolicy,
         calls: &Calls,
     ) -> Result<(Credential, Duration), Error> {
         let credential = self
             .inner
             .tokens
-            .credential(rejected)
+            .credential()
             .await
             .map_err(|e| e.with_attempts(calls.requests))?;
         let timeout = calls
@@ -803,11 +809,10 @@ impl Client {
         self.inner.budget.deposit();
         let mut calls = Calls::new(&policy);
         let mut creates = 0u32;
-        let mut rejected: Option<Credential> = None;
         let mut refreshed = false;
         let mut saw_ambiguity = false;
         loop {
-            let (credential, timeout) = self.prepare(rejected.as_ref(), &policy, &calls).await?;
+            let (credential, timeout) = self.prepare(&policy, &calls).await?;
             creates += 1;
             calls.requests += 1;
             let capture = request.keep_raw_body.then(BodyCapture::new);
@@ -836,6 +841,10 @@ impl Client {
             };
             let class = failure.class();
             let status = failure.status().map(|s| s.as_u16());
+            if class == Class::Unauthorized {
+                // Never sent again, by this call or another; a provider is asked for a new one.
+                self.inner.tokens.reject(&credential);
+            }
             match class {
                 Class::Unauthorized if !refreshed && self.inner.tokens.can_refresh() => {
                     tracing::info!(
@@ -846,7 +855,6 @@ impl Client {
                         "refreshing the token and retrying once"
                     );
                     refreshed = true;
-                    rejected = Some(credential);
                 }
                 Class::Safe(retry_after) => {
                     match self.plan_retry(&policy, creates, retry_after, &calls) {
@@ -922,10 +930,7 @@ impl Client {
                         }
                     };
                 }
-                class => {
-                    if class == Class::Unauthorized {
-                        self.inner.tokens.reject(&credential);
-                    }
+                _ => {
                     tracing::info!(attempt = calls.requests, request_id, status, reason = %failure.reason(), "failed");
                     return Err(failure.into_error(&request_id, calls.requests));
                 }
@@ -994,10 +999,9 @@ impl Client {
                 .with_attempts(calls.requests));
         }
         let mut reads = 0u32;
-        let mut rejected: Option<Credential> = None;
         let mut refreshed = false;
         loop {
-            let (credential, timeout) = self.prepare(rejected.as_ref(), policy, calls).await?;
+            let (credential, timeout) = self.prepare(policy, calls).await?;
             reads += 1;
             calls.requests += 1;
             let (api, request_id) = self.api(&credential, None);
@@ -1016,7 +1020,11 @@ impl Client {
                 Err(failure) => failure,
             };
             let status = failure.status().map(|s| s.as_u16());
-            let retry_after = match failure.class() {
+            let class = failure.class();
+            if class == Class::Unauthorized {
+                self.inner.tokens.reject(&credential);
+            }
+            let retry_after = match class {
                 Class::Unauthorized if !refreshed && self.inner.tokens.can_refresh() => {
                     tracing::info!(
                         attempt = calls.requests,
@@ -1025,16 +1033,12 @@ impl Client {
                         "refreshing the token and retrying once"
                     );
                     refreshed = true;
-                    rejected = Some(credential);
                     continue;
                 }
                 // A read is safe to repeat, whatever happened to the last one.
                 Class::Safe(retry_after) => retry_after,
                 Class::Ambiguous | Class::Applied => None,
-                class => {
-                    if class == Class::Unauthorized {
-                        self.inner.tokens.reject(&credential);
-                    }
+                _ => {
                     tracing::info!(attempt = calls.requests, request_id, status, reason = %failure.reason(), "failed");
                     return Err(failure.into_error(&request_id, calls.requests));
                 }

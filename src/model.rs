@@ -35,53 +35,37 @@ impl IdArg for &uuid::Uuid {
         IdText::Uuid(*self)
     }
 }
-impl IdArg for &str {
-    fn into_id_text(self) -> IdText {
-        IdText::Text(self.to_owned())
-    }
-}
-impl IdArg for String {
-    fn into_id_text(self) -> IdText {
-        IdText::Text(self)
-    }
-}
-impl IdArg for &String {
-    fn into_id_text(self) -> IdText {
-        IdText::Text(self.clone())
-    }
-}
-impl IdArg for EnvironmentId {
-    fn into_id_text(self) -> IdText {
-        IdText::Text(self.as_str().to_owned())
-    }
-}
-impl IdArg for WalletId {
-    fn into_id_text(self) -> IdText {
-        IdText::Text(self.as_str().to_owned())
-    }
-}
-impl IdArg for &EnvironmentId {
-    fn into_id_text(self) -> IdText {
-        IdText::Text(self.as_str().to_owned())
-    }
-}
-impl IdArg for &WalletId {
-    fn into_id_text(self) -> IdText {
-        IdText::Text(self.as_str().to_owned())
-    }
+
+/// Text ids (validated when the call is made, like any other text).
+macro_rules! text_id_arg {
+    ($($ty:ty => |$v:ident| $text:expr),+ $(,)?) => {$(
+        impl IdArg for $ty {
+            fn into_id_text(self) -> IdText {
+                let $v = self;
+                IdText::Text($text)
+            }
+        }
+    )+};
 }
 
-pub(crate) fn environment_id(arg: impl IdArg) -> Result<EnvironmentId, Error> {
-    match arg.into_id_text() {
-        IdText::Uuid(id) => Ok(id.into()),
-        IdText::Text(text) => EnvironmentId::try_from(text).map_err(id_error),
-    }
+text_id_arg! {
+    &str => |s| s.to_owned(),
+    String => |s| s,
+    &String => |s| s.clone(),
+    EnvironmentId => |id| id.as_str().to_owned(),
+    WalletId => |id| id.as_str().to_owned(),
+    &EnvironmentId => |id| id.as_str().to_owned(),
+    &WalletId => |id| id.as_str().to_owned(),
 }
 
-pub(crate) fn wallet_id(arg: impl IdArg) -> Result<WalletId, Error> {
+/// A path id (`EnvironmentId`, `WalletId`) from either form of argument.
+pub(crate) fn path_id<T>(arg: impl IdArg) -> Result<T, Error>
+where
+    T: From<uuid::Uuid> + TryFrom<String, Error = dynamic_waas_api::ids::InvalidId>,
+{
     match arg.into_id_text() {
         IdText::Uuid(id) => Ok(id.into()),
-        IdText::Text(text) => WalletId::try_from(text).map_err(id_error),
+        IdText::Text(text) => T::try_from(text).map_err(id_error),
     }
 }
 

@@ -238,10 +238,7 @@ async fn a_second_create_is_refused_with_422_and_changes_nothing() {
 
     let response = refusal(create_seeded(&sandbox, &seed).await).await;
     assert_eq!(response.status().as_u16(), 422);
-    assert_eq!(
-        response.code().as_deref(),
-        Some("key_share_already_backed_up")
-    );
+    assert_eq!(response.code(), Some("key_share_already_backed_up"));
     assert!(response.error_text().is_some_and(|text| !text.is_empty()));
     assert_eq!(sandbox.key_shares(&seed.wallet_id).unwrap(), before);
     assert_eq!(sandbox.creates_applied(), 1);
@@ -732,10 +729,7 @@ async fn apply_then_500_loses_the_response_but_not_the_create() {
     assert_eq!(sandbox.creates_applied(), 1);
     assert_eq!(sandbox.key_shares(&seed.wallet_id).unwrap().len(), 1);
     let response = refusal(create_seeded(&sandbox, &seed).await).await;
-    assert_eq!(
-        response.code().as_deref(),
-        Some("key_share_already_backed_up")
-    );
+    assert_eq!(response.code(), Some("key_share_already_backed_up"));
     let outcomes: Vec<String> = sandbox.requests().into_iter().map(|r| r.outcome).collect();
     assert!(
         outcomes[0].starts_with("201: created 1 key share(s)"),

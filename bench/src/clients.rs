@@ -165,7 +165,7 @@ impl Raw {
             .header(AUTHORIZATION, self.authorization.clone())
             .header(ACCEPT, HeaderValue::from_static("application/json"));
         if self.identify {
-            let id = uuid::Builder::from_random_bytes(random_bytes()).into_uuid();
+            let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
             let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
             let id = HeaderValue::from_str(id.hyphenated().encode_lower(&mut text))?;
             request = request.header("x-dyn-request-id", id);
@@ -266,26 +266,4 @@ fn expect_one(created: usize) -> Result<(), BoxError> {
     } else {
         Err(format!("expected one created location, got {created}").into())
     }
-}
-
-/// Random bytes for a request id without a syscall per call, as the facade makes them.
-fn random_bytes() -> [u8; 16] {
-    use std::cell::Cell;
-    thread_local! {
-        static STATE: Cell<u64> = Cell::new(0x9e37_79b9_7f4a_7c15 ^ u64::from(std::process::id()));
-    }
-    // splitmix64: plenty for unique ids in a benchmark.
-    let next = || {
-        STATE.with(|s| {
-            let mut z = s.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-            s.set(z);
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        })
-    };
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&next().to_le_bytes());
-    out[8..].copy_from_slice(&next().to_le_bytes());
-    out
 }

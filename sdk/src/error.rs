@@ -22,6 +22,9 @@ pub struct ErrorResponse {
     body: Bytes,
     truncated: bool,
     read_error: Option<String>,
+    // Read from the body once, when it is read.
+    error_text: Option<String>,
+    code: Option<String>,
 }
 
 impl ErrorResponse {
@@ -129,23 +132,32 @@ impl ErrorResponse {
     }
 
     /// Upstream's error text: the `error` field, or `message` as rate-limit bodies use.
-    pub fn error_text(&self) -> Option<String> {
-        let value: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
-        ["error", "message"]
-            .iter()
-            .find_map(|key| value.get(key).and_then(|v| v.as_str()).map(str::to_owned))
+    pub fn error_text(&self) -> Option<&str> {
+        self.error_text.as_deref()
     }
 
     /// Upstream's error code (`not_found`, `key_share_already_backed_up`, ...); a numeric
     /// code is given as text.
-    pub fn code(&self) -> Option<String> {
-        let value: serde_json::Value = serde_json::from_slice(&self.body).ok()?;
-        match value.get("code")? {
-            serde_json::Value::String(code) => Some(code.clone()),
-            serde_json::Value::Number(code) => Some(code.to_string()),
-            _ => None,
-        }
+    pub fn code(&self) -> Option<&str> {
+        self.code.as_deref()
     }
+}
+
+/// `(error text, code)` from a JSON error body, leniently: `error` or `message`; a string
+/// or numeric `code`.
+fn upstream_fields(body: &[u8]) -> (Option<String>, Option<String>) {
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return (None, None);
+    };
+    let text = ["error", "message"]
+        .iter()
+        .find_map(|key| value.get(key).and_then(|v| v.as_str()).map(str::to_owned));
+    let code = match value.get("code") {
+        Some(serde_json::Value::String(code)) => Some(code.clone()),
+        Some(serde_json::Value::Number(code)) => Some(code.to_string()),
+        _ => None,
+    };
+    (text, code)
 }
 
 struct Reader {
@@ -182,12 +194,16 @@ impl Reader {
     }
 
     fn finish(self, status: StatusCode, headers: HeaderMap) -> ErrorResponse {
+        let body = self.buf.freeze();
+        let (error_text, code) = upstream_fields(&body);
         ErrorResponse {
             status,
             headers,
-            body: self.buf.freeze(),
+            body,
             truncated: self.truncated,
             read_error: self.read_error,
+            error_text,
+            code,
         }
     }
 }
