@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::Bytes;
+use dynamic_waas_api::error::ErrorResponse;
 use reqwest::StatusCode;
 
 /// How many bytes of a response body an error keeps (see [`Error::body_excerpt`]).
@@ -152,6 +153,31 @@ impl Error {
     ) -> Self {
         self.0.source = Some(source.into());
         self
+    }
+
+    /// An error built from an error response: status, headers, upstream's text and code,
+    /// and an excerpt of the body.
+    pub(crate) fn from_response(kind: ErrorKind, response: &ErrorResponse) -> Self {
+        let status = response.status();
+        let mut err = Error::new(kind)
+            .with_status(status)
+            .with_headers(response.headers().clone())
+            .with_upstream(
+                response.error_text().map(str::to_owned),
+                response.code().map(str::to_owned),
+            )
+            .with_body(response.body());
+        if status.is_redirection() {
+            let to = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("?");
+            err = err.with_source(format!(
+                "redirected to {to}; not followed because it leaves the API's origin"
+            ));
+        }
+        err
     }
 
     pub(crate) fn set_kind(&mut self, kind: ErrorKind) {

@@ -2,23 +2,31 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod attempt;
 mod auth;
+mod budget;
+mod call;
+mod classify;
 mod client;
+mod config;
+mod create;
 mod error;
 mod model;
+mod reconcile;
 mod retry;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use auth::{Token, TokenError, TokenFuture, TokenProvider, REFRESH_AHEAD, TOKEN_ENV_VARS};
-pub use client::{
-    Client, ClientBuilder, CreateBackupLocations, GetWallet, DEFAULT_BASE_URL,
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
+pub use call::{CreateBackupLocations, GetWallet};
+pub use client::Client;
+pub use config::{
+    ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,
 };
 pub use error::{Error, ErrorKind, BODY_EXCERPT_LIMIT};
 pub use model::{BackupLocation, CreatedBackup, CreatedKeyShare, IdArg, LocationRequest};
-pub use retry::RetryPolicy;
+pub use retry::{RetryPolicy, MIN_ATTEMPT_TIME};
 
 /// The generated low-level client and its types, for what the facade does not cover.
 pub use dynamic_waas_api as api;

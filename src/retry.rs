@@ -1,9 +1,9 @@
 //! When to try again, how long to wait, and how much retrying a client may do in all.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use reqwest::header::HeaderValue;
+use tokio::time::Instant;
 
 /// How a call retries. The defaults follow the most trusted SDKs (AWS: 3 attempts, full
 /// jitter; Stripe: 0.5 s first backoff) within what this API's per-minute rate limits allow:
@@ -116,12 +116,99 @@ impl RetryPolicy {
     /// The wait before retry number `retry` (1 for the first retry): uniform in
     /// `[0, min(max_backoff, initial_backoff * 2^(retry-1)))` ("full jitter").
     pub(crate) fn backoff(&self, retry: u32) -> Duration {
-        let exp = self
-            .initial_backoff
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(20));
-        let ceiling = exp.min(self.max_backoff);
-        ceiling.mul_f64(fastrand::f64())
+        let ceiling = self.backoff_ceiling(retry);
+        // Checked: a ceiling near `Duration::MAX` must not overflow through f64 rounding.
+        Duration::try_from_secs_f64(ceiling.as_secs_f64() * fastrand::f64())
+            .unwrap_or(ceiling)
+            .min(ceiling)
     }
+
+    /// The ceiling of retry number `retry`'s backoff, without jitter: how long a wallet read
+    /// waits before it is made again for a read that may lag behind a write.
+    pub(crate) fn backoff_ceiling(&self, retry: u32) -> Duration {
+        self.initial_backoff
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
+            .min(self.max_backoff)
+    }
+
+    /// The time an attempt is given, or `None` when too little time is left to start one.
+    ///
+    /// An attempt gets the attempt timeout, or the time left if that is less. A create gets
+    /// at most half the time left, so that at least as much again remains to read the wallet
+    /// if its answer is lost. No attempt starts with less than [`MIN_ATTEMPT_TIME`] (or the
+    /// attempt timeout, when that is shorter).
+    pub(crate) fn attempt_time(&self, left: Duration, is_create: bool) -> Option<Duration> {
+        let share = if is_create { left / 2 } else { left };
+        let time = share.min(self.attempt_timeout);
+        (time >= MIN_ATTEMPT_TIME.min(self.attempt_timeout) && !time.is_zero()).then_some(time)
+    }
+}
+
+/// The least time an attempt starts with (unless the attempt timeout is shorter): less than
+/// this cannot get an answer from a real server, and a create that may be applied must leave
+/// as much again to read the wallet.
+pub const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(250);
+
+/// `at + wait`, or far in the future when that cannot be represented: no configuration and no
+/// `Retry-After` can make time arithmetic panic.
+pub(crate) fn later(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait)
+        .or_else(|| at.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(at)
+}
+
+/// Why no further attempt is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The policy's attempts are used up.
+    Attempts,
+    /// The server asked for a longer wait than the policy allows.
+    RetryAfterTooLong(Duration),
+    /// The wait and a minimal attempt do not fit before the call's deadline.
+    Deadline,
+    /// The retry budget refused the extra request.
+    Budget,
+}
+
+impl Stop {
+    pub(crate) fn describe(self) -> String {
+        match self {
+            Stop::Attempts => "no attempts left".into(),
+            Stop::RetryAfterTooLong(asked) => format!(
+                "the server asked to wait {} s, more than the policy allows",
+                asked.as_secs()
+            ),
+            Stop::Deadline => "the call's deadline leaves no time for another attempt".into(),
+            Stop::Budget => "the client's retry budget is spent".into(),
+        }
+    }
+}
+
+/// Decides whether to try again after `made` attempts of one operation, and how long to wait
+/// first: the server's `Retry-After` if it gave one, else the policy's backoff. Pure: the
+/// clock is an argument.
+pub(crate) fn plan(
+    policy: &RetryPolicy,
+    made: u32,
+    retry_after: Option<Duration>,
+    now: Instant,
+    deadline: Instant,
+) -> Result<Duration, Stop> {
+    if let Some(asked) = retry_after {
+        if asked > policy.max_retry_after {
+            return Err(Stop::RetryAfterTooLong(asked));
+        }
+    }
+    if made >= policy.max_attempts {
+        return Err(Stop::Attempts);
+    }
+    let wait = retry_after.unwrap_or_else(|| policy.backoff(made));
+    let starts = later(now, wait);
+    let left = deadline.saturating_duration_since(starts);
+    if starts >= deadline || left < MIN_ATTEMPT_TIME.min(policy.attempt_timeout) {
+        return Err(Stop::Deadline);
+    }
+    Ok(wait)
 }
 
 /// Reads `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
@@ -132,47 +219,6 @@ pub(crate) fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<
     }
     let at = httpdate::parse_http_date(text).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// A retry budget shared by a client and all its clones: every call deposits a tenth of a
-/// retry, every retry withdraws one, and the balance starts at (and is capped to) 50
-/// retries (AWS's standard budget allows as many retries of server errors). Against a server that fails everything, retries stop once the balance is
-/// spent, and from then on the server sees at most about 10 % more requests than calls.
-#[derive(Debug)]
-pub(crate) struct RetryBudget {
-    /// In thousandths of a retry.
-    balance: AtomicU64,
-}
-
-const RETRY_COST: u64 = 1000;
-const DEPOSIT_PER_CALL: u64 = 100;
-const MAX_BALANCE: u64 = 50 * RETRY_COST;
-
-impl Default for RetryBudget {
-    fn default() -> Self {
-        Self {
-            balance: AtomicU64::new(MAX_BALANCE),
-        }
-    }
-}
-
-impl RetryBudget {
-    pub(crate) fn deposit(&self) {
-        let _ = self
-            .balance
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                Some((b + DEPOSIT_PER_CALL).min(MAX_BALANCE))
-            });
-    }
-
-    /// Takes one retry from the budget; `false` when it is spent.
-    pub(crate) fn try_withdraw(&self) -> bool {
-        self.balance
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                b.checked_sub(RETRY_COST)
-            })
-            .is_ok()
-    }
 }
 
 #[cfg(test)]
@@ -214,17 +260,109 @@ mod tests {
         assert!(samples.len() > 40);
     }
 
-    #[test]
-    fn budget_allows_fifty_retries_then_a_tenth_per_call() {
-        let budget = RetryBudget::default();
-        let mut retries = 0;
-        for _ in 0..1000 {
-            budget.deposit();
-            if budget.try_withdraw() {
-                retries += 1;
+    fn policy() -> RetryPolicy {
+        RetryPolicy::default()
+            .initial_backoff(Duration::from_millis(100))
+            .max_backoff(Duration::from_millis(400))
+            .attempt_timeout(Duration::from_secs(2))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn plan_waits_the_backoff_or_the_servers_retry_after() {
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(60);
+        let wait = plan(&policy(), 1, None, now, deadline).unwrap();
+        assert!(wait < Duration::from_millis(100));
+        let asked = Some(Duration::from_secs(3));
+        assert_eq!(
+            plan(&policy(), 1, asked, now, deadline),
+            Ok(Duration::from_secs(3))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn plan_stops_for_attempts_retry_after_and_deadline_in_that_order() {
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(60);
+        let p = policy().max_attempts(3);
+        assert_eq!(plan(&p, 3, None, now, deadline), Err(Stop::Attempts));
+        let long = Duration::from_secs(31);
+        assert_eq!(
+            plan(&p, 3, Some(long), now, deadline),
+            Err(Stop::RetryAfterTooLong(long))
+        );
+        // 5 s asked, 5.1 s left: no room for a minimal attempt after the wait.
+        let close = now + Duration::from_millis(5100);
+        assert_eq!(
+            plan(&p, 1, Some(Duration::from_secs(5)), now, close),
+            Err(Stop::Deadline)
+        );
+        assert!(plan(
+            &p,
+            1,
+            Some(Duration::from_secs(5)),
+            now,
+            close + MIN_ATTEMPT_TIME
+        )
+        .is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_configuration_or_retry_after_makes_time_arithmetic_panic() {
+        let extreme = RetryPolicy::default()
+            .max_attempts(u32::MAX)
+            .initial_backoff(Duration::MAX)
+            .max_backoff(Duration::MAX)
+            .max_retry_after(Duration::MAX)
+            .attempt_timeout(Duration::MAX)
+            .total_timeout(Duration::MAX);
+        let zero = RetryPolicy::default()
+            .initial_backoff(Duration::ZERO)
+            .max_backoff(Duration::ZERO)
+            .max_retry_after(Duration::ZERO)
+            .attempt_timeout(Duration::ZERO)
+            .total_timeout(Duration::ZERO);
+        let now = Instant::now();
+        for p in [&extreme, &zero, &RetryPolicy::default()] {
+            for made in [0, 1, 2, 31, 32, 64, u32::MAX] {
+                for asked in [None, Some(Duration::ZERO), Some(Duration::MAX)] {
+                    let deadline = later(now, p.get_total_timeout());
+                    let _ = plan(p, made, asked, now, deadline);
+                    let _ = p.backoff(made);
+                    let _ = p.backoff_ceiling(made);
+                }
+            }
+            for left in [Duration::ZERO, Duration::from_millis(1), Duration::MAX] {
+                let _ = p.attempt_time(left, true);
+                let _ = p.attempt_time(left, false);
             }
         }
-        // 50 up front, then one per ten calls.
-        assert!((145..=151).contains(&retries), "{retries}");
+        let huge = HeaderValue::from_static("18446744073709551615");
+        let asked = parse_retry_after(&huge, SystemTime::now());
+        assert_eq!(asked, Some(Duration::from_secs(u64::MAX)));
+        assert!(later(now, Duration::MAX) > now);
+        assert_eq!(zero.attempt_time(Duration::from_secs(1), false), None);
+    }
+
+    #[test]
+    fn a_create_attempt_leaves_as_much_again_for_reconciliation() {
+        let p = RetryPolicy::default();
+        assert_eq!(
+            p.attempt_time(Duration::from_secs(90), true),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            p.attempt_time(Duration::from_secs(20), true),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            p.attempt_time(Duration::from_secs(20), false),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(p.attempt_time(Duration::from_millis(400), true), None);
+        assert_eq!(
+            p.attempt_time(Duration::from_millis(400), false),
+            Some(Duration::from_millis(400))
+        );
     }
 }

@@ -550,7 +550,7 @@ async fn json_output_is_the_201_body_as_received() {
         .mount(&server)
         .await;
     let mut cmd = cli_at(&server.uri());
-    create(&mut cmd, &["googleDrive"]);
+    create(&mut cmd, &["offlineRecovery"]).arg("--allow-unknown-location");
     let output = run(cmd).await;
     output.clone().assert().success();
     assert_eq!(

@@ -5,6 +5,12 @@
 //! others as `Error::UnexpectedResponse(reqwest::Response)`. [`ErrorResponse`] reads either one,
 //! up to a size limit, and keeps status, headers and the body as received.
 
+use std::future::{pending, poll_fn, Future};
+use std::pin::pin;
+use std::task::{ready, Context, Poll};
+
+use http_body::Body as _;
+
 use bytes::{Bytes, BytesMut};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -22,6 +28,7 @@ pub struct ErrorResponse {
     body: Bytes,
     truncated: bool,
     read_error: Option<String>,
+    stopped: bool,
     // Read from the body once, when it is read.
     error_text: Option<String>,
     code: Option<String>,
@@ -48,9 +55,32 @@ impl ErrorResponse {
         err: Error<ByteStream>,
         limit: usize,
     ) -> Result<Self, Error<ByteStream>> {
+        Self::from_error_until(err, limit, pending()).await
+    }
+
+    /// Like [`from_error`](Self::from_error), but reading the body stops when `stop`
+    /// completes (a deadline, say): what arrived by then is kept, and
+    /// [`stopped_early`](Self::stopped_early) says so. A server that sends the headers of an
+    /// error and then stalls its body cannot hold the caller past `stop`.
+    pub async fn from_error_until(
+        err: Error<ByteStream>,
+        limit: usize,
+        stop: impl Future<Output = ()>,
+    ) -> Result<Self, Error<ByteStream>> {
+        let mut stop = pin!(stop);
         match err {
-            Error::ErrorResponse(value) => Ok(Self::from_stream(value, limit).await),
-            Error::UnexpectedResponse(response) => Ok(Self::from_response(response, limit).await),
+            Error::ErrorResponse(value) => {
+                let status = value.status();
+                let headers = value.headers().clone();
+                let mut stream = value.into_inner().into_inner();
+                let next = |cx: &mut Context<'_>| stream.as_mut().poll_next(cx);
+                Ok(read(status, headers, limit, next, stop.as_mut()).await)
+            }
+            Error::UnexpectedResponse(mut response) => {
+                let status = response.status();
+                let headers = std::mem::take(response.headers_mut());
+                Ok(read(status, headers, limit, body_chunks(response), stop.as_mut()).await)
+            }
             other => Err(other),
         }
     }
@@ -60,47 +90,15 @@ impl ErrorResponse {
         let status = value.status();
         let headers = value.headers().clone();
         let mut stream = value.into_inner().into_inner();
-        let mut reader = Reader::new(limit);
-        loop {
-            let next =
-                std::future::poll_fn(|cx| futures_core::Stream::poll_next(stream.as_mut(), cx))
-                    .await;
-            match next {
-                Some(Ok(chunk)) => {
-                    if !reader.push(&chunk) {
-                        break;
-                    }
-                }
-                Some(Err(e)) => {
-                    reader.failed(e);
-                    break;
-                }
-                None => break,
-            }
-        }
-        reader.finish(status, headers)
+        let next = |cx: &mut Context<'_>| stream.as_mut().poll_next(cx);
+        read(status, headers, limit, next, pending()).await
     }
 
     /// Reads any response as an error response (status, headers, body up to `limit` bytes).
     pub async fn from_response(mut response: reqwest::Response, limit: usize) -> Self {
         let status = response.status();
         let headers = std::mem::take(response.headers_mut());
-        let mut reader = Reader::new(limit);
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if !reader.push(&chunk) {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    reader.failed(e);
-                    break;
-                }
-            }
-        }
-        reader.finish(status, headers)
+        read(status, headers, limit, body_chunks(response), pending()).await
     }
 
     pub fn status(&self) -> StatusCode {
@@ -124,6 +122,17 @@ impl ErrorResponse {
     /// Why reading the body stopped early, if the connection failed while reading it.
     pub fn read_error(&self) -> Option<&str> {
         self.read_error.as_deref()
+    }
+
+    /// Whether reading the body was stopped before it ended (see
+    /// [`from_error_until`](Self::from_error_until)).
+    pub fn stopped_early(&self) -> bool {
+        self.stopped
+    }
+
+    /// Whether the whole body was read: not truncated, not cut off, not stopped.
+    pub fn is_complete(&self) -> bool {
+        !self.truncated && !self.stopped && self.read_error.is_none()
     }
 
     /// The body as the spec's (folded) error schema, when it is JSON of that shape.
@@ -160,11 +169,69 @@ fn upstream_fields(body: &[u8]) -> (Option<String>, Option<String>) {
     (text, code)
 }
 
+/// Reads chunks from `next` into a bounded buffer until the body ends, the limit is reached,
+/// reading fails or `stop` completes.
+async fn read(
+    status: StatusCode,
+    headers: HeaderMap,
+    limit: usize,
+    mut next: impl FnMut(&mut Context<'_>) -> Poll<Option<reqwest::Result<Bytes>>>,
+    stop: impl Future<Output = ()>,
+) -> ErrorResponse {
+    let mut reader = Reader::new(limit);
+    let mut stop = pin!(stop);
+    loop {
+        let step = poll_fn(|cx| {
+            if stop.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+            next(cx).map(Some)
+        })
+        .await;
+        match step {
+            None => {
+                reader.stopped = true;
+                break;
+            }
+            Some(Some(Ok(chunk))) => {
+                if !reader.push(&chunk) {
+                    break;
+                }
+            }
+            Some(Some(Err(e))) => {
+                reader.failed(e);
+                break;
+            }
+            Some(None) => break,
+        }
+    }
+    reader.finish(status, headers)
+}
+
+/// The data chunks of a response body (trailers are skipped).
+fn body_chunks(
+    response: reqwest::Response,
+) -> impl FnMut(&mut Context<'_>) -> Poll<Option<reqwest::Result<Bytes>>> {
+    let response: http::Response<reqwest::Body> = response.into();
+    let mut body = Box::pin(response.into_body());
+    move |cx| loop {
+        match ready!(body.as_mut().poll_frame(cx)) {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => return Poll::Ready(Some(Ok(data))),
+                Err(_trailers) => continue,
+            },
+            Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+            None => return Poll::Ready(None),
+        }
+    }
+}
+
 struct Reader {
     buf: BytesMut,
     limit: usize,
     truncated: bool,
     read_error: Option<String>,
+    stopped: bool,
 }
 
 impl Reader {
@@ -174,6 +241,7 @@ impl Reader {
             limit,
             truncated: false,
             read_error: None,
+            stopped: false,
         }
     }
 
@@ -202,6 +270,7 @@ impl Reader {
             body,
             truncated: self.truncated,
             read_error: self.read_error,
+            stopped: self.stopped,
             error_text,
             code,
         }

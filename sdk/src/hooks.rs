@@ -1,6 +1,8 @@
 //! The hooks the generated client runs around every request.
 
+use std::cell::Cell;
 use std::fmt;
+use std::future::Future;
 
 use progenitor_client::{ClientHooks, ClientInfo, Error, OperationInfo};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION};
@@ -160,6 +162,90 @@ pub fn bearer_header(token: &str) -> Result<HeaderValue, InvalidToken> {
     Ok(value)
 }
 
+/// What one request adds on top of the client's [`RequestOptions`]: its bearer token, its
+/// request id and a body capture. Set around a generated call with [`Attempt::scope`], so one
+/// shared [`Client`] serves every request: nothing is built per request but this value.
+///
+/// The scope also records the status of the response as soon as its headers arrive, so a
+/// caller whose timeout fires while the body is still being read knows what the server said
+/// ([`Attempt::response_status`]).
+///
+/// ```no_run
+/// use dynamic_waas_api::hooks::{bearer_header, Attempt};
+/// use reqwest::header::HeaderValue;
+///
+/// # async fn demo(client: dynamic_waas_api::Client,
+/// #     env: dynamic_waas_api::ids::EnvironmentId, wallet: dynamic_waas_api::ids::WalletId) {
+/// let attempt = Attempt::new()
+///     .authorization(bearer_header("dyn_example").unwrap())
+///     .request_id(HeaderValue::from_static("5f0c6d9e-0d1b-4c3e-9a57-2f1f8f0b7a11"));
+/// let result = attempt.scope(client.get_waas_wallet_by_wallet_id(&env, &wallet)).await;
+/// # let _ = result;
+/// # }
+/// ```
+#[derive(Default)]
+pub struct Attempt {
+    authorization: Option<HeaderValue>,
+    request_id: Option<HeaderValue>,
+    capture: Option<BodyCapture>,
+    status: Cell<Option<reqwest::StatusCode>>,
+}
+
+tokio::task_local! {
+    static ATTEMPT: Attempt;
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-dyn-request-id");
+
+impl Attempt {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The `Authorization` header of this request (see [`bearer_header`]).
+    pub fn authorization(mut self, value: HeaderValue) -> Self {
+        self.authorization = Some(value);
+        self
+    }
+
+    /// The `x-dyn-request-id` of this request.
+    pub fn request_id(mut self, value: HeaderValue) -> Self {
+        self.request_id = Some(value);
+        self
+    }
+
+    /// Keeps a copy of this request's body when it is a success (as
+    /// [`RequestOptions::capture_body`] does for every request).
+    pub fn capture_body(mut self, capture: BodyCapture) -> Self {
+        self.capture = Some(capture);
+        self
+    }
+
+    /// The status of the response, once its headers have arrived.
+    pub fn response_status(&self) -> Option<reqwest::StatusCode> {
+        self.status.get()
+    }
+
+    /// Runs `call` (a generated method's future) with this attempt's settings.
+    pub fn scope<F: Future>(self, call: F) -> tokio::task::futures::TaskLocalFuture<Attempt, F> {
+        ATTEMPT.scope(self, call)
+    }
+}
+
+impl fmt::Debug for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Attempt")
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "[redacted]"),
+            )
+            .field("request_id", &self.request_id)
+            .field("capture_body", &self.capture.is_some())
+            .field("status", &self.status.get())
+            .finish()
+    }
+}
+
 static API_VERSION: HeaderName = HeaderName::from_static("api-version");
 
 impl ClientHooks<RequestOptions> for Client {
@@ -175,6 +261,14 @@ impl ClientHooks<RequestOptions> for Client {
         for (name, value) in self.inner().headers.iter() {
             headers.insert(name.clone(), value.clone());
         }
+        let _ = ATTEMPT.try_with(|attempt| {
+            if let Some(value) = &attempt.authorization {
+                headers.insert(AUTHORIZATION, value.clone());
+            }
+            if let Some(value) = &attempt.request_id {
+                headers.insert(REQUEST_ID.clone(), value.clone());
+            }
+        });
         if let Some(timeout) = self.inner().timeout {
             *request.timeout_mut() = Some(timeout);
         }
@@ -187,6 +281,15 @@ impl ClientHooks<RequestOptions> for Client {
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
         let response = self.client().execute(request).await?;
+        let status = response.status();
+        let capture = ATTEMPT
+            .try_with(|attempt| {
+                attempt.status.set(Some(status));
+                attempt.capture.clone()
+            })
+            .ok()
+            .flatten()
+            .or_else(|| self.inner().capture.clone());
         let response = match self.inner().max_response_bytes {
             // A declared length within the limit needs no wrapper: hyper never yields more
             // than the declared Content-Length (HTTP/1), and h2 treats a longer body as a
@@ -195,10 +298,8 @@ impl ClientHooks<RequestOptions> for Client {
             Some(limit) => limit_body(response, limit),
             None => response,
         };
-        match &self.inner().capture {
-            Some(capture) if response.status().is_success() => {
-                Ok(captured(response, capture).await?)
-            }
+        match capture {
+            Some(capture) if status.is_success() => Ok(captured(response, &capture).await?),
             _ => Ok(response),
         }
     }

@@ -1,0 +1,360 @@
+//! The attempt loop: the one place that sends requests. It owns token preparation, the 401
+//! refresh, timeouts, the retry budget, `Retry-After`, backoff, tracing and the reasons a call
+//! stops, for every operation. An operation says only how to send itself and, through the
+//! classification, what an ambiguous outcome means for it.
+
+use std::future::Future;
+use std::pin::pin;
+use std::time::{Duration, SystemTime};
+
+use dynamic_waas_api::error::{ErrorResponse, DEFAULT_ERROR_BODY_LIMIT};
+use dynamic_waas_api::hooks::{Attempt, BodyCapture};
+use dynamic_waas_api::{ByteStream, ResponseValue};
+use reqwest::header::{HeaderValue, RETRY_AFTER};
+use reqwest::StatusCode;
+use tokio::time::Instant;
+
+use crate::classify::{classify, Decision, Failure, OpKind, Verdict};
+use crate::client::Client;
+use crate::error::{Error, ErrorKind};
+use crate::retry::{later, parse_retry_after, plan, RetryPolicy, Stop};
+
+/// One operation of the API, as the loop sends it.
+pub(crate) trait Operation: Sync {
+    /// What a success carries.
+    type Output: Send;
+    const KIND: OpKind;
+    /// The one status the generated method reads a body for.
+    const SUCCESS: StatusCode;
+
+    /// One request through the generated client.
+    fn send<'a>(
+        &'a self,
+        api: &'a dynamic_waas_api::Client,
+    ) -> impl Future<Output = Result<ResponseValue<Self::Output>, dynamic_waas_api::Error<ByteStream>>>
+           + Send
+           + 'a;
+
+    /// Where the success body is copied to, if the caller asked for it.
+    fn capture(&self) -> Option<&BodyCapture> {
+        None
+    }
+
+    /// A success the operation cannot use (a 201 without a requested location, say).
+    fn check(&self, _output: &Self::Output) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The bookkeeping of one call, across operations: a create and the reads that settle it
+/// share one deadline and one count of requests.
+pub(crate) struct Call {
+    pub(crate) requests: u32,
+    pub(crate) started: Instant,
+    pub(crate) deadline: Instant,
+    /// The request id of the last request sent.
+    pub(crate) request_id: String,
+}
+
+impl Call {
+    pub(crate) fn new(policy: &RetryPolicy) -> Self {
+        let started = Instant::now();
+        Self {
+            requests: 0,
+            started,
+            deadline: later(started, policy.get_total_timeout()),
+            request_id: String::new(),
+        }
+    }
+
+    /// Time since the call started, for messages.
+    pub(crate) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// How a run of attempts ended without a usable success.
+pub(crate) enum Ended {
+    /// The call should end with this error (no attempt of this run may have been applied).
+    Failed(Error),
+    /// A create that may have been applied: the caller settles it from the wallet.
+    MayHaveApplied {
+        /// What is reported if it cannot be settled.
+        error: Error,
+        /// The server certainly applied it (a 2xx, or 422 already backed up after an
+        /// ambiguous attempt): it is never sent again.
+        applied: bool,
+    },
+}
+
+/// A fresh `x-dyn-request-id`. It must be unique, not unpredictable: a UUID v4 from fastrand
+/// spares a getrandom syscall per attempt.
+fn request_id() -> (String, HeaderValue) {
+    let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let text: &str = id.hyphenated().encode_lower(&mut text);
+    let header = HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"));
+    (text.to_owned(), header)
+}
+
+impl Client {
+    /// Runs attempts of `op` until one succeeds, one fails for good, one may have applied a
+    /// create, or the policy, the deadline or the budget stops the call. `made` counts the
+    /// attempts of this operation so far (a create that was settled and is sent again keeps
+    /// counting).
+    pub(crate) async fn attempts<O: Operation>(
+        &self,
+        op: &O,
+        policy: &RetryPolicy,
+        call: &mut Call,
+        made: &mut u32,
+        may_have_applied: bool,
+    ) -> Result<O::Output, Ended> {
+        let mut refreshed = false;
+        // The error of the last failed attempt: what the call reports if it stops here.
+        let mut last: Option<Error> = None;
+        loop {
+            let time = match self.admit(policy, call, O::KIND) {
+                Ok(time) => time,
+                Err(stop) => {
+                    let error = last.take().unwrap_or_else(|| not_sent(stop));
+                    return Err(Ended::Failed(stopped(error, stop, call)));
+                }
+            };
+            let credential = match tokio::time::timeout_at(
+                call.deadline,
+                self.inner.tokens.credential(),
+            )
+            .await
+            {
+                Ok(Ok(credential)) => credential,
+                Ok(Err(err)) => return Err(Ended::Failed(err.with_attempts(call.requests))),
+                Err(_) => {
+                    return Err(Ended::Failed(
+                        Error::new(ErrorKind::Timeout)
+                            .with_source(
+                                "the token provider did not answer before the call's deadline",
+                            )
+                            .with_attempts(call.requests),
+                    ))
+                }
+            };
+            *made += 1;
+            call.requests += 1;
+            let (id, header) = request_id();
+            call.request_id = id;
+            let attempt = Attempt::new()
+                .authorization(credential.header.clone())
+                .request_id(header);
+            let attempt = match op.capture() {
+                Some(capture) => attempt.capture_body(capture.clone()),
+                None => attempt,
+            };
+            let failure = match self.send(op, attempt, time).await {
+                Ok(output) => {
+                    self.inner.budget.refill();
+                    tracing::debug!(attempt = call.requests, request_id = %call.request_id, status = O::SUCCESS.as_u16(), "answered");
+                    return Ok(output);
+                }
+                Err(failure) => failure,
+            };
+            let verdict = classify(O::KIND, &failure);
+            if healthy(&failure) {
+                self.inner.budget.refill();
+            }
+            let status = failure.status().map(|s| s.as_u16());
+            tracing::debug!(attempt = call.requests, request_id = %call.request_id, status, reason = %failure.reason(), "attempt failed");
+            let Verdict { decision, kind } = verdict;
+            let error = into_error(failure, kind, call);
+            match decision {
+                Decision::Retry { retry_after } => {
+                    match plan(policy, *made, retry_after, Instant::now(), call.deadline) {
+                        Ok(wait) => {
+                            tracing::debug!(wait_ms = wait.as_millis() as u64, "retrying");
+                            tokio::time::sleep(wait).await;
+                            last = Some(error);
+                        }
+                        Err(stop) => return Err(Ended::Failed(stopped(error, stop, call))),
+                    }
+                }
+                Decision::Refresh => {
+                    // Never sent again, by this call or another; a provider is asked anew.
+                    self.inner.tokens.reject(&credential);
+                    if refreshed || !self.inner.tokens.can_refresh() {
+                        return Err(Ended::Failed(error));
+                    }
+                    tracing::debug!("refreshing the token and trying once more");
+                    refreshed = true;
+                    last = Some(error);
+                }
+                Decision::Reconcile { applied } => {
+                    return Err(Ended::MayHaveApplied { error, applied })
+                }
+                Decision::AlreadyBackedUp if may_have_applied => {
+                    return Err(Ended::MayHaveApplied {
+                        error,
+                        applied: true,
+                    })
+                }
+                Decision::AlreadyBackedUp | Decision::Stop => return Err(Ended::Failed(error)),
+            }
+        }
+    }
+
+    /// Admits the next request of the call: the time it gets, or why it is not sent. Every
+    /// request after the call's first is charged to the retry budget.
+    fn admit(&self, policy: &RetryPolicy, call: &Call, op: OpKind) -> Result<Duration, Stop> {
+        let left = call.deadline.saturating_duration_since(Instant::now());
+        let time = policy
+            .attempt_time(left, op == OpKind::Create)
+            .ok_or(Stop::Deadline)?;
+        if call.requests > 0 && !self.inner.budget.try_withdraw() {
+            return Err(Stop::Budget);
+        }
+        Ok(time)
+    }
+
+    /// Sends one request and reads its answer, every byte of it within `time`.
+    async fn send<O: Operation>(
+        &self,
+        op: &O,
+        attempt: Attempt,
+        time: Duration,
+    ) -> Result<O::Output, Failure> {
+        let deadline = later(Instant::now(), time);
+        let mut scoped = pin!(attempt.scope(op.send(&self.inner.api)));
+        let result = match tokio::time::timeout_at(deadline, scoped.as_mut()).await {
+            Ok(result) => result,
+            Err(_) => {
+                let status = scoped
+                    .as_mut()
+                    .take_value()
+                    .and_then(|a| a.response_status());
+                return Err(Failure::TimedOut {
+                    after: time,
+                    status,
+                });
+            }
+        };
+        use dynamic_waas_api::Error as E;
+        let err = match result {
+            Ok(value) => {
+                let output = value.into_inner();
+                return match op.check(&output) {
+                    Ok(()) => Ok(output),
+                    Err(problem) => Err(Failure::Unusable2xx {
+                        status: O::SUCCESS,
+                        body: op.capture().and_then(BodyCapture::take),
+                        problem,
+                    }),
+                };
+            }
+            Err(err) => err,
+        };
+        match err {
+            E::CommunicationError(e) if e.is_connect() => Err(Failure::NotSent(e)),
+            E::CommunicationError(e) => Err(Failure::Lost(e)),
+            E::ResponseBodyError(e) => Err(Failure::Unusable2xx {
+                status: O::SUCCESS,
+                body: None,
+                problem: format!("the body could not be read: {e}"),
+            }),
+            E::InvalidResponsePayload(body, e) => Err(Failure::Unusable2xx {
+                status: O::SUCCESS,
+                body: Some(body),
+                problem: format!("the body is not the documented response: {e}"),
+            }),
+            E::InvalidRequest(message) => Err(Failure::Invalid(message)),
+            err @ (E::ErrorResponse(_) | E::UnexpectedResponse(_)) => {
+                // Far enough to find upstream's `code` in any error body a server sends.
+                let limit = DEFAULT_ERROR_BODY_LIMIT.min(self.inner.max_response_bytes);
+                let stop = tokio::time::sleep_until(deadline);
+                match ErrorResponse::from_error_until(err, limit, stop).await {
+                    Ok(response) if response.status().is_success() => Err(Failure::Unusable2xx {
+                        status: response.status(),
+                        problem: format!(
+                            "status {} where {} was expected",
+                            response.status().as_u16(),
+                            O::SUCCESS.as_u16()
+                        ),
+                        body: Some(response.body().clone()),
+                    }),
+                    Ok(response) if response.stopped_early() => Err(Failure::TimedOut {
+                        after: time,
+                        status: Some(response.status()),
+                    }),
+                    Ok(response) => {
+                        let retry_after = response
+                            .headers()
+                            .get(RETRY_AFTER)
+                            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                        Err(Failure::Http {
+                            response,
+                            retry_after,
+                        })
+                    }
+                    Err(other) => Err(Failure::Invalid(other.to_string())),
+                }
+            }
+            other => Err(Failure::Invalid(other.to_string())),
+        }
+    }
+}
+
+/// Whether an answer shows a healthy server (it refills the retry budget).
+fn healthy(failure: &Failure) -> bool {
+    match failure {
+        Failure::Http { response, .. } => {
+            let status = response.status();
+            status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS
+        }
+        _ => false,
+    }
+}
+
+/// The error a failed attempt is reported as, with everything known about it.
+fn into_error(failure: Failure, kind: ErrorKind, call: &Call) -> Error {
+    let reason = failure.reason();
+    let err = match failure {
+        Failure::NotSent(e) | Failure::Lost(e) => Error::new(kind).with_source(e),
+        Failure::TimedOut { status, .. } => {
+            let err = Error::new(kind).with_source(reason);
+            match status {
+                Some(status) => err.with_status(status),
+                None => err,
+            }
+        }
+        Failure::Unusable2xx { status, body, .. } => {
+            let err = Error::new(kind).with_status(status).with_source(reason);
+            match body {
+                Some(body) => err.with_body(&body),
+                None => err,
+            }
+        }
+        Failure::Invalid(_) => Error::new(kind),
+        Failure::Http { response, .. } => Error::from_response(kind, &response),
+    };
+    err.with_request_id(Some(call.request_id.clone()))
+        .with_attempts(call.requests)
+}
+
+/// What a call reports when it stops before its first request of a run was sent.
+fn not_sent(stop: Stop) -> Error {
+    match stop {
+        Stop::Budget => Error::new(ErrorKind::ServerError)
+            .with_source("the client's retry budget is spent, so the request was not sent"),
+        _ => Error::new(ErrorKind::Timeout)
+            .with_source("the call's deadline leaves no time for an attempt"),
+    }
+}
+
+/// The error of a call that stops with `error` because of `stop`.
+fn stopped(mut error: Error, stop: Stop, call: &Call) -> Error {
+    tracing::debug!(attempts = call.requests, reason = %stop.describe(), "stopping");
+    if let Stop::RetryAfterTooLong(asked) = stop {
+        error.set_kind(ErrorKind::RateLimited {
+            retry_after: Some(asked),
+        });
+    }
+    error.with_attempts(call.requests)
+}

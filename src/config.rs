@@ -1,0 +1,276 @@
+//! Configuring a client: the builder and the rules a configuration must keep.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dynamic_waas_api::RequestOptions;
+use secrecy::SecretString;
+
+use crate::auth::{TokenProvider, TokenSource, TOKEN_ENV_VARS};
+use crate::budget::RetryBudget;
+use crate::client::{Client, Inner};
+use crate::error::Error;
+use crate::retry::RetryPolicy;
+
+/// Dynamic's API, as its own generated clients default to.
+pub const DEFAULT_BASE_URL: &str = "https://app.dynamicauth.com/api/v0";
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default bound on a response body; a larger one is refused without being read whole.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+enum TokenSpec {
+    Fixed(SecretString),
+    Provider(Box<dyn TokenProvider>),
+}
+
+/// Configures a [`Client`].
+///
+/// ```
+/// use std::time::Duration;
+/// use dynamic_waas::{Client, RetryPolicy};
+///
+/// let client = Client::builder()
+///     .token("dyn_example")
+///     .retry_policy(RetryPolicy::default().max_attempts(5))
+///     .connect_timeout(Duration::from_secs(3))
+///     .build()
+///     .expect("valid configuration");
+/// # let _ = client;
+/// ```
+pub struct ClientBuilder {
+    base_url: String,
+    token: Option<TokenSpec>,
+    policy: RetryPolicy,
+    connect_timeout: Duration,
+    max_response_bytes: usize,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("base_url", &self.base_url)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        Self {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            token: None,
+            policy: RetryPolicy::default(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The API's base URL (default [`DEFAULT_BASE_URL`]). Must be `https://`, or `http://`
+    /// to a loopback address (for tests): the token is never sent in clear text elsewhere.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = url.into();
+        self
+    }
+
+    /// A fixed API token (`dyn_...`).
+    pub fn token(mut self, token: impl Into<SecretString>) -> Self {
+        self.token = Some(TokenSpec::Fixed(token.into()));
+        self
+    }
+
+    /// Tokens from a provider that rotates them (see [`TokenProvider`]).
+    pub fn token_provider(mut self, provider: impl TokenProvider) -> Self {
+        self.token = Some(TokenSpec::Provider(Box::new(provider)));
+        self
+    }
+
+    /// The token from `DYNAMIC_API_TOKEN`, else `DYN_API_TOKEN`; an error names both when
+    /// neither is set.
+    pub fn token_from_env(self) -> Result<Self, Error> {
+        for name in TOKEN_ENV_VARS {
+            if let Some(value) = std::env::var_os(name) {
+                let value = value
+                    .into_string()
+                    .map_err(|_| Error::invalid_input(name, "the variable is not valid UTF-8"))?;
+                return Ok(self.token(value));
+            }
+        }
+        Err(Error::invalid_input(
+            "token",
+            format!(
+                "no API token: set {} (or {}) to your Dynamic API token",
+                TOKEN_ENV_VARS[0], TOKEN_ENV_VARS[1]
+            ),
+        ))
+    }
+
+    /// The default retry policy of every call (a call can override it).
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The connect timeout (default [`DEFAULT_CONNECT_TIMEOUT`]); a connect failure is
+    /// always safe to retry.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Refuses response bodies larger than this (default [`DEFAULT_MAX_RESPONSE_BYTES`]).
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
+    /// Checks the configuration; nothing is sent.
+    pub fn build(self) -> Result<Client, Error> {
+        let base_url = check_base_url(&self.base_url)?;
+        let tokens = match self.token {
+            Some(TokenSpec::Fixed(secret)) => TokenSource::fixed(&secret)?,
+            Some(TokenSpec::Provider(provider)) => TokenSource::provider(provider),
+            None => {
+                return Err(Error::invalid_input(
+                    "token",
+                    format!(
+                        "no API token: call .token(..) or .token_provider(..), or set {} and \
+                         use Client::from_env()",
+                        TOKEN_ENV_VARS[0]
+                    ),
+                ))
+            }
+        };
+        let mut http = reqwest::Client::builder()
+            .user_agent(concat!("dynamic-waas-rust/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(self.connect_timeout)
+            .redirect(same_origin_redirects());
+        if base_url.starts_with("http:") {
+            // Plain http is allowed only to loopback; an environment proxy (`http_proxy`,
+            // `ALL_PROXY`) would carry the token off the machine in clear text.
+            http = http.no_proxy();
+        }
+        let http = http
+            .build()
+            .map_err(|e| Error::invalid_input("http client", e.to_string()).with_source(e))?;
+        let options = RequestOptions::new().max_response_bytes(self.max_response_bytes);
+        Ok(Client {
+            inner: Arc::new(Inner {
+                api: dynamic_waas_api::Client::new_with_client(&base_url, http, options),
+                base_url,
+                tokens,
+                policy: self.policy,
+                budget: RetryBudget::default(),
+                max_response_bytes: self.max_response_bytes,
+            }),
+        })
+    }
+}
+
+/// Follows a redirect only within the same scheme, host and port: the token never goes to
+/// another host or over a downgraded scheme. A refused redirect comes back as an error.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same_origin = attempt.previous().first().is_some_and(|first| {
+            first.scheme() == attempt.url().scheme()
+                && first.host_str() == attempt.url().host_str()
+                && first.port_or_known_default() == attempt.url().port_or_known_default()
+        });
+        if attempt.previous().len() > 5 {
+            attempt.error("more than 5 redirects")
+        } else if same_origin {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
+    })
+}
+
+fn check_base_url(raw: &str) -> Result<String, Error> {
+    let url = reqwest::Url::parse(raw)
+        .map_err(|e| Error::invalid_input("base_url", format!("{raw:?} is not a URL ({e})")))?;
+    let host = url.host_str().unwrap_or("");
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(host) => {}
+        "http" => {
+            return Err(Error::invalid_input(
+                "base_url",
+                format!(
+                    "refusing to send the API token over plain http to {host}; use https \
+                     (plain http is allowed only to loopback addresses)"
+                ),
+            ))
+        }
+        other => {
+            return Err(Error::invalid_input(
+                "base_url",
+                format!("the scheme must be https, not {other}"),
+            ))
+        }
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::invalid_input(
+            "base_url",
+            "the URL must not contain credentials",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(Error::invalid_input(
+            "base_url",
+            "the URL must not have a query or fragment",
+        ));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_rules() {
+        assert_eq!(
+            check_base_url("https://app.dynamicauth.com/api/v0/").unwrap(),
+            "https://app.dynamicauth.com/api/v0"
+        );
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:9",
+            "http://127.8.9.1",
+        ] {
+            assert!(check_base_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://app.dynamicauth.com/api/v0",
+            "http://10.0.0.1",
+            "ftp://x",
+            "https://u:p@h",
+            "https://h/?q=1",
+            "nope",
+        ] {
+            let err = check_base_url(bad).unwrap_err();
+            assert!(err.is_invalid_input(), "{bad}");
+        }
+        let err = check_base_url("http://app.dynamicauth.com")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("refusing to send the API token over plain http to app.dynamicauth.com"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,300 @@
+//! The two operations, and what makes the create different: an answer that may have been
+//! lost after the server applied it is settled from the wallet, never by sending blindly.
+
+use std::future::Future;
+
+use dynamic_waas_api::hooks::BodyCapture;
+use dynamic_waas_api::ids::{EnvironmentId, WalletId};
+use dynamic_waas_api::{types, ByteStream, ResponseValue};
+use reqwest::StatusCode;
+use tokio::time::Instant;
+
+use crate::attempt::{Call, Ended, Operation};
+use crate::classify::OpKind;
+use crate::client::Client;
+use crate::error::{Error, ErrorKind};
+use crate::model::{BackupLocation, CreatedBackup};
+use crate::reconcile::{match_request, Match};
+use crate::retry::{later, plan, RetryPolicy, MIN_ATTEMPT_TIME};
+
+/// A checked create request.
+pub(crate) struct CreateRequest {
+    pub(crate) env: EnvironmentId,
+    pub(crate) wallet: WalletId,
+    pub(crate) body: types::BackupKeySharesToLocationsWithUserIdRequest,
+    pub(crate) keep_raw_body: bool,
+}
+
+struct CreateOp<'r> {
+    request: &'r CreateRequest,
+    capture: Option<BodyCapture>,
+}
+
+impl Operation for CreateOp<'_> {
+    type Output = types::BackupKeySharesToLocationsResponse;
+    const KIND: OpKind = OpKind::Create;
+    const SUCCESS: StatusCode = StatusCode::CREATED;
+
+    fn send<'a>(
+        &'a self,
+        api: &'a dynamic_waas_api::Client,
+    ) -> impl Future<Output = Result<ResponseValue<Self::Output>, dynamic_waas_api::Error<ByteStream>>>
+           + Send
+           + 'a {
+        api.backup_key_shares_to_locations_for_pregen(
+            &self.request.env,
+            &self.request.wallet,
+            &self.request.body,
+        )
+    }
+
+    fn capture(&self) -> Option<&BodyCapture> {
+        self.capture.as_ref()
+    }
+
+    /// A 201 must name every requested location, as often as it was asked.
+    fn check(&self, output: &Self::Output) -> Result<(), String> {
+        let mut answered: Vec<&BackupLocation> = output
+            .locations_with_key_shares
+            .iter()
+            .map(|s| &s.location)
+            .collect();
+        for asked in &self.request.body.locations {
+            match answered.iter().position(|l| **l == asked.location) {
+                Some(i) => {
+                    answered.swap_remove(i);
+                }
+                None => {
+                    return Err(format!(
+                        "the 201 body has no key share for the requested location {}",
+                        asked.location
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct ReadOp<'r> {
+    pub(crate) env: &'r EnvironmentId,
+    pub(crate) wallet: &'r WalletId,
+}
+
+impl Operation for ReadOp<'_> {
+    type Output = types::WaasWalletResponse;
+    const KIND: OpKind = OpKind::Read;
+    const SUCCESS: StatusCode = StatusCode::OK;
+
+    fn send<'a>(
+        &'a self,
+        api: &'a dynamic_waas_api::Client,
+    ) -> impl Future<Output = Result<ResponseValue<Self::Output>, dynamic_waas_api::Error<ByteStream>>>
+           + Send
+           + 'a {
+        api.get_waas_wallet_by_wallet_id(self.env, self.wallet)
+    }
+}
+
+/// Reads made without sending the create again, for a wallet read that may lag behind the
+/// write: the first, and one more after a short wait.
+const SETTLING_READS: u32 = 2;
+
+/// What a settled create comes to.
+enum Settled {
+    Done(Result<CreatedBackup, Error>),
+    /// The wallet shows nothing and a resend is allowed: the wait before it was taken.
+    SendAgain,
+}
+
+impl Client {
+    pub(crate) async fn read(
+        &self,
+        env: &EnvironmentId,
+        wallet: &WalletId,
+        policy: &RetryPolicy,
+    ) -> Result<types::WaasWallet, Error> {
+        let mut call = Call::new(policy);
+        let mut made = 0;
+        match self
+            .attempts(&ReadOp { env, wallet }, policy, &mut call, &mut made, false)
+            .await
+        {
+            Ok(response) => Ok(response.wallet),
+            Err(Ended::Failed(error) | Ended::MayHaveApplied { error, .. }) => Err(error),
+        }
+    }
+
+    /// Once any attempt may have been applied, the call ends only as created, reconciled or
+    /// `OutcomeUnknown`: every other ending passes through [`unknown`].
+    pub(crate) async fn create(
+        &self,
+        request: &CreateRequest,
+        policy: &RetryPolicy,
+    ) -> Result<CreatedBackup, Error> {
+        let op = CreateOp {
+            request,
+            capture: request.keep_raw_body.then(BodyCapture::new),
+        };
+        let mut call = Call::new(policy);
+        let mut creates = 0;
+        // Why an attempt may have been applied, once one may have been.
+        let mut may_have_applied: Option<String> = None;
+        loop {
+            let ended = match self
+                .attempts(
+                    &op,
+                    policy,
+                    &mut call,
+                    &mut creates,
+                    may_have_applied.is_some(),
+                )
+                .await
+            {
+                Ok(body) => {
+                    let created =
+                        CreatedBackup::from_response(body, call.request_id.clone(), call.requests);
+                    return Ok(match op.capture.as_ref().and_then(BodyCapture::take) {
+                        Some(raw) => created.with_raw_body(raw),
+                        None => created,
+                    });
+                }
+                Err(ended) => ended,
+            };
+            let (error, applied) = match ended {
+                Ended::Failed(error) => {
+                    return Err(match may_have_applied {
+                        Some(why) => {
+                            let reason = format!("{why}; later, {}", summary(&error));
+                            unknown(error, reason, &call)
+                        }
+                        None => error,
+                    })
+                }
+                Ended::MayHaveApplied { error, applied } => (error, applied),
+            };
+            let why = format!(
+                "create attempt {creates} may have been applied ({}, {} ms into the call)",
+                summary(&error),
+                call.elapsed().as_millis()
+            );
+            tracing::warn!(attempt = call.requests, request_id = %call.request_id, reason = %why, "reading the wallet to settle the create");
+            may_have_applied = Some(why.clone());
+            match self
+                .settle(request, policy, &mut call, creates, !applied, &why, error)
+                .await
+            {
+                Settled::Done(result) => return result,
+                Settled::SendAgain => {}
+            }
+        }
+    }
+
+    /// Reads the wallet after an attempt that may have been applied. `may_resend`: the server
+    /// did not say it applied the create, so a wallet without the shares allows sending it
+    /// again (the server refuses a duplicate).
+    #[allow(clippy::too_many_arguments)]
+    async fn settle(
+        &self,
+        request: &CreateRequest,
+        policy: &RetryPolicy,
+        call: &mut Call,
+        creates: u32,
+        may_resend: bool,
+        why: &str,
+        error: Error,
+    ) -> Settled {
+        let read = ReadOp {
+            env: &request.env,
+            wallet: &request.wallet,
+        };
+        let mut reads = 0;
+        let mut settling = 0;
+        loop {
+            let wallet = match self.attempts(&read, policy, call, &mut reads, false).await {
+                Ok(response) => response.wallet,
+                Err(Ended::Failed(e) | Ended::MayHaveApplied { error: e, .. }) => {
+                    let reason = format!(
+                        "{why}; the wallet read failed ({}), so it is not known",
+                        summary(&e)
+                    );
+                    return Settled::Done(Err(unknown(error, reason, call)));
+                }
+            };
+            let read_at = call.elapsed();
+            match match_request(&request.body.locations, &wallet) {
+                Match::Found(shares) => {
+                    tracing::info!(
+                        attempts = call.requests,
+                        "create reconciled from the wallet"
+                    );
+                    let created = CreatedBackup::reconciled(
+                        &wallet,
+                        shares,
+                        call.request_id.clone(),
+                        call.requests,
+                    );
+                    return Settled::Done(Ok(created));
+                }
+                Match::Mismatch(found) => {
+                    let reason = format!(
+                        "{why}; the wallet read {} ms into the call: {found}",
+                        read_at.as_millis()
+                    );
+                    return Settled::Done(Err(unknown(error, reason, call)));
+                }
+                Match::Nothing => {}
+            }
+            if may_resend {
+                if let Ok(wait) = plan(policy, creates, None, Instant::now(), call.deadline) {
+                    tracing::info!(
+                        wait_ms = wait.as_millis() as u64,
+                        "the wallet shows no key shares; sending the create again"
+                    );
+                    tokio::time::sleep(wait).await;
+                    return Settled::SendAgain;
+                }
+            }
+            settling += 1;
+            let wait = policy.backoff_ceiling(settling);
+            let fits = later(Instant::now(), wait.saturating_add(MIN_ATTEMPT_TIME)) < call.deadline;
+            if settling >= SETTLING_READS || !fits {
+                let reason = format!(
+                    "{why}; the wallet read {} ms into the call shows no key shares at the \
+                     requested locations, but reads may lag behind writes, so the create may \
+                     still land: read the wallet later before creating again",
+                    read_at.as_millis()
+                );
+                return Settled::Done(Err(unknown(error, reason, call)));
+            }
+            tracing::debug!(
+                wait_ms = wait.as_millis() as u64,
+                "reading the wallet again in case the read lags"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The call's first line of an error, for reasons.
+fn summary(error: &Error) -> String {
+    let text = error.to_string();
+    match text.split_once(" [") {
+        Some((head, _)) => head.to_owned(),
+        None => text,
+    }
+}
+
+/// The create may or may not have happened: `original` is what the attempt that may have
+/// applied it reported.
+fn unknown(original: Error, reason: String, call: &Call) -> Error {
+    tracing::warn!(attempts = call.requests, reason = %reason, "the create's outcome is unknown");
+    let request_id = original.request_id().map(str::to_owned);
+    let mut err = Error::new(ErrorKind::OutcomeUnknown { reason })
+        .with_request_id(request_id)
+        .with_attempts(call.requests);
+    if let Some(status) = original.status() {
+        err = err.with_status(status);
+    }
+    err.with_source(original)
+}
