@@ -838,10 +838,16 @@ async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
         assert!(failed.contains("attempt failed"), "{failed}");
         assert!(failed.contains(&format!("attempt={}", i + 1)), "{failed}");
         assert!(failed.contains("status=429"), "{failed}");
-        assert!(retry.contains("retrying") && retry.contains("wait_ms=0"), "{retry}");
+        assert!(
+            retry.contains("retrying") && retry.contains("wait_ms=0"),
+            "{retry}"
+        );
         for line in pair {
             assert!(line.contains("DEBUG"), "{line}");
-            assert!(line.contains("dynamic_waas.create_backup_locations"), "{line}");
+            assert!(
+                line.contains("dynamic_waas.create_backup_locations"),
+                "{line}"
+            );
         }
     }
     assert!(

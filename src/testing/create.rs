@@ -2,6 +2,8 @@
 
 use dynamic_waas_api::ids::ResourceId;
 use dynamic_waas_api::types::WalletKeyShareInfo;
+use std::time::Instant;
+
 use serde_json::json;
 use uuid::Uuid;
 use wiremock::Request;
@@ -19,8 +21,9 @@ pub(crate) fn create(
     request: &Request,
     environment: &str,
     wallet: &str,
+    now: Instant,
 ) -> Answer {
-    apply(state, request, environment, wallet).unwrap_or_else(|refusal| refusal)
+    apply(state, request, environment, wallet, now).unwrap_or_else(|refusal| refusal)
 }
 
 fn apply(
@@ -28,6 +31,7 @@ fn apply(
     request: &Request,
     environment: &str,
     wallet: &str,
+    now: Instant,
 ) -> Result<Answer, Answer> {
     let (environment, wallet_id) = authorize(&state.world, &request.headers, environment, wallet)?;
     let body = create_request(&request.headers, &request.body, &state.accepted_locations)?;
@@ -89,6 +93,11 @@ fn apply(
         });
     }
     *state.creates.entry(wallet_id.clone()).or_default() += 1;
+    if !state.read_lag.is_zero() {
+        // The wallet had no key shares: reads show none of them until the lag has passed.
+        let until = now.checked_add(state.read_lag).unwrap_or(now);
+        state.lagging.insert(wallet_id.clone(), (until, 0));
+    }
 
     let count = created.len();
     let body = json!({

@@ -194,6 +194,11 @@ impl Sandbox {
         lock(&self.state).limiter = limit.map(rate_limit::Limiter::new);
     }
 
+    /// Sets how long wallet reads lag behind creates (see [`SandboxBuilder::read_lag`]).
+    pub fn set_read_lag(&self, lag: std::time::Duration) {
+        lock(&self.state).read_lag = lag;
+    }
+
     /// From now on, a create also accepts `location` (see
     /// [`SandboxBuilder::accepted_locations`]).
     pub fn accept_location(&self, location: &str) {

@@ -130,6 +130,7 @@ pub struct SandboxBuilder {
     pub(crate) wallets: Vec<Wallet>,
     pub(crate) accepted_locations: Option<Vec<String>>,
     pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) read_lag: std::time::Duration,
 }
 
 impl SandboxBuilder {
@@ -181,6 +182,14 @@ impl SandboxBuilder {
         self
     }
 
+    /// Makes wallet reads lag behind creates by `lag`, as a replicated store does: for
+    /// `lag` after a create is applied, reads of its wallet do not show the new key shares.
+    /// A second create is still refused at once (the service checks its own state).
+    pub fn read_lag(mut self, lag: std::time::Duration) -> Self {
+        self.read_lag = lag;
+        self
+    }
+
     /// Starts the sandbox on a free loopback port.
     pub async fn start(self) -> Sandbox {
         Sandbox::start(self).await
@@ -197,6 +206,7 @@ impl fmt::Debug for SandboxBuilder {
             .field("wallets", &self.wallets)
             .field("accepted_locations", &self.accepted_locations)
             .field("rate_limit", &self.rate_limit)
+            .field("read_lag", &self.read_lag)
             .finish()
     }
 }

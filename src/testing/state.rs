@@ -2,7 +2,7 @@
 //! faults (a proxy in front of the service), then the rate limit, then the operation.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use dynamic_waas_api::ids::WalletId;
 use reqwest::header::RETRY_AFTER;
@@ -27,6 +27,10 @@ pub(crate) struct State {
     pub(crate) log: Log,
     /// Creates applied (answered 201 or not), per wallet.
     pub(crate) creates: HashMap<WalletId, usize>,
+    /// How long reads lag behind creates.
+    pub(crate) read_lag: Duration,
+    /// Per wallet: until when reads show only its first `n` key shares.
+    pub(crate) lagging: HashMap<WalletId, (Instant, usize)>,
 }
 
 impl State {
@@ -42,6 +46,8 @@ impl State {
             limiter: builder.rate_limit.map(Limiter::new),
             log: Log::default(),
             creates: HashMap::new(),
+            read_lag: builder.read_lag,
+            lagging: HashMap::new(),
         }
     }
 
@@ -96,11 +102,11 @@ impl State {
             Route::Create {
                 environment,
                 wallet,
-            } => create::create(self, request, environment, wallet),
+            } => create::create(self, request, environment, wallet, now),
             Route::Read {
                 environment,
                 wallet,
-            } => read::read(&mut self.world, request, environment, wallet),
+            } => read::read(self, request, environment, wallet, now),
             Route::Unknown => {
                 let message = format!(
                     "the sandbox has no route {} {}; it serves {KNOWN_ROUTES}",

@@ -1,0 +1,521 @@
+//! The attempt engine's rules, each against the sandbox behind a fault-injecting proxy over
+//! real TCP on loopback. Every test counts the creates the client **sent** (at the proxy), not
+//! only those the sandbox applied: a sandbox that refuses duplicates would hide a client that
+//! resends blindly.
+
+mod support;
+
+use std::future::IntoFuture;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dynamic_waas::testing::{Sandbox, Seed, Wallet};
+use dynamic_waas::{
+    BackupLocation, Client, ErrorKind, LocationRequest, RetryPolicy, Token, TokenError,
+    TokenFuture, TokenProvider,
+};
+use support::{fast, google_drive, ids, Answer, Fault, Faulty};
+
+fn lagging(lag: Duration) -> dynamic_waas::testing::SandboxBuilder {
+    Seed::example().builder().read_lag(lag)
+}
+
+fn unknown_reason(err: &dynamic_waas::Error) -> &str {
+    match err.kind() {
+        ErrorKind::OutcomeUnknown { reason } => reason,
+        other => panic!("expected OutcomeUnknown, got {other:?}: {err}"),
+    }
+}
+
+// Rule 3: every 2xx to a create means applied.
+
+#[tokio::test]
+async fn a_create_answered_200_202_or_204_is_reconciled_and_sent_once() {
+    for status in [200, 202, 204] {
+        let f = Faulty::start(fast()).await;
+        f.proxy.next("POST", [Fault::ApplyThenStatus(status)]);
+        let created = f.create(&[google_drive()]).await.unwrap();
+        assert!(created.is_reconciled(), "{status}");
+        assert_eq!(ids(&created), f.stored_ids(), "{status}");
+        assert_eq!(f.proxy.sent("POST"), 1, "{status}");
+        assert_eq!(f.applied(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_201_cut_off_mid_body_is_reconciled_and_sent_once() {
+    let f = Faulty::start(fast()).await;
+    f.proxy.next("POST", [Fault::ApplyThenCutBody]);
+    let created = f.create(&[google_drive()]).await.unwrap();
+    assert!(created.is_reconciled());
+    assert_eq!(ids(&created), f.stored_ids());
+    assert_eq!(f.proxy.sent("POST"), 1);
+}
+
+#[tokio::test]
+async fn a_201_whose_body_stalls_is_reconciled_within_the_attempt_timeout_and_sent_once() {
+    for keep_raw_body in [false, true] {
+        let policy = fast().attempt_timeout(Duration::from_millis(300));
+        let f = Faulty::start(policy).await;
+        f.proxy.next("POST", [Fault::ApplyThenStallBody]);
+        let call = f.client.create_backup_locations(
+            &f.seed.environment_id,
+            &f.seed.wallet_id,
+            f.seed.user_id,
+            [google_drive()],
+        );
+        let call = if keep_raw_body {
+            call.keep_raw_body()
+        } else {
+            call
+        };
+        let started = Instant::now();
+        let created = call.await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(2));
+        assert!(created.is_reconciled());
+        assert_eq!(created.raw_body(), None);
+        assert_eq!(ids(&created), f.stored_ids());
+        assert_eq!(f.proxy.sent("POST"), 1, "keep_raw_body {keep_raw_body}");
+    }
+}
+
+#[tokio::test]
+async fn a_201_over_the_size_bound_is_reconciled_and_sent_once() {
+    let f = Faulty::start(fast()).await;
+    let client = Client::builder()
+        .base_url(f.proxy.uri())
+        .token(f.seed.token.clone())
+        .retry_policy(fast())
+        .max_response_bytes(1024)
+        .build()
+        .unwrap();
+    let oversized = serde_json::json!({
+        "message": "x".repeat(4096),
+        "walletId": f.seed.wallet_id.as_str(),
+        "locationsWithKeyShares": [],
+    });
+    f.proxy.next(
+        "POST",
+        [Fault::ApplyThenAnswer(Answer::new(
+            201,
+            oversized.to_string(),
+        ))],
+    );
+    let created = f.create_with(&client, &[google_drive()]).await.unwrap();
+    assert!(created.is_reconciled());
+    assert_eq!(ids(&created), f.stored_ids());
+    assert_eq!(f.proxy.sent("POST"), 1);
+}
+
+#[tokio::test]
+async fn a_201_without_a_requested_location_is_reconciled_from_the_wallet() {
+    let f = Faulty::start(fast()).await;
+    let partial = serde_json::json!({
+        "message": "Backup action and event created successfully",
+        "walletId": f.seed.wallet_id.as_str(),
+        "locationsWithKeyShares": [{
+            "location": "googleDrive",
+            "keyShareId": "0f0e0d0c-0b0a-4908-8706-050403020100",
+            "externalKeyShareId": "0f0e0d0c-0b0a-4908-8706-050403020101",
+        }],
+    });
+    f.proxy.next(
+        "POST",
+        [Fault::ApplyThenAnswer(Answer::new(
+            201,
+            partial.to_string(),
+        ))],
+    );
+    let asked = [google_drive(), BackupLocation::Dynamic.into()];
+    let created = f.create(&asked).await.unwrap();
+    assert!(created.is_reconciled());
+    let locations: Vec<String> = created
+        .locations_with_key_shares()
+        .iter()
+        .map(|s| s.location.to_string())
+        .collect();
+    assert_eq!(locations, ["googleDrive", "dynamic"]);
+    let mut got = ids(&created);
+    got.sort();
+    let mut stored = f.stored_ids();
+    stored.sort();
+    assert_eq!(got, stored);
+    assert_eq!(f.proxy.sent("POST"), 1);
+}
+
+#[tokio::test]
+async fn a_create_redirected_with_303_is_reconciled_and_sent_once() {
+    let f = Faulty::start(fast()).await;
+    f.proxy.next(
+        "POST",
+        [Fault::ApplyThenAnswer(
+            Answer::new(303, "").header("location", "/backups/action-1"),
+        )],
+    );
+    // The followed redirect reads the action: a 200 that is no create answer.
+    f.proxy.next("GET", [Fault::Answer(Answer::new(200, "{}"))]);
+    let created = f.create(&[google_drive()]).await.unwrap();
+    assert!(created.is_reconciled());
+    assert_eq!(ids(&created), f.stored_ids());
+    assert_eq!(f.proxy.sent("POST"), 1);
+}
+
+// Rule 1: once an attempt may have been applied, only created, reconciled or OutcomeUnknown.
+
+#[tokio::test]
+async fn applied_then_500_with_a_lagging_read_and_no_attempt_left_is_outcome_unknown() {
+    let f = Faulty::start_with(lagging(Duration::from_secs(60)), fast().max_attempts(1)).await;
+    f.proxy
+        .next("POST", [Fault::ApplyThenAnswer(Answer::new(500, "{}"))]);
+    let err = f.create(&[google_drive()]).await.unwrap_err();
+    let reason = unknown_reason(&err);
+    assert!(reason.contains("ms into the call"), "{reason}");
+    assert!(reason.contains("may still land"), "{reason}");
+    assert!(!err.is_retryable());
+    assert_eq!(f.proxy.sent("POST"), 1);
+    assert_eq!(f.applied(), 1);
+}
+
+#[tokio::test]
+async fn a_definite_refusal_after_an_ambiguous_attempt_is_outcome_unknown() {
+    for status in [401, 403, 404, 400] {
+        let f = Faulty::start_with(lagging(Duration::from_secs(60)), fast()).await;
+        f.proxy.next(
+            "POST",
+            [
+                Fault::ApplyThenDrop,
+                Fault::Answer(Answer::new(status, r#"{"error":"no"}"#)),
+            ],
+        );
+        let err = f.create(&[google_drive()]).await.unwrap_err();
+        let reason = unknown_reason(&err);
+        assert!(
+            reason.contains("may have been applied"),
+            "{status}: {reason}"
+        );
+        assert_eq!(f.proxy.sent("POST"), 2, "{status}");
+        assert_eq!(f.applied(), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_422_on_the_resend_with_a_read_that_keeps_lagging_is_outcome_unknown() {
+    let f = Faulty::start_with(lagging(Duration::from_secs(60)), fast()).await;
+    f.proxy.next("POST", [Fault::ApplyThenDrop]);
+    let err = f.create(&[google_drive()]).await.unwrap_err();
+    let reason = unknown_reason(&err);
+    assert!(reason.contains("may still land"), "{reason}");
+    // Sent again once after the empty read (the server refused the duplicate), never more.
+    assert_eq!(f.proxy.sent("POST"), 2);
+    assert_eq!(f.applied(), 1);
+    // Read after the first attempt, after the 422, and once more after a short wait.
+    assert_eq!(f.proxy.sent("GET"), 3);
+}
+
+#[tokio::test]
+async fn a_422_on_the_resend_is_settled_by_reading_again_once_the_lag_has_passed() {
+    let policy = fast()
+        .initial_backoff(Duration::from_millis(400))
+        .max_backoff(Duration::from_millis(400));
+    let f = Faulty::start_with(lagging(Duration::from_millis(300)), policy).await;
+    f.proxy.next("POST", [Fault::ApplyThenDrop]);
+    let created = f.create(&[google_drive()]).await.unwrap();
+    assert!(created.is_reconciled());
+    assert_eq!(ids(&created), f.stored_ids());
+    assert_eq!(f.applied(), 1);
+}
+
+#[tokio::test]
+async fn an_ambiguous_attempt_whose_read_shows_the_shares_is_never_sent_again() {
+    for fault in [
+        Fault::ApplyThenDrop,
+        Fault::ApplyThenAnswer(Answer::new(502, "<html>Bad Gateway</html>")),
+        Fault::ApplyThenAnswer(Answer::new(504, "")),
+        Fault::ApplyThenAnswer(Answer::new(503, "")),
+        Fault::ApplyThenAnswer(Answer::new(
+            422,
+            r#"{"error":"x","code":"wallet_service_connection_error"}"#,
+        )),
+    ] {
+        let f = Faulty::start(fast()).await;
+        f.proxy.next("POST", [fault.clone()]);
+        let created = f.create(&[google_drive()]).await.unwrap();
+        assert!(created.is_reconciled(), "{fault:?}");
+        assert_eq!(ids(&created), f.stored_ids());
+        assert_eq!(f.proxy.sent("POST"), 1, "{fault:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_lock_timeout_is_retried_and_reported_as_retryable() {
+    let f = Faulty::start(fast().max_attempts(2)).await;
+    let lock = || {
+        Fault::Answer(Answer::new(
+            422,
+            r#"{"error":"busy","code":"lock_timeout"}"#,
+        ))
+    };
+    f.proxy.next("POST", [lock(), lock()]);
+    let err = f.create(&[google_drive()]).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(err.kind(), &ErrorKind::ServerError);
+    assert_eq!(f.proxy.sent("POST"), 2);
+    assert_eq!(f.applied(), 0);
+}
+
+/// A provider whose first token expires at once and which fails ever after.
+struct FailsAfterFirst(AtomicU32);
+
+impl TokenProvider for FailsAfterFirst {
+    fn token(&self) -> TokenFuture<'_> {
+        Box::pin(async move {
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                Ok(Token::new(Seed::example().token).expires_in(Duration::from_millis(1)))
+            } else {
+                Err(TokenError::new("the secret store is down"))
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_token_provider_failing_after_an_ambiguous_attempt_is_outcome_unknown() {
+    let f = Faulty::start(fast()).await;
+    let client = Client::builder()
+        .base_url(f.proxy.uri())
+        .token_provider(FailsAfterFirst(AtomicU32::new(0)))
+        .retry_policy(fast())
+        .build()
+        .unwrap();
+    f.proxy.next("POST", [Fault::ApplyThenDrop]);
+    let err = f.create_with(&client, &[google_drive()]).await.unwrap_err();
+    let reason = unknown_reason(&err);
+    assert!(reason.contains("token"), "{reason}");
+    assert_eq!(f.proxy.sent("POST"), 1);
+    assert_eq!(f.proxy.sent("GET"), 0);
+}
+
+#[tokio::test]
+async fn a_deadline_spent_after_an_ambiguous_attempt_is_outcome_unknown() {
+    let policy = fast()
+        .attempt_timeout(Duration::from_millis(400))
+        .total_timeout(Duration::from_millis(900));
+    let f = Faulty::start(policy).await;
+    // The create hangs after the server applied it; every read stalls its error body.
+    f.proxy.next("POST", [Fault::ApplyThenHang]);
+    f.proxy.rule(|_, _| Fault::StallErrorBody(502));
+    let started = Instant::now();
+    let err = f.create(&[google_drive()]).await.unwrap_err();
+    unknown_reason(&err);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(f.proxy.sent("POST"), 1);
+}
+
+// Rule 4: reconciliation matches what was asked.
+
+#[tokio::test]
+async fn reconciliation_matches_external_ids_and_counts() {
+    let f = Faulty::start(fast()).await;
+    f.proxy.next("POST", [Fault::ApplyThenDrop]);
+    let asked = [
+        LocationRequest::new(BackupLocation::External).external_key_share_id("vault/b"),
+        LocationRequest::new(BackupLocation::External).external_key_share_id("vault/a"),
+    ];
+    let created = f.create(&asked).await.unwrap();
+    assert!(created.is_reconciled());
+    let external: Vec<String> = created
+        .locations_with_key_shares()
+        .iter()
+        .map(|s| s.external_key_share_id.as_ref().unwrap().to_string())
+        .collect();
+    assert_eq!(external, ["vault/b", "vault/a"]);
+    assert_eq!(f.proxy.sent("POST"), 1);
+}
+
+#[tokio::test]
+async fn a_wallet_holding_more_shares_at_a_location_than_asked_is_not_claimed() {
+    // Two shares at googleDrive already; the create's 502 hides the server's refusal.
+    let wallet = Wallet::new(
+        Seed::example().wallet_id,
+        Seed::example().environment_id,
+        Seed::example().user_id,
+    )
+    .backed_up_to("googleDrive")
+    .backed_up_to("googleDrive");
+    let f = Faulty::start_with(Seed::example().builder().wallet(wallet), fast()).await;
+    f.proxy.next("POST", [Fault::Answer(Answer::new(502, ""))]);
+    let err = f.create(&[google_drive()]).await.unwrap_err();
+    let reason = unknown_reason(&err);
+    assert!(reason.contains("2 key share(s) at googleDrive"), "{reason}");
+    assert_eq!(f.proxy.sent("POST"), 1);
+}
+
+// Rule 5: every byte within the attempt's time; the call within its deadline.
+
+#[tokio::test]
+async fn a_stalled_error_body_cannot_hold_a_call_past_its_deadline() {
+    let policy = fast()
+        .attempt_timeout(Duration::from_millis(300))
+        .total_timeout(Duration::from_millis(1200));
+    let f = Faulty::start(policy).await;
+    f.proxy.rule(|_, _| Fault::StallErrorBody(502));
+    let started = Instant::now();
+    let err = f
+        .client
+        .get_wallet(&f.seed.environment_id, &f.seed.wallet_id)
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1700), "{took:?}");
+    assert_eq!(err.kind(), &ErrorKind::Timeout);
+    assert_eq!(err.status().map(|s| s.as_u16()), Some(502));
+    assert!(f.proxy.sent("GET") >= 2);
+}
+
+#[tokio::test]
+async fn a_stalled_429_body_is_still_a_safe_retry() {
+    let f = Faulty::start(fast().attempt_timeout(Duration::from_millis(300))).await;
+    f.proxy.next("POST", [Fault::StallErrorBody(429)]);
+    let created = f.create(&[google_drive()]).await.unwrap();
+    assert!(!created.is_reconciled());
+    assert_eq!(f.proxy.sent("POST"), 2);
+    assert_eq!(f.proxy.sent("GET"), 0);
+}
+
+/// A provider that never answers.
+struct Hangs;
+
+impl TokenProvider for Hangs {
+    fn token(&self) -> TokenFuture<'_> {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn a_hanging_token_provider_is_bounded_by_each_calls_deadline() {
+    let (sandbox, seed) = Sandbox::seeded().await;
+    let client = Client::builder()
+        .base_url(sandbox.uri())
+        .token_provider(Hangs)
+        .retry_policy(fast().total_timeout(Duration::from_millis(300)))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let clone = client.clone();
+    let (a, b) = tokio::join!(
+        client
+            .get_wallet(&seed.environment_id, &seed.wallet_id)
+            .into_future(),
+        async {
+            clone
+                .get_wallet(&seed.environment_id, &seed.wallet_id)
+                .await
+        },
+    );
+    assert!(started.elapsed() < Duration::from_millis(800));
+    for err in [a.unwrap_err(), b.unwrap_err()] {
+        assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
+        assert_eq!(err.attempts(), 0);
+    }
+    assert!(sandbox.requests().is_empty());
+}
+
+// Rule 6: no time arithmetic panics, whatever the configuration or Retry-After.
+
+#[tokio::test]
+async fn extreme_retry_after_and_policies_end_cleanly() {
+    let extreme = RetryPolicy::default()
+        .max_retry_after(Duration::MAX)
+        .total_timeout(Duration::MAX)
+        .attempt_timeout(Duration::from_secs(5))
+        .max_attempts(2);
+    let f = Faulty::start(extreme).await;
+    f.proxy.next(
+        "POST",
+        [Fault::Answer(
+            Answer::new(429, "{}").header("retry-after", "18446744073709551615"),
+        )],
+    );
+    let err = f.create(&[google_drive()]).await.unwrap_err();
+    assert!(matches!(err.kind(), ErrorKind::RateLimited { .. }), "{err}");
+    assert_eq!(f.proxy.sent("POST"), 1);
+}
+
+// Rule 8: error bodies are read far enough to find upstream's code.
+
+#[tokio::test]
+async fn a_5_kb_422_body_is_still_recognised() {
+    let f = Faulty::start(fast()).await;
+    let padding = "x".repeat(5 * 1024);
+    let body = format!(
+        r#"{{"error":"Key shares have already been backed up","payload":{{"note":"{padding}"}},"code":"key_share_already_backed_up"}}"#
+    );
+    f.proxy
+        .next("POST", [Fault::Answer(Answer::new(422, body))]);
+    let err = f.create(&[google_drive()]).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::AlreadyBackedUp, "{err}");
+    assert_eq!(f.proxy.sent("POST"), 1);
+}
+
+// Rule 7: the budget does not starve the reads that prevent loss.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifth_of_creates_lost_after_apply_all_come_back_with_their_ids() {
+    const WALLETS: usize = 200;
+    let seed = Seed::example();
+    let mut builder = seed.builder();
+    let wallets: Vec<_> = (0..WALLETS)
+        .map(|i| dynamic_waas::WalletId::from(uuid::Uuid::from_u128(0xa000 + i as u128)))
+        .collect();
+    for id in &wallets {
+        builder = builder.wallet(Wallet::new(
+            id.clone(),
+            seed.environment_id.clone(),
+            seed.user_id,
+        ));
+    }
+    let f = Arc::new(Faulty::start_with(builder, fast()).await);
+    // Every fifth create is applied and then its answer is lost, in turns of three kinds.
+    f.proxy.rule(|method, n| match (method, n % 15) {
+        ("POST", 0) => Fault::ApplyThenDrop,
+        ("POST", 5) => Fault::ApplyThenAnswer(Answer::new(500, "{}")),
+        ("POST", 10) => Fault::ApplyThenCutBody,
+        _ => Fault::Pass,
+    });
+    let mut tasks = Vec::new();
+    for wallet in wallets.clone() {
+        let f = Arc::clone(&f);
+        tasks.push(tokio::spawn(async move {
+            f.client
+                .create_backup_locations(
+                    &f.seed.environment_id,
+                    &wallet,
+                    f.seed.user_id,
+                    [google_drive()],
+                )
+                .await
+                .map(|c| (ids(&c), c.is_reconciled()))
+        }));
+    }
+    let mut reconciled = 0;
+    for (task, wallet) in tasks.into_iter().zip(&wallets) {
+        let (got, was_reconciled) = task.await.unwrap().unwrap();
+        let stored: Vec<String> = f
+            .sandbox
+            .key_shares(wallet)
+            .unwrap()
+            .iter()
+            .map(|s| s.id.to_string())
+            .collect();
+        assert_eq!(got, stored);
+        reconciled += usize::from(was_reconciled);
+    }
+    assert_eq!(reconciled, WALLETS / 5);
+    assert_eq!(f.proxy.sent("POST"), WALLETS as u64, "no create sent twice");
+    assert_eq!(f.sandbox.creates_applied(), WALLETS);
+}
