@@ -60,7 +60,11 @@ async fn create(global: &GlobalArgs, args: CreateArgs, printer: Printer) -> Resu
         )
         .keep_raw_body()
         .await?;
-    printer.created(&created).map_err(stdout_error)
+    printer.created(&created).map_err(|err| {
+        // The ids must reach someone: the server will refuse to create them again.
+        crate::output::created_to_stderr(&created);
+        CliError::ResultOnStderr(err.to_string())
+    })
 }
 
 async fn get_wallet(global: &GlobalArgs, ids: WalletIds, printer: Printer) -> Result<(), CliError> {

@@ -10,6 +10,7 @@
 //! | 5 | outcome unknown: read the wallet before creating again |
 //! | 6 | transport failure or timeout |
 //! | 7 | the API's response could not be read |
+//! | 8 | the create succeeded, but its result could not be written to stdout: the key share ids are on stderr, in one JSON line |
 
 use std::fmt;
 
@@ -26,6 +27,8 @@ Exit codes:
   5  outcome unknown: the create may have happened; read the wallet before creating again
   6  transport failure or timeout
   7  the API's response could not be read
+  8  the create succeeded, but stdout could not take the result: the key share ids
+     are on stderr, in one JSON line {\"created\": {...}}; do not create again
 
 Environment:
   DYNAMIC_API_TOKEN  the API token (else DYN_API_TOKEN); never taken from a flag, never printed
@@ -38,6 +41,7 @@ pub const RETRIES_EXHAUSTED: u8 = 4;
 pub const OUTCOME_UNKNOWN: u8 = 5;
 pub const TRANSPORT: u8 = 6;
 pub const INVALID_RESPONSE: u8 = 7;
+pub const RESULT_ON_STDERR: u8 = 8;
 
 /// A failed command.
 #[derive(Debug)]
@@ -46,6 +50,8 @@ pub enum CliError {
     Api(Box<Error>),
     /// Input the CLI itself refused; nothing was sent.
     InvalidInput(String),
+    /// The create succeeded but stdout could not take its result (written to stderr).
+    ResultOnStderr(String),
     /// Something else went wrong.
     Other(String),
 }
@@ -55,6 +61,7 @@ impl CliError {
         match self {
             CliError::Api(err) => code_of(err.kind()),
             CliError::InvalidInput(_) => INVALID_INPUT,
+            CliError::ResultOnStderr(_) => RESULT_ON_STDERR,
             CliError::Other(_) => FAILURE,
         }
     }
@@ -64,6 +71,7 @@ impl CliError {
         match self {
             CliError::Api(err) => kind_name(err.kind()),
             CliError::InvalidInput(_) => "invalid_input",
+            CliError::ResultOnStderr(_) => "result_on_stderr",
             CliError::Other(_) => "failure",
         }
     }
@@ -74,6 +82,11 @@ impl fmt::Display for CliError {
         match self {
             CliError::Api(err) => err.fmt(f),
             CliError::InvalidInput(message) => write!(f, "{message}; nothing was sent"),
+            CliError::ResultOnStderr(message) => write!(
+                f,
+                "the create succeeded, but its result could not be written to stdout \
+                 ({message}); the key share ids are on stderr; do not create again"
+            ),
             CliError::Other(message) => f.write_str(message),
         }
     }

@@ -103,12 +103,25 @@ impl Printer {
     /// Reports a failure: a one-line message on stderr, and in JSON mode the error document
     /// on stdout.
     pub fn error(&self, err: &CliError) {
-        eprintln!("error: {err}");
+        // A closed stderr must not panic (as `eprintln!` would): the exit code still tells.
+        let _ = writeln!(io::stderr().lock(), "error: {err}");
         if self.format == OutputFormat::Json {
             // Nothing more can be done if stdout is gone; the exit code still tells.
             let _ = print_json(&error_document(err));
         }
     }
+}
+
+/// The last resort for a create's result when stdout cannot take it: one JSON line on stderr,
+/// `{"created": {...}}`, so the key share ids are not lost. Never panics.
+pub fn created_to_stderr(created: &CreatedBackup) {
+    let line = match serde_json::to_string(&json!({ "created": created })) {
+        Ok(line) => line,
+        Err(_) => return,
+    };
+    let mut err = io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+    let _ = err.flush();
 }
 
 /// `{"error": {"kind", "status", "message", "requestId", "attempts"}}`.
@@ -119,7 +132,9 @@ pub fn error_document(err: &CliError) -> Value {
             api.request_id().map(str::to_owned),
             api.attempts(),
         ),
-        CliError::InvalidInput(_) | CliError::Other(_) => (None, None, 0),
+        CliError::InvalidInput(_) | CliError::ResultOnStderr(_) | CliError::Other(_) => {
+            (None, None, 0)
+        }
     };
     json!({
         "error": {

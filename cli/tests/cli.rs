@@ -181,6 +181,98 @@ async fn a_lost_create_response_is_reconciled_from_the_wallet() {
     assert_eq!(doc["reconciled"], true, "{doc}");
     assert_eq!(doc["locationsWithKeyShares"][0]["location"], "googleDrive");
     assert_eq!(sandbox.creates_applied(), 1);
+    // Sent once: the wallet read settled it (a blind resend would be refused, and hidden).
+    assert_eq!(creates_received(&sandbox), 1);
+}
+
+fn creates_received(sandbox: &Sandbox) -> usize {
+    sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.operation == Some(Operation::Create))
+        .count()
+}
+
+/// Runs `cmd` with stdout (and, if `close_stderr`, stderr) a pipe whose reader is gone.
+fn run_with_closed_pipes(mut cmd: Command, close_stderr: bool) -> (Option<i32>, String) {
+    use std::process::Stdio;
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take());
+    let stderr = if close_stderr {
+        drop(child.stderr.take());
+        String::new()
+    } else {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut text).unwrap();
+        text
+    };
+    (child.wait().unwrap().code(), stderr)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_result_stdout_cannot_take_goes_to_stderr_in_one_json_line() {
+    for format in ["json", "text"] {
+        let sandbox = sandbox().await;
+        let mut cmd = cli_at(&sandbox.uri());
+        create(&mut cmd, &["googleDrive"]).args(["--output", format]);
+        let (code, stderr) =
+            tokio::task::spawn_blocking(move || run_with_closed_pipes(cmd, false))
+                .await
+                .unwrap();
+        assert_eq!(code, Some(8), "{format}: {stderr}");
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("{\"created\""))
+            .unwrap_or_else(|| panic!("{format}: no result line in {stderr}"));
+        let doc: Value = serde_json::from_str(line).unwrap();
+        let stored = sandbox.key_shares(&Seed::example().wallet_id).unwrap();
+        assert_eq!(
+            doc["created"]["locationsWithKeyShares"][0]["keyShareId"],
+            stored[0].id.to_string(),
+            "{format}"
+        );
+        assert!(stderr.contains("do not create again"), "{stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_stdout_and_stderr_never_panic() {
+    let sandbox = sandbox().await;
+    let mut cmd = cli_at(&sandbox.uri());
+    create(&mut cmd, &["googleDrive"]);
+    let (code, _) = tokio::task::spawn_blocking(move || run_with_closed_pipes(cmd, true))
+        .await
+        .unwrap();
+    // 101 would be a panic.
+    assert_eq!(code, Some(8));
+    let mut cmd = cli();
+    cmd.args(["--output", "json"]);
+    wallet_get(&mut cmd);
+    let (code, _) = tokio::task::spawn_blocking(move || run_with_closed_pipes(cmd, true))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(2));
+}
+
+/// Rule: the token never travels in clear text. A proxy from the environment is bypassed for
+/// plain-http loopback; the listener standing in for it must see nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_http_to_loopback_bypasses_every_environment_proxy() {
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let sandbox = sandbox().await;
+    let mut cmd = cli_at(&sandbox.uri());
+    for var in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "https_proxy", "HTTPS_PROXY"] {
+        cmd.env(var, &proxy_url);
+    }
+    cmd.env_remove("NO_PROXY").env_remove("no_proxy");
+    create(&mut cmd, &["googleDrive"]);
+    let output = run(cmd).await;
+    output.clone().assert().success();
+    assert!(proxy.accept().is_err(), "a connection reached the proxy");
+    assert_eq!(creates_received(&sandbox), 1);
 }
 
 #[test]
