@@ -161,23 +161,24 @@ impl Client {
                 }
                 Err(ended) => ended,
             };
-            let (error, applied) = match ended {
-                Ended::Failed(error) => {
-                    return Err(match may_have_applied {
-                        Some(why) => {
-                            let reason = format!("{why}; later, {}", summary(&error));
-                            unknown(error, reason, &call)
-                        }
-                        None => error,
-                    })
+            let (error, applied, why) = match (ended, may_have_applied.take()) {
+                (Ended::Failed(error), None) => return Err(error),
+                // An earlier attempt may have been applied and this run ended otherwise (no
+                // attempt left, a refusal, a token failure): the wallet still settles it,
+                // and nothing more is sent.
+                (Ended::Failed(error), Some(why)) => {
+                    let why = format!("{why}; later, {}", summary(&error));
+                    (error, true, why)
                 }
-                Ended::MayHaveApplied { error, applied } => (error, applied),
+                (Ended::MayHaveApplied { error, applied }, _) => {
+                    let why = format!(
+                        "create attempt {creates} may have been applied ({}, {} ms into the call)",
+                        summary(&error),
+                        call.elapsed().as_millis()
+                    );
+                    (error, applied, why)
+                }
             };
-            let why = format!(
-                "create attempt {creates} may have been applied ({}, {} ms into the call)",
-                summary(&error),
-                call.elapsed().as_millis()
-            );
             tracing::warn!(attempt = call.requests, request_id = %call.request_id, reason = %why, "reading the wallet to settle the create");
             may_have_applied = Some(why.clone());
             match self
@@ -208,10 +209,14 @@ impl Client {
             env: &request.env,
             wallet: &request.wallet,
         };
-        let mut reads = 0;
+        // Reads are safe and they are what recovers the ids: each settling read gets twice the
+        // policy's attempts (the deadline and the budget still bound them).
+        let reading = policy.clone().max_attempts(policy.get_max_attempts().saturating_mul(2));
         let mut settling = 0;
         loop {
-            let wallet = match self.attempts(&read, policy, call, &mut reads, false).await {
+            // A read repeated for lag is a new read, with attempts of its own.
+            let mut reads = 0;
+            let wallet = match self.attempts(&read, &reading, call, &mut reads, false).await {
                 Ok(response) => response.wallet,
                 Err(Ended::Failed(e) | Ended::MayHaveApplied { error: e, .. }) => {
                     let reason = format!(

@@ -276,8 +276,7 @@ impl Error {
             ErrorKind::Rejected => "the API refused the request".into(),
             ErrorKind::RateLimited { retry_after } => match retry_after {
                 Some(wait) => format!(
-                    "rate limited: the server asked to wait {}s, more than this call allows; \
-                     retry after that",
+                    "rate limited: the server asked to wait {}s; retry after that",
                     wait.as_secs_f64().ceil()
                 ),
                 None => "rate limited after every allowed attempt; retry later".into(),
@@ -393,8 +392,8 @@ mod tests {
         assert!(!text.contains('\n'));
         assert_eq!(
             text,
-            "rate limited: the server asked to wait 3600s, more than this call allows; retry \
-             after that [status 429, error \"Too many requests\", 1 attempt, request id r-1]"
+            "rate limited: the server asked to wait 3600s; retry after that [status 429, error \
+             \"Too many requests\", 1 attempt, request id r-1]"
         );
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
         assert!(err.is_retryable());

@@ -945,7 +945,10 @@ async fn a_redirect_to_another_origin_is_not_followed() {
         .await;
     let err = create(&client_for(&same_port)).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::InvalidResponse, "{err:?}");
-    assert!(err.to_string().contains(&format!("localhost:{port}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("localhost:{port}")),
+        "{err}"
+    );
 }
 
 #[tokio::test]

@@ -54,7 +54,10 @@ async fn plain_http_bypasses_the_proxy_and_https_tunnels_through_it() {
         .await
         .unwrap();
     proxy.set_nonblocking(true).unwrap();
-    assert!(first_connection(&proxy).is_none(), "plain http went to the proxy");
+    assert!(
+        first_connection(&proxy).is_none(),
+        "plain http went to the proxy"
+    );
     proxy.set_nonblocking(false).unwrap();
 
     // https: through the proxy, as a tunnel; the token is inside TLS, never in the clear.
@@ -70,10 +73,16 @@ async fn plain_http_bypasses_the_proxy_and_https_tunnels_through_it() {
         .get_wallet(&seed.environment_id, &seed.wallet_id)
         .await
         .unwrap_err();
-    let seen = String::from_utf8_lossy(&seen.join().unwrap().expect("https used the proxy"))
-        .into_owned();
-    assert!(seen.starts_with("CONNECT api.example.invalid:443"), "{seen}");
+    let seen =
+        String::from_utf8_lossy(&seen.join().unwrap().expect("https used the proxy")).into_owned();
+    assert!(
+        seen.starts_with("CONNECT api.example.invalid:443"),
+        "{seen}"
+    );
     assert!(!seen.contains("dyn_secret"), "{seen}");
-    assert!(!seen.to_ascii_lowercase().contains("authorization"), "{seen}");
+    assert!(
+        !seen.to_ascii_lowercase().contains("authorization"),
+        "{seen}"
+    );
     assert!(!err.to_string().contains("dyn_secret"));
 }

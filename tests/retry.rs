@@ -402,9 +402,10 @@ async fn the_retry_budget_caps_amplification_against_a_failing_server() {
     let requests = count(&server, "GET").await;
     let amplification = requests as f64 / calls as f64;
     eprintln!("{calls} calls -> {requests} requests (x{amplification:.3})");
-    // Without a budget: 3 requests per call. With it: 50 up front, then 10 %.
+    // Without a budget: 3 requests per call. With it: the 50 of headroom, and no more while
+    // nothing answers well (x1.05 here, and towards x1.0 as the outage goes on).
     assert!(requests > calls, "some retries happened");
-    assert!(requests <= calls + 50 + calls / 10 + 1, "{requests}");
+    assert!(requests <= calls + 50, "{requests}");
 }
 
 #[tokio::test]

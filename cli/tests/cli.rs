@@ -216,10 +216,9 @@ async fn a_created_result_stdout_cannot_take_goes_to_stderr_in_one_json_line() {
         let sandbox = sandbox().await;
         let mut cmd = cli_at(&sandbox.uri());
         create(&mut cmd, &["googleDrive"]).args(["--output", format]);
-        let (code, stderr) =
-            tokio::task::spawn_blocking(move || run_with_closed_pipes(cmd, false))
-                .await
-                .unwrap();
+        let (code, stderr) = tokio::task::spawn_blocking(move || run_with_closed_pipes(cmd, false))
+            .await
+            .unwrap();
         assert_eq!(code, Some(8), "{format}: {stderr}");
         let line = stderr
             .lines()
@@ -264,7 +263,14 @@ async fn plain_http_to_loopback_bypasses_every_environment_proxy() {
     let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
     let sandbox = sandbox().await;
     let mut cmd = cli_at(&sandbox.uri());
-    for var in ["http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "https_proxy", "HTTPS_PROXY"] {
+    for var in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+    ] {
         cmd.env(var, &proxy_url);
     }
     cmd.env_remove("NO_PROXY").env_remove("no_proxy");

@@ -67,6 +67,10 @@ struct Script {
     next: HashMap<String, VecDeque<Fault>>,
     rule: Option<Rule>,
     sent: HashMap<String, u64>,
+    /// Paths whose create the upstream applied (answered 201).
+    applied: std::collections::HashSet<String>,
+    /// Creates sent to a path whose create was already applied.
+    sent_after_applied: u64,
 }
 
 /// The proxy: `uri()` is what the client is pointed at.
@@ -115,6 +119,11 @@ impl FaultProxy {
     /// requests from 1.
     pub fn rule(&self, rule: impl Fn(&str, u64) -> Fault + Send + Sync + 'static) {
         self.script.lock().unwrap().rule = Some(Box::new(rule));
+    }
+
+    /// Creates the client sent for a wallet whose create the server had already applied.
+    pub fn sent_after_applied(&self) -> u64 {
+        self.script.lock().unwrap().sent_after_applied
     }
 
     /// How many requests with `method` the client sent.
@@ -249,6 +258,9 @@ async fn serve(
             *sent += 1;
             *sent
         };
+        if request.method == "POST" && script.applied.contains(&request.target) {
+            script.sent_after_applied += 1;
+        }
         let queued = script
             .next
             .get_mut(&request.method)
@@ -277,6 +289,13 @@ async fn serve(
     let Some(answer) = forward(&request, upstream, http).await else {
         return Ok(());
     };
+    if request.method == "POST" && answer.status == 201 {
+        script
+            .lock()
+            .unwrap()
+            .applied
+            .insert(request.target.clone());
+    }
     let full = {
         let mut out = head(answer.status, &answer.headers, Some(answer.body.len()));
         out.extend_from_slice(&answer.body);
