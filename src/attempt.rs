@@ -14,6 +14,7 @@ use reqwest::header::{HeaderValue, RETRY_AFTER};
 use reqwest::StatusCode;
 use tokio::time::Instant;
 
+use crate::auth::Credential;
 use crate::classify::{classify, Decision, Failure, OpKind, Verdict};
 use crate::client::Client;
 use crate::error::{Error, ErrorKind};
@@ -53,7 +54,7 @@ pub(crate) struct Call {
     pub(crate) started: Instant,
     pub(crate) deadline: Instant,
     /// The request id of the last request sent.
-    pub(crate) request_id: String,
+    pub(crate) request_id: RequestId,
 }
 
 impl Call {
@@ -63,7 +64,7 @@ impl Call {
             requests: 0,
             started,
             deadline: later(started, policy.get_total_timeout()),
-            request_id: String::new(),
+            request_id: RequestId::default(),
         }
     }
 
@@ -87,14 +88,40 @@ pub(crate) enum Ended {
     },
 }
 
-/// A fresh `x-dyn-request-id`. It must be unique, not unpredictable: a UUID v4 from fastrand
-/// spares a getrandom syscall per attempt.
-fn request_id() -> (String, HeaderValue) {
-    let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
-    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    let text: &str = id.hyphenated().encode_lower(&mut text);
-    let header = HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("-"));
-    (text.to_owned(), header)
+/// An `x-dyn-request-id`, kept inline (no allocation per attempt).
+#[derive(Clone, Copy)]
+pub(crate) struct RequestId([u8; uuid::fmt::Hyphenated::LENGTH]);
+
+impl Default for RequestId {
+    fn default() -> Self {
+        Self([b'-'; uuid::fmt::Hyphenated::LENGTH])
+    }
+}
+
+impl RequestId {
+    /// A fresh id. It must be unique, not unpredictable: a UUID v4 from fastrand spares a
+    /// getrandom syscall per attempt.
+    fn fresh() -> Self {
+        let id = uuid::Builder::from_random_bytes(fastrand::u128(..).to_le_bytes()).into_uuid();
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        id.hyphenated().encode_lower(&mut text);
+        Self(text)
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        // Always ASCII: written by `encode_lower`, or dashes before the first request.
+        std::str::from_utf8(&self.0).unwrap_or("-")
+    }
+
+    fn header(&self) -> HeaderValue {
+        HeaderValue::from_bytes(&self.0).unwrap_or(HeaderValue::from_static("-"))
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Client {
@@ -121,31 +148,17 @@ impl Client {
                     return Err(Ended::Failed(stopped(error, stop, call)));
                 }
             };
-            let credential = match tokio::time::timeout_at(
-                call.deadline,
-                self.inner.tokens.credential(),
-            )
-            .await
-            {
-                Ok(Ok(credential)) => credential,
-                Ok(Err(err)) => return Err(Ended::Failed(err.with_attempts(call.requests))),
-                Err(_) => {
-                    return Err(Ended::Failed(
-                        Error::new(ErrorKind::Timeout)
-                            .with_source(
-                                "the token provider did not answer before the call's deadline",
-                            )
-                            .with_attempts(call.requests),
-                    ))
-                }
+            let credential = match self.inner.tokens.cached() {
+                Some(credential) => credential,
+                // A provider that hangs is bounded by the call's deadline.
+                None => self.fetch_credential(call).await.map_err(Ended::Failed)?,
             };
             *made += 1;
             call.requests += 1;
-            let (id, header) = request_id();
-            call.request_id = id;
+            call.request_id = RequestId::fresh();
             let attempt = Attempt::new()
                 .authorization(credential.header.clone())
-                .request_id(header);
+                .request_id(call.request_id.header());
             let attempt = match op.capture() {
                 Some(capture) => attempt.capture_body(capture.clone()),
                 None => attempt,
@@ -198,6 +211,17 @@ impl Client {
                 }
                 Decision::AlreadyBackedUp | Decision::Stop => return Err(Ended::Failed(error)),
             }
+        }
+    }
+
+    /// Asks the token source, within the call's deadline.
+    async fn fetch_credential(&self, call: &Call) -> Result<Credential, Error> {
+        match tokio::time::timeout_at(call.deadline, self.inner.tokens.credential()).await {
+            Ok(Ok(credential)) => Ok(credential),
+            Ok(Err(err)) => Err(err.with_attempts(call.requests)),
+            Err(_) => Err(Error::new(ErrorKind::Timeout)
+                .with_source("the token provider did not answer before the call's deadline")
+                .with_attempts(call.requests)),
         }
     }
 
@@ -334,7 +358,7 @@ fn into_error(failure: Failure, kind: ErrorKind, call: &Call) -> Error {
         Failure::Invalid(_) => Error::new(kind),
         Failure::Http { response, .. } => Error::from_response(kind, &response),
     };
-    err.with_request_id(Some(call.request_id.clone()))
+    err.with_request_id(Some(call.request_id.as_str().to_owned()))
         .with_attempts(call.requests)
 }
 

@@ -168,6 +168,18 @@ impl TokenSource {
         }))
     }
 
+    /// The credential for the next attempt when it is at hand (a fixed token, or a cached one
+    /// that is fresh), without waiting.
+    pub(crate) fn cached(&self) -> Option<Credential> {
+        match self {
+            Self::Fixed(header) => Some(Credential {
+                header: header.clone(),
+                generation: 0,
+            }),
+            Self::Provider(cache) => cache.fresh(Instant::now()),
+        }
+    }
+
     /// The credential for the next attempt.
     pub(crate) async fn credential(&self) -> Result<Credential, Error> {
         match self {

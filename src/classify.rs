@@ -174,11 +174,11 @@ fn by_status(
     };
     let rate_limited = ErrorKind::RateLimited { retry_after };
     match status.as_u16() {
-        200..=299 => (maybe(true), ErrorKind::InvalidResponse),
+        _ if status.is_success() => (maybe(true), ErrorKind::InvalidResponse),
         // See Other answers a processed POST; other redirects were not followed (they leave
         // the API's origin) and ask for the request to be made elsewhere.
         303 => (maybe(true), ErrorKind::InvalidResponse),
-        300..=399 => (Decision::Stop, ErrorKind::InvalidResponse),
+        _ if status.is_redirection() => (Decision::Stop, ErrorKind::InvalidResponse),
         400 => (Decision::Stop, ErrorKind::BadRequest),
         401 => (Decision::Refresh, ErrorKind::Unauthorized),
         403 => (Decision::Stop, ErrorKind::Forbidden),
@@ -200,8 +200,8 @@ fn by_status(
             _ => (Decision::Stop, ErrorKind::Rejected),
         },
         503 if retry_after.is_some() => (retry, rate_limited),
-        500..=599 => (maybe(false), ErrorKind::ServerError),
-        400..=499 => (Decision::Stop, ErrorKind::Rejected),
+        _ if status.is_server_error() => (maybe(false), ErrorKind::ServerError),
+        _ if status.is_client_error() => (Decision::Stop, ErrorKind::Rejected),
         _ => (Decision::Stop, ErrorKind::InvalidResponse),
     }
 }
@@ -230,6 +230,16 @@ mod tests {
         }
     }
 
+    /// status, code, Retry-After, create decision, read decision, kind.
+    type Row = (
+        u16,
+        Option<&'static str>,
+        Option<Duration>,
+        Decision,
+        Decision,
+        &'static str,
+    );
+
     /// status × upstream code × Retry-After × operation → decision and kind.
     #[test]
     fn the_table() {
@@ -238,7 +248,7 @@ mod tests {
         let retry = Retry { retry_after: None };
         let retry_ra = Retry { retry_after: RA };
         #[rustfmt::skip]
-        let rows: &[(u16, Option<&str>, Option<Duration>, Decision, Decision, &str)] = &[
+        let rows: &[Row] = &[
             // status, code, Retry-After, create decision, read decision, kind
             (200, None, None, applied, retry, "InvalidResponse"),
             (202, None, None, applied, retry, "InvalidResponse"),

@@ -152,8 +152,11 @@ impl Client {
                 .await
             {
                 Ok(body) => {
-                    let created =
-                        CreatedBackup::from_response(body, call.request_id.clone(), call.requests);
+                    let created = CreatedBackup::from_response(
+                        body,
+                        call.request_id.as_str().to_owned(),
+                        call.requests,
+                    );
                     return Ok(match op.capture.as_ref().and_then(BodyCapture::take) {
                         Some(raw) => created.with_raw_body(raw),
                         None => created,
@@ -211,12 +214,17 @@ impl Client {
         };
         // Reads are safe and they are what recovers the ids: each settling read gets twice the
         // policy's attempts (the deadline and the budget still bound them).
-        let reading = policy.clone().max_attempts(policy.get_max_attempts().saturating_mul(2));
+        let reading = policy
+            .clone()
+            .max_attempts(policy.get_max_attempts().saturating_mul(2));
         let mut settling = 0;
         loop {
             // A read repeated for lag is a new read, with attempts of its own.
             let mut reads = 0;
-            let wallet = match self.attempts(&read, &reading, call, &mut reads, false).await {
+            let wallet = match self
+                .attempts(&read, &reading, call, &mut reads, false)
+                .await
+            {
                 Ok(response) => response.wallet,
                 Err(Ended::Failed(e) | Ended::MayHaveApplied { error: e, .. }) => {
                     let reason = format!(
@@ -236,7 +244,7 @@ impl Client {
                     let created = CreatedBackup::reconciled(
                         &wallet,
                         shares,
-                        call.request_id.clone(),
+                        call.request_id.as_str().to_owned(),
                         call.requests,
                     );
                     return Settled::Done(Ok(created));

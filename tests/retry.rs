@@ -566,9 +566,10 @@ async fn a_lost_create_whose_wallet_cannot_be_read_is_outcome_unknown() {
         .expect(1)
         .mount(&server)
         .await;
+    // A settling read gets twice the policy's attempts: reads are what recover the ids.
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(500))
-        .expect(2)
+        .expect(4)
         .mount(&server)
         .await;
     let err = create(&client(&server, fast().max_attempts(2)))
@@ -580,7 +581,7 @@ async fn a_lost_create_whose_wallet_cannot_be_read_is_outcome_unknown() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(err.attempts(), 3);
+    assert_eq!(err.attempts(), 5);
     assert!(!err.is_retryable());
     let message = err.to_string();
     assert!(

@@ -143,6 +143,20 @@ pub fn print(plan: &Plan, measured: &Measured, peaks: &[Option<Peak>; Kind::COUN
             stats::median(&r.throughput)
         );
     }
+    // Last, what the engine costs over raw reqwest sending the same headers (the targets:
+    // latency <= 1.03, throughput >= 0.97, CPU per call at c=64 <= 1.05).
+    println!(
+        "latency ratio facade/raw+headers: {:.2}",
+        stats::median(&fair.latency)
+    );
+    println!(
+        "throughput ratio facade/raw+headers: {:.2}",
+        stats::median(&fair.throughput)
+    );
+    println!(
+        "cpu ratio facade/raw+headers: {:.2}",
+        stats::median(&fair.cpu)
+    );
 }
 
 /// A client's figures over raw reqwest's, one per round (the clients of a round saw the same

@@ -526,10 +526,11 @@ async fn exit_5_when_the_create_failed_and_the_wallet_cannot_be_read() {
         .expect(1)
         .mount(&server)
         .await;
+    // The settling read gets twice the attempts: 2 with --max-attempts 1.
     Mock::given(method("GET"))
         .and(path_regex(READ_PATH))
         .respond_with(ResponseTemplate::new(500))
-        .expect(1)
+        .expect(2)
         .mount(&server)
         .await;
     let mut cmd = cli_at(&server.uri());
@@ -540,7 +541,7 @@ async fn exit_5_when_the_create_failed_and_the_wallet_cannot_be_read() {
         .as_str()
         .unwrap()
         .contains("read the wallet"));
-    assert_eq!(error["attempts"], 2);
+    assert_eq!(error["attempts"], 3);
 }
 
 // Exit 6: transport.

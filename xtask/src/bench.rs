@@ -34,6 +34,31 @@ fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
+/// `cargo xtask soak`: the ignored soak test, with its report.
+pub fn soak() -> Result<ExitCode> {
+    let status = cargo()
+        .current_dir(workspace_root())
+        .args([
+            "test",
+            "--quiet",
+            "-p",
+            "dynamic-waas",
+            "--all-features",
+            "--test",
+            "soak",
+            "--",
+            "--ignored",
+            "--nocapture",
+        ])
+        .status()
+        .context("running cargo")?;
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn runtime(quick: bool) -> Result<ExitCode> {
     let mut command = cargo();
     command.current_dir(workspace_root()).args([
