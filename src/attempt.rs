@@ -20,6 +20,9 @@ use crate::client::Client;
 use crate::error::{Error, ErrorKind};
 use crate::retry::{later, parse_retry_after, plan, RetryPolicy, Stop};
 
+/// What a generated method returns.
+pub(crate) type Sent<T> = Result<ResponseValue<T>, dynamic_waas_api::Error<ByteStream>>;
+
 /// One operation of the API, as the loop sends it.
 pub(crate) trait Operation: Sync {
     /// What a success carries.
@@ -32,9 +35,7 @@ pub(crate) trait Operation: Sync {
     fn send<'a>(
         &'a self,
         api: &'a dynamic_waas_api::Client,
-    ) -> impl Future<Output = Result<ResponseValue<Self::Output>, dynamic_waas_api::Error<ByteStream>>>
-           + Send
-           + 'a;
+    ) -> impl Future<Output = Sent<Self::Output>> + Send + 'a;
 
     /// Where the success body is copied to, if the caller asked for it.
     fn capture(&self) -> Option<&BodyCapture> {

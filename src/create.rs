@@ -5,11 +5,11 @@ use std::future::Future;
 
 use dynamic_waas_api::hooks::BodyCapture;
 use dynamic_waas_api::ids::{EnvironmentId, WalletId};
-use dynamic_waas_api::{types, ByteStream, ResponseValue};
+use dynamic_waas_api::types;
 use reqwest::StatusCode;
 use tokio::time::Instant;
 
-use crate::attempt::{Call, Ended, Operation};
+use crate::attempt::{Call, Ended, Operation, Sent};
 use crate::classify::OpKind;
 use crate::client::Client;
 use crate::error::{Error, ErrorKind};
@@ -38,9 +38,7 @@ impl Operation for CreateOp<'_> {
     fn send<'a>(
         &'a self,
         api: &'a dynamic_waas_api::Client,
-    ) -> impl Future<Output = Result<ResponseValue<Self::Output>, dynamic_waas_api::Error<ByteStream>>>
-           + Send
-           + 'a {
+    ) -> impl Future<Output = Sent<Self::Output>> + Send + 'a {
         api.backup_key_shares_to_locations_for_pregen(
             &self.request.env,
             &self.request.wallet,
@@ -89,9 +87,7 @@ impl Operation for ReadOp<'_> {
     fn send<'a>(
         &'a self,
         api: &'a dynamic_waas_api::Client,
-    ) -> impl Future<Output = Result<ResponseValue<Self::Output>, dynamic_waas_api::Error<ByteStream>>>
-           + Send
-           + 'a {
+    ) -> impl Future<Output = Sent<Self::Output>> + Send + 'a {
         api.get_waas_wallet_by_wallet_id(self.env, self.wallet)
     }
 }

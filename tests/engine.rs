@@ -467,18 +467,7 @@ async fn a_5_kb_422_body_is_still_recognised() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fifth_of_creates_lost_after_apply_all_come_back_with_their_ids() {
     const WALLETS: usize = 200;
-    let seed = Seed::example();
-    let mut builder = seed.builder();
-    let wallets: Vec<_> = (0..WALLETS)
-        .map(|i| dynamic_waas::WalletId::from(uuid::Uuid::from_u128(0xa000 + i as u128)))
-        .collect();
-    for id in &wallets {
-        builder = builder.wallet(Wallet::new(
-            id.clone(),
-            seed.environment_id.clone(),
-            seed.user_id,
-        ));
-    }
+    let (builder, wallets) = support::with_wallets(0xa000, WALLETS as u128);
     let f = Arc::new(Faulty::start_with(builder, fast()).await);
     // Every fifth create is applied and then its answer is lost, in turns of three kinds.
     f.proxy.rule(|method, n| match (method, n % 15) {

@@ -210,7 +210,7 @@ async fn a_lost_response_after_a_delay_is_reconciled_with_one_create() {
     assert!(created.is_reconciled());
     assert_eq!(sandbox.creates_applied(), 1);
     // Sent once: a blind resend would be refused by the sandbox, and hidden by that count.
-    assert_eq!(creates_received(&sandbox), 1);
+    assert_eq!(sandbox.creates_received(), 1);
     let recorded = sandbox.key_shares(&WALLET_A.parse().unwrap()).unwrap();
     assert_eq!(
         created.locations_with_key_shares()[0].key_share_id,
@@ -232,16 +232,7 @@ async fn a_500_before_anything_was_applied_is_retried_after_a_read() {
     assert!(!created.is_reconciled());
     assert_eq!(created.attempts(), 3, "create, read, create");
     assert_eq!(sandbox.creates_applied(), 1);
-    assert_eq!(creates_received(&sandbox), 2);
-}
-
-/// Creates the sandbox received, applied or not.
-fn creates_received(sandbox: &Sandbox) -> usize {
-    sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.operation == Some(Operation::Create))
-        .count()
+    assert_eq!(sandbox.creates_received(), 2);
 }
 
 #[tokio::test]

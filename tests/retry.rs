@@ -11,6 +11,9 @@ use serde_json::{json, Value};
 use wiremock::matchers::{any, body_json, header, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+mod support;
+use support::fast;
+
 const ENV: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
 const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
 const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
@@ -22,16 +25,6 @@ const READ: &str =
 fn fixture(name: &str) -> Value {
     let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
-}
-
-/// Short waits so the suite stays fast; the rules are the same as the defaults'.
-fn fast() -> RetryPolicy {
-    RetryPolicy::default()
-        .initial_backoff(Duration::from_millis(10))
-        .max_backoff(Duration::from_millis(50))
-        .max_retry_after(Duration::from_secs(5))
-        .attempt_timeout(Duration::from_secs(5))
-        .total_timeout(Duration::from_secs(20))
 }
 
 fn client(server: &MockServer, policy: RetryPolicy) -> Client {

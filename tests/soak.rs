@@ -10,9 +10,8 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dynamic_waas::testing::{Seed, Wallet};
-use dynamic_waas::{ErrorKind, RetryPolicy, WalletId};
-use support::{google_drive, ids, Answer, Fault, Faulty};
+use dynamic_waas::{ErrorKind, RetryPolicy};
+use support::{google_drive, ids, with_wallets, Answer, Fault, Faulty};
 use tokio::sync::Semaphore;
 
 const WALLETS: u128 = 1000;
@@ -32,18 +31,8 @@ struct Report {
 }
 
 async fn soak(lag: Duration, seed: u64) -> Report {
-    let example = Seed::example();
-    let wallets: Vec<WalletId> = (0..WALLETS)
-        .map(|i| WalletId::from(uuid::Uuid::from_u128(0x50a4_0000 + i)))
-        .collect();
-    let mut builder = example.builder().read_lag(lag);
-    for id in &wallets {
-        builder = builder.wallet(Wallet::new(
-            id.clone(),
-            example.environment_id.clone(),
-            example.user_id,
-        ));
-    }
+    let (builder, wallets) = with_wallets(0x50a4_0000, WALLETS);
+    let builder = builder.read_lag(lag);
     let policy = RetryPolicy::default()
         .attempt_timeout(Duration::from_secs(1))
         .total_timeout(Duration::from_secs(30));

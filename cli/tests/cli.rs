@@ -182,15 +182,7 @@ async fn a_lost_create_response_is_reconciled_from_the_wallet() {
     assert_eq!(doc["locationsWithKeyShares"][0]["location"], "googleDrive");
     assert_eq!(sandbox.creates_applied(), 1);
     // Sent once: the wallet read settled it (a blind resend would be refused, and hidden).
-    assert_eq!(creates_received(&sandbox), 1);
-}
-
-fn creates_received(sandbox: &Sandbox) -> usize {
-    sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.operation == Some(Operation::Create))
-        .count()
+    assert_eq!(sandbox.creates_received(), 1);
 }
 
 /// Runs `cmd` with stdout (and, if `close_stderr`, stderr) a pipe whose reader is gone.
@@ -278,7 +270,7 @@ async fn plain_http_to_loopback_bypasses_every_environment_proxy() {
     let output = run(cmd).await;
     output.clone().assert().success();
     assert!(proxy.accept().is_err(), "a connection reached the proxy");
-    assert_eq!(creates_received(&sandbox), 1);
+    assert_eq!(sandbox.creates_received(), 1);
 }
 
 #[test]

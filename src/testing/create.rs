@@ -45,14 +45,7 @@ fn apply(
             )))
         }
     }
-    let wallet = state
-        .world
-        .wallet_in(&environment, &wallet_id)
-        .ok_or_else(|| {
-            Answer::not_found(format_args!(
-                "wallet {wallet_id} is not in environment {environment}"
-            ))
-        })?;
+    let wallet = state.world.wallet_in(&environment, &wallet_id)?;
     if wallet.owner != body.user_id {
         return Err(Answer::not_found(format_args!(
             "wallet {wallet_id} is owned by user {}, not {}",

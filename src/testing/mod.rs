@@ -228,6 +228,13 @@ impl Sandbox {
         lock(&self.state).creates.values().sum()
     }
 
+    /// How many creates the sandbox received, applied or not, faults included: what a client
+    /// **sent**. A test that counts only the creates applied would pass for a client that
+    /// resends blindly, since the sandbox refuses the duplicate.
+    pub fn creates_received(&self) -> usize {
+        lock(&self.state).creates_received
+    }
+
     /// How many creates were applied to `wallet`.
     pub fn creates_applied_to(&self, wallet: &WalletId) -> usize {
         lock(&self.state).creates.get(wallet).copied().unwrap_or(0)

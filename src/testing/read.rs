@@ -34,14 +34,7 @@ fn lookup(
         .get(&wallet_id)
         .filter(|(until, _)| now < *until)
         .map(|(_, shown)| *shown);
-    let wallet = state
-        .world
-        .wallet_in(&environment, &wallet_id)
-        .ok_or_else(|| {
-            Answer::not_found(format_args!(
-                "wallet {wallet_id} is not in environment {environment}"
-            ))
-        })?;
+    let wallet = state.world.wallet_in(&environment, &wallet_id)?;
     // The generated type is the spec's shape; it leaves `keyShares` out when there are none.
     let response = WaasWalletResponse {
         wallet: WaasWallet {

@@ -25,6 +25,8 @@ pub(crate) struct State {
     pub(crate) faults: Faults,
     pub(crate) limiter: Option<Limiter>,
     pub(crate) log: Log,
+    /// Creates received, whatever became of them.
+    pub(crate) creates_received: usize,
     /// Creates applied (answered 201 or not), per wallet.
     pub(crate) creates: HashMap<WalletId, usize>,
     /// How long reads lag behind creates.
@@ -45,6 +47,7 @@ impl State {
             faults: Faults::default(),
             limiter: builder.rate_limit.map(Limiter::new),
             log: Log::default(),
+            creates_received: 0,
             creates: HashMap::new(),
             read_lag: builder.read_lag,
             lagging: HashMap::new(),
@@ -54,6 +57,9 @@ impl State {
     /// Handles one request and logs it with the answer.
     pub(crate) fn handle(&mut self, request: &Request, now: Instant) -> Reply {
         let route = Route::parse(&request.method, request.url.path());
+        if route.operation() == Some(super::faults::Operation::Create) {
+            self.creates_received += 1;
+        }
         let mut record = RecordedRequest::new(request, route.operation());
         let answer = self.answer(request, route, now);
         record.status = answer.reply.status;

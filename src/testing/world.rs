@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use dynamic_waas_api::ids::{EnvironmentId, WalletId};
 use uuid::Uuid;
 
+use super::reply::Answer;
 use super::seed::{SandboxBuilder, Wallet};
 
 #[derive(Debug, Default)]
@@ -46,13 +47,19 @@ impl World {
 
     /// The wallet, when it exists in `environment`: a wallet of another environment is as
     /// unknown as one that does not exist.
+    /// The wallet, or the 404 upstream gives for a wallet outside the environment.
     pub(crate) fn wallet_in(
         &mut self,
         environment: &EnvironmentId,
         wallet: &WalletId,
-    ) -> Option<&mut Wallet> {
+    ) -> Result<&mut Wallet, Answer> {
         self.wallets
             .get_mut(wallet)
             .filter(|found| found.environment == *environment)
+            .ok_or_else(|| {
+                Answer::not_found(format_args!(
+                    "wallet {wallet} is not in environment {environment}"
+                ))
+            })
     }
 }

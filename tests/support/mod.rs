@@ -9,6 +9,7 @@ use std::time::Duration;
 use dynamic_waas::testing::{Sandbox, Seed};
 use dynamic_waas::{BackupLocation, Client, CreatedBackup, Error, LocationRequest, RetryPolicy};
 
+#[allow(unused_imports)] // each test binary uses part of it
 pub use fault_proxy::{Answer, Fault, FaultProxy};
 
 /// Short waits so the suite stays fast; the rules are the same as the defaults'.
@@ -93,6 +94,29 @@ impl Faulty {
     pub fn applied(&self) -> usize {
         self.sandbox.creates_applied_to(&self.seed.wallet_id)
     }
+}
+
+/// The example seed with `count` more wallets of its user, and their ids (`first`, `first + 1`,
+/// ... as UUIDs).
+pub fn with_wallets(
+    first: u128,
+    count: u128,
+) -> (
+    dynamic_waas::testing::SandboxBuilder,
+    Vec<dynamic_waas::WalletId>,
+) {
+    let seed = Seed::example();
+    let ids: Vec<dynamic_waas::WalletId> = (first..first + count)
+        .map(|i| uuid::Uuid::from_u128(i).into())
+        .collect();
+    let builder = ids.iter().fold(seed.builder(), |builder, id| {
+        builder.wallet(dynamic_waas::testing::Wallet::new(
+            id.clone(),
+            seed.environment_id.clone(),
+            seed.user_id,
+        ))
+    });
+    (builder, ids)
 }
 
 /// The key share ids of a result.
