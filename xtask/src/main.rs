@@ -2,6 +2,7 @@
 
 mod bench;
 mod generate;
+mod msrv;
 mod rewrite;
 mod spec;
 mod transform;
@@ -20,7 +21,9 @@ commands:
                               beside a reqwest + serde_json + tokio crate (several minutes)
   soak       the fault-injection soak: 1,000 creates with a fifth of their answers lost
              after the server applied them, with and without lagging reads (about 30 s);
-             fails on any lost backup";
+             fails on any lost backup
+  msrv       fail (exit 1) if a locked dependency needs a newer Rust than the workspace's
+             rust-version, listing each one";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,6 +32,7 @@ fn main() -> ExitCode {
         Some("check") => cmd_check(),
         Some("bench") => bench::run(&args[1..]),
         Some("soak") => bench::soak(),
+        Some("msrv") => msrv::run(),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
