@@ -142,17 +142,18 @@ impl Client {
         // The error of the last failed attempt: what the call reports if it stops here.
         let mut last: Option<Error> = None;
         loop {
+            // The token first: the time an attempt gets is measured after waiting for it.
+            let credential = match self.inner.tokens.cached() {
+                Some(credential) => credential,
+                // A provider that hangs is bounded by the call's deadline.
+                None => self.fetch_credential(call).await.map_err(Ended::Failed)?,
+            };
             let time = match self.admit(policy, call, O::KIND) {
                 Ok(time) => time,
                 Err(stop) => {
                     let error = last.take().unwrap_or_else(|| not_sent(stop));
                     return Err(Ended::Failed(stopped(error, stop, call)));
                 }
-            };
-            let credential = match self.inner.tokens.cached() {
-                Some(credential) => credential,
-                // A provider that hangs is bounded by the call's deadline.
-                None => self.fetch_credential(call).await.map_err(Ended::Failed)?,
             };
             *made += 1;
             call.requests += 1;
@@ -173,7 +174,7 @@ impl Client {
                 Err(failure) => failure,
             };
             let verdict = classify(O::KIND, &failure);
-            if healthy(&failure) {
+            if verdict.is_healthy_answer(&failure) {
                 self.inner.budget.refill();
             }
             let status = failure.status().map(|s| s.as_u16());
@@ -182,7 +183,14 @@ impl Client {
             let error = into_error(failure, kind, call);
             match decision {
                 Decision::Retry { retry_after } => {
-                    match plan(policy, *made, retry_after, Instant::now(), call.deadline) {
+                    match plan(
+                        policy,
+                        *made,
+                        retry_after,
+                        Instant::now(),
+                        call.deadline,
+                        O::KIND == OpKind::Create,
+                    ) {
                         Ok(wait) => {
                             tracing::debug!(wait_ms = wait.as_millis() as u64, "retrying");
                             tokio::time::sleep(wait).await;
@@ -248,18 +256,30 @@ impl Client {
     ) -> Result<O::Output, Failure> {
         let deadline = later(Instant::now(), time);
         let mut scoped = pin!(attempt.scope(op.send(&self.inner.api)));
-        let result = match tokio::time::timeout_at(deadline, scoped.as_mut()).await {
-            Ok(result) => result,
-            Err(_) => {
-                let status = scoped
-                    .as_mut()
-                    .take_value()
-                    .and_then(|a| a.response_status());
-                return Err(Failure::TimedOut {
-                    after: time,
-                    status,
-                });
+        let finished = tokio::time::timeout_at(deadline, scoped.as_mut()).await;
+        // The status, if the answer's headers arrived: what the server said, whatever failed
+        // after that.
+        let seen = scoped.as_mut().take_value();
+        let status = seen.as_ref().and_then(Attempt::response_status);
+        if O::KIND == OpKind::Create && seen.is_some_and(|a| a.was_redirected()) {
+            if let Ok(Ok(value)) = finished {
+                if op.check(value.as_ref()).is_ok() {
+                    return Ok(value.into_inner());
+                }
             }
+            // A create redirected (a 303 turned into a GET, say) was processed, and what
+            // answered is not its answer: the wallet settles it.
+            return Err(Failure::Unusable2xx {
+                status: status.unwrap_or(O::SUCCESS),
+                body: None,
+                problem: "the answer came after a redirect".into(),
+            });
+        }
+        let Ok(result) = finished else {
+            return Err(Failure::TimedOut {
+                after: time,
+                status,
+            });
         };
         use dynamic_waas_api::Error as E;
         let err = match result {
@@ -277,6 +297,14 @@ impl Client {
             Err(err) => err,
         };
         match err {
+            // The 2xx arrived and its body failed while being read: it was applied.
+            E::CommunicationError(e) if status.is_some_and(|s| s.is_success()) => {
+                Err(Failure::Unusable2xx {
+                    status: status.unwrap_or(O::SUCCESS),
+                    body: None,
+                    problem: format!("the body could not be read: {e}"),
+                })
+            }
             E::CommunicationError(e) if e.is_connect() => Err(Failure::NotSent(e)),
             E::CommunicationError(e) => Err(Failure::Lost(e)),
             E::ResponseBodyError(e) => Err(Failure::Unusable2xx {
@@ -323,17 +351,6 @@ impl Client {
             }
             other => Err(Failure::Invalid(other.to_string())),
         }
-    }
-}
-
-/// Whether an answer shows a healthy server (it refills the retry budget).
-fn healthy(failure: &Failure) -> bool {
-    match failure {
-        Failure::Http { response, .. } => {
-            let status = response.status();
-            status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS
-        }
-        _ => false,
     }
 }
 

@@ -10,7 +10,7 @@ use tracing::Instrument;
 use crate::client::Client;
 use crate::create::CreateRequest;
 use crate::error::Error;
-use crate::model::CreatedBackup;
+use crate::model::{CreatedBackup, IdArg};
 use crate::retry::RetryPolicy;
 
 /// A create call, ready to be awaited (see [`Client::create_backup_locations`]).
@@ -28,11 +28,39 @@ impl CreateBackupLocations<'_> {
         self
     }
 
-    /// Keeps the 201 body exactly as received, for [`CreatedBackup::raw_body`] (fields this
-    /// SDK does not know included). Off by default: it costs a copy of the response.
-    pub fn keep_raw_body(mut self) -> Self {
+    /// Kept for compatibility: the 201 body is now always kept ([`CreatedBackup::raw_body`],
+    /// [`CreatedBackup::extra`]); it is shared with the parser, not copied.
+    pub fn keep_raw_body(self) -> Self {
+        self
+    }
+
+    /// `shareSetId`: the share set this backup activates, as the key-generation ceremony
+    /// gave it (a [`uuid::Uuid`], or text checked like the other ids before anything is
+    /// sent). Left out, the server uses the wallet's active root-user share set.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: dynamic_waas::Client, share_set: uuid::Uuid) -> Result<(), dynamic_waas::Error> {
+    /// use dynamic_waas::BackupLocation;
+    ///
+    /// let created = client
+    ///     .create_backup_locations(
+    ///         "0b1c2d3e-4f50-4617-8899-aabbccddeeff",
+    ///         "95b11417-f18f-457f-8804-68e361f9164f",
+    ///         "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+    ///         [BackupLocation::GoogleDrive.into()],
+    ///     )
+    ///     .share_set_id(share_set)
+    ///     .await?;
+    /// println!("share set {:?} ({:?})", created.share_set_id(), created.share_set_type());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn share_set_id(mut self, share_set_id: impl IdArg) -> Self {
         if let Ok(request) = &mut self.input {
-            request.keep_raw_body = true;
+            match crate::model::share_set_id(share_set_id) {
+                Ok(id) => request.body.share_set_id = Some(id),
+                Err(e) => self.input = Err(e),
+            }
         }
         self
     }

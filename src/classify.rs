@@ -36,7 +36,8 @@ pub(crate) enum Failure {
     },
     /// The server answered 2xx, but not with what the operation expects: another 2xx status,
     /// a body cut off, over the size bound or not of the documented shape, or a 201 that
-    /// lacks a requested location.
+    /// lacks a requested location. Also a create's answer after a followed redirect (a 303
+    /// turned into a GET): whatever its status, it is not the create's answer.
     Unusable2xx {
         status: StatusCode,
         body: Option<bytes::Bytes>,
@@ -68,6 +69,20 @@ pub(crate) enum Decision {
 pub(crate) struct Verdict {
     pub(crate) decision: Decision,
     pub(crate) kind: ErrorKind,
+}
+
+impl Verdict {
+    /// Whether the failure still shows a healthy server, which refills the retry budget: a
+    /// definite refusal (400, 401, 403, 404, already backed up, ...), not one that is retried
+    /// or may have been applied.
+    pub(crate) fn is_healthy_answer(&self, failure: &Failure) -> bool {
+        matches!(failure, Failure::Http { .. })
+            && matches!(
+                self.decision,
+                Decision::Stop | Decision::Refresh | Decision::AlreadyBackedUp
+            )
+            && failure.status().is_some_and(|s| s.is_client_error())
+    }
 }
 
 impl Failure {
@@ -117,25 +132,26 @@ fn transport_kind(e: &reqwest::Error) -> ErrorKind {
     }
 }
 
-/// Classifies a failed attempt of `op`.
-pub(crate) fn classify(op: OpKind, failure: &Failure) -> Verdict {
-    // May have been processed: a create reads the wallet, a read simply tries again.
-    let maybe = |applied: bool| match op {
+/// May have been processed: a create reads the wallet, a read simply tries again.
+fn maybe(op: OpKind, applied: bool) -> Decision {
+    match op {
         OpKind::Create => Decision::Reconcile { applied },
         OpKind::Read => Decision::Retry { retry_after: None },
-    };
+    }
+}
+
+/// Classifies a failed attempt of `op`.
+pub(crate) fn classify(op: OpKind, failure: &Failure) -> Verdict {
+    let maybe = |applied: bool| maybe(op, applied);
     let (decision, kind) = match failure {
         Failure::NotSent(e) => (Decision::Retry { retry_after: None }, transport_kind(e)),
         Failure::Lost(e) => (maybe(false), transport_kind(e)),
-        Failure::TimedOut { status, .. } => {
-            let decision = match status {
-                Some(s) if s.is_success() => maybe(true),
-                // The status arrived, the body did not: decide by the status alone.
-                Some(s) => by_status(op, *s, None, None, false).0,
-                None => maybe(false),
-            };
-            (decision, ErrorKind::Timeout)
-        }
+        Failure::TimedOut { status, .. } => match status {
+            Some(s) if s.is_success() => (maybe(true), ErrorKind::Timeout),
+            // The status arrived, the body did not: the status decides, and names the kind.
+            Some(s) => by_status(op, *s, None, None, false),
+            None => (maybe(false), ErrorKind::Timeout),
+        },
         Failure::Unusable2xx { .. } => (maybe(true), ErrorKind::InvalidResponse),
         Failure::Invalid(message) => (
             Decision::Stop,
@@ -168,15 +184,12 @@ fn by_status(
     complete: bool,
 ) -> (Decision, ErrorKind) {
     let retry = Decision::Retry { retry_after };
-    let maybe = |applied: bool| match op {
-        OpKind::Create => Decision::Reconcile { applied },
-        OpKind::Read => Decision::Retry { retry_after: None },
-    };
+    let maybe = |applied: bool| maybe(op, applied);
     let rate_limited = ErrorKind::RateLimited { retry_after };
     match status.as_u16() {
         _ if status.is_success() => (maybe(true), ErrorKind::InvalidResponse),
-        // See Other answers a processed POST; other redirects were not followed (they leave
-        // the API's origin) and ask for the request to be made elsewhere.
+        // See Other answers a processed POST; other redirects that reach here were not
+        // followed (they leave the API's origin) and ask for the request to be made elsewhere.
         303 => (maybe(true), ErrorKind::InvalidResponse),
         _ if status.is_redirection() => (Decision::Stop, ErrorKind::InvalidResponse),
         400 => (Decision::Stop, ErrorKind::BadRequest),
@@ -312,9 +325,9 @@ mod tests {
         let rows: Vec<(Failure, Decision, Decision, &str)> = vec![
             (timed_out(None), Reconcile { applied: false }, Retry { retry_after: None }, "Timeout"),
             (timed_out(Some(201)), Reconcile { applied: true }, Retry { retry_after: None }, "Timeout"),
-            (timed_out(Some(502)), Reconcile { applied: false }, Retry { retry_after: None }, "Timeout"),
-            (timed_out(Some(429)), Retry { retry_after: None }, Retry { retry_after: None }, "Timeout"),
-            (timed_out(Some(404)), Stop, Stop, "Timeout"),
+            (timed_out(Some(502)), Reconcile { applied: false }, Retry { retry_after: None }, "ServerError"),
+            (timed_out(Some(429)), Retry { retry_after: None }, Retry { retry_after: None }, "RateLimited"),
+            (timed_out(Some(404)), Stop, Stop, "NotFound"),
             (unusable, Reconcile { applied: true }, Retry { retry_after: None }, "InvalidResponse"),
         ];
         for (failure, create, read, kind) in rows {

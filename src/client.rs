@@ -168,8 +168,11 @@ impl Client {
             Ok(CreateRequest {
                 env,
                 wallet,
-                body: types::BackupKeySharesToLocationsWithUserIdRequest { user_id, locations },
-                keep_raw_body: false,
+                body: types::BackupKeySharesToLocationsWithUserIdRequest {
+                    user_id,
+                    locations,
+                    ..model::blank(&model::BLANK_REQUEST)?
+                },
             })
         })();
         CreateBackupLocations {

@@ -172,7 +172,8 @@ impl ClientBuilder {
 }
 
 /// Follows a redirect only within the same scheme, host and port: the token never goes to
-/// another host or over a downgraded scheme. A refused redirect comes back as an error.
+/// another host or over a downgraded scheme. A refused redirect comes back as an error. A
+/// create whose answer came after a redirect is settled from the wallet (see `attempt.rs`).
 fn same_origin_redirects() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         let same_origin = attempt.previous().first().is_some_and(|first| {

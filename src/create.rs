@@ -22,7 +22,6 @@ pub(crate) struct CreateRequest {
     pub(crate) env: EnvironmentId,
     pub(crate) wallet: WalletId,
     pub(crate) body: types::BackupKeySharesToLocationsWithUserIdRequest,
-    pub(crate) keep_raw_body: bool,
 }
 
 struct CreateOp<'r> {
@@ -99,8 +98,9 @@ const SETTLING_READS: u32 = 2;
 /// What a settled create comes to.
 enum Settled {
     Done(Result<CreatedBackup, Error>),
-    /// The wallet shows nothing and a resend is allowed: the wait before it was taken.
-    SendAgain,
+    /// The wallet shows nothing and a resend is allowed: the wait before it was taken. Says
+    /// when the wallet was read, for the reason of a later `OutcomeUnknown`.
+    SendAgain(String),
 }
 
 impl Client {
@@ -130,7 +130,9 @@ impl Client {
     ) -> Result<CreatedBackup, Error> {
         let op = CreateOp {
             request,
-            capture: request.keep_raw_body.then(BodyCapture::new),
+            // Always: the raw body is shared with the parser (no copy), and it is what
+            // `CreatedBackup::extra` reads fields this release does not know from.
+            capture: Some(BodyCapture::new()),
         };
         let mut call = Call::new(policy);
         let mut creates = 0;
@@ -160,32 +162,36 @@ impl Client {
                 }
                 Err(ended) => ended,
             };
-            let (error, applied, why) = match (ended, may_have_applied.take()) {
+            let (error, may_resend, why) = match (ended, may_have_applied.take()) {
                 (Ended::Failed(error), None) => return Err(error),
                 // An earlier attempt may have been applied and this run ended otherwise (no
                 // attempt left, a refusal, a token failure): the wallet still settles it,
                 // and nothing more is sent.
                 (Ended::Failed(error), Some(why)) => {
                     let why = format!("{why}; later, {}", summary(&error));
-                    (error, true, why)
+                    (error, false, why)
                 }
-                (Ended::MayHaveApplied { error, applied }, _) => {
-                    let why = format!(
+                (Ended::MayHaveApplied { error, applied }, previous) => {
+                    let this = format!(
                         "create attempt {creates} may have been applied ({}, {} ms into the call)",
                         summary(&error),
                         call.elapsed().as_millis()
                     );
-                    (error, applied, why)
+                    let why = match previous {
+                        Some(previous) => format!("{previous}; then {this}"),
+                        None => this,
+                    };
+                    // The server said it applied the create: it is never sent again.
+                    (error, !applied, why)
                 }
             };
             tracing::warn!(attempt = call.requests, request_id = %call.request_id, reason = %why, "reading the wallet to settle the create");
-            may_have_applied = Some(why.clone());
             match self
-                .settle(request, policy, &mut call, creates, !applied, &why, error)
+                .settle(request, policy, &mut call, creates, may_resend, &why, error)
                 .await
             {
                 Settled::Done(result) => return result,
-                Settled::SendAgain => {}
+                Settled::SendAgain(note) => may_have_applied = Some(format!("{why}; {note}")),
             }
         }
     }
@@ -255,13 +261,18 @@ impl Client {
                 Match::Nothing => {}
             }
             if may_resend {
-                if let Ok(wait) = plan(policy, creates, None, Instant::now(), call.deadline) {
+                let now = Instant::now();
+                if let Ok(wait) = plan(policy, creates, None, now, call.deadline, true) {
                     tracing::info!(
                         wait_ms = wait.as_millis() as u64,
                         "the wallet shows no key shares; sending the create again"
                     );
                     tokio::time::sleep(wait).await;
-                    return Settled::SendAgain;
+                    return Settled::SendAgain(format!(
+                        "the wallet read {} ms into the call showed no key shares, so it was \
+                         sent again",
+                        read_at.as_millis()
+                    ));
                 }
             }
             settling += 1;

@@ -174,7 +174,8 @@ impl Error {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("?");
             err = err.with_source(format!(
-                "redirected to {to}; not followed because it leaves the API's origin"
+                "redirected to {to} ({}); not followed because it leaves the API's origin",
+                status.as_u16()
             ));
         }
         err

@@ -30,7 +30,9 @@ pub use retry::{RetryPolicy, MIN_ATTEMPT_TIME};
 
 /// The generated low-level client and its types, for what the facade does not cover.
 pub use dynamic_waas_api as api;
-pub use dynamic_waas_api::enums::{ThresholdSignatureScheme, WaasChainEnum};
+pub use dynamic_waas_api::enums::{
+    PasswordUpdateStatus, ShareSetType, ThresholdSignatureScheme, WaasChainEnum,
+};
 pub use dynamic_waas_api::ids::{EnvironmentId, ResourceId, WalletId};
 pub use dynamic_waas_api::types::{WaasWallet, WalletKeyShareInfo};
 pub use secrecy::SecretString;

@@ -1,15 +1,19 @@
 //! What callers pass in and get back.
 
-use dynamic_waas_api::enums::{ThresholdSignatureScheme, WaasBackupOptionsEnum};
+use dynamic_waas_api::enums::{
+    PasswordUpdateStatus, ShareSetType, ThresholdSignatureScheme, WaasBackupOptionsEnum,
+};
 use dynamic_waas_api::ids::{EnvironmentId, ResourceId, WalletId};
 use dynamic_waas_api::labels::{ExternalKeyShareId, KeygenId};
 use dynamic_waas_api::types;
+use std::sync::LazyLock;
+
 use serde::ser::{SerializeMap, SerializeStruct};
 
 use crate::error::Error;
 
 /// Where a key share is backed up. Values Dynamic adds after this release are kept and sent
-/// as they are (`BackupLocation::from("offlineRecovery")`).
+/// as they are (`BackupLocation::from("paperWallet")`).
 pub type BackupLocation = WaasBackupOptionsEnum;
 
 /// An id argument: a [`uuid::Uuid`] (always valid, sent lower-case) or text (validated
@@ -76,6 +80,17 @@ pub(crate) fn user_id(arg: impl IdArg) -> Result<uuid::Uuid, Error> {
             // Same rule as the path ids, so that an id is either valid everywhere or nowhere.
             dynamic_waas_api::ids::validate("userId", &text).map_err(id_error)?;
             uuid::Uuid::try_parse(&text).map_err(|e| Error::invalid_input("userId", e.to_string()))
+        }
+    }
+}
+
+/// `shareSetId`: the share set a backup activates (upstream's `uuid` schema).
+pub(crate) fn share_set_id(arg: impl IdArg) -> Result<ResourceId, Error> {
+    match arg.into_id_text() {
+        IdText::Uuid(id) => Ok(id.into()),
+        IdText::Text(text) => {
+            dynamic_waas_api::ids::validate("shareSetId", &text).map_err(id_error)?;
+            Ok(ResourceId::received(text))
         }
     }
 }
@@ -163,8 +178,41 @@ impl LocationRequest {
                     .map(ExternalKeyShareId::try_from)
                     .transpose()
                     .map_err(label_error)?,
+                ..blank(&BLANK_LOCATION)?
             },
         )
+    }
+}
+
+/// A value of a generated type with every optional field unset, read once from its required
+/// fields. Request values are built from it with struct update syntax, so that an optional
+/// field upstream adds later regenerates unset, with no edit here.
+type Blank<T> = LazyLock<Result<T, String>>;
+
+static BLANK_LOCATION: Blank<types::BackupKeySharesToLocationsWithUserIdRequestLocationsItem> =
+    LazyLock::new(|| {
+        serde_json::from_value(serde_json::json!({ "location": "googleDrive" }))
+            .map_err(|e| e.to_string())
+    });
+
+pub(crate) static BLANK_REQUEST: Blank<types::BackupKeySharesToLocationsWithUserIdRequest> =
+    LazyLock::new(|| {
+        serde_json::from_value(serde_json::json!({
+            "userId": "00000000-0000-0000-0000-000000000000",
+            "locations": [],
+        }))
+        .map_err(|e| e.to_string())
+    });
+
+/// A clone of a blank value, or why this release cannot build one (a field upstream made
+/// required that the facade does not set: a breaking change, caught before anything is sent).
+pub(crate) fn blank<T: Clone>(blank: &Blank<T>) -> Result<T, Error> {
+    match &**blank {
+        Ok(value) => Ok(value.clone()),
+        Err(e) => Err(Error::invalid_input(
+            "request",
+            format!("this release cannot build the request ({e}); upgrade dynamic-waas"),
+        )),
     }
 }
 
@@ -195,10 +243,20 @@ pub struct CreatedBackup {
     message: String,
     wallet_id: ResourceId,
     shares: Vec<CreatedKeyShare>,
+    share_set: ShareSet,
     reconciled: bool,
     request_id: String,
     attempts: u32,
     raw_body: Option<bytes::Bytes>,
+}
+
+/// What the server said about the share set (upstream's current revision); all optional.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct ShareSet {
+    id: Option<String>,
+    password_update_status: Option<PasswordUpdateStatus>,
+    kind: Option<ShareSetType>,
+    wallet_active: Option<bool>,
 }
 
 impl CreatedBackup {
@@ -208,6 +266,12 @@ impl CreatedBackup {
         attempts: u32,
     ) -> Self {
         Self {
+            share_set: ShareSet {
+                id: body.share_set_id,
+                password_update_status: body.password_update_status,
+                kind: body.share_set_type,
+                wallet_active: body.wallet_active,
+            },
             message: body.message,
             wallet_id: body.wallet_id,
             shares: body
@@ -241,6 +305,7 @@ impl CreatedBackup {
             message: "Reconciled from the wallet after the create's response was lost".into(),
             wallet_id: wallet.wallet_id.clone(),
             shares,
+            share_set: ShareSet::default(),
             reconciled: true,
             request_id,
             attempts,
@@ -274,9 +339,8 @@ impl CreatedBackup {
         &self.request_id
     }
 
-    /// The 201 body exactly as received, when the call asked for it
-    /// ([`keep_raw_body`](crate::CreateBackupLocations::keep_raw_body)) and the result was not
-    /// reconciled (a reconciled result was built from a wallet read: there is no 201 body).
+    /// The 201 body exactly as received (fields this SDK does not know included); `None` for
+    /// a reconciled result, which was built from a wallet read.
     pub fn raw_body(&self) -> Option<&[u8]> {
         self.raw_body.as_deref()
     }
@@ -284,6 +348,58 @@ impl CreatedBackup {
     /// HTTP requests the call made, wallet reads included.
     pub fn attempts(&self) -> u32 {
         self.attempts
+    }
+
+    /// `shareSetId`: the share set this backup activated, when the server said (`None` for a
+    /// reconciled result, which was read from the wallet).
+    pub fn share_set_id(&self) -> Option<&str> {
+        self.share_set.id.as_deref()
+    }
+
+    /// `passwordUpdateStatus`: the state of the password-update process, when the server
+    /// said.
+    pub fn password_update_status(&self) -> Option<&PasswordUpdateStatus> {
+        self.share_set.password_update_status.as_ref()
+    }
+
+    /// `shareSetType`: the role of the wallet's active share set, when the server said
+    /// (`null` on the wire, when no wallet is active, is `None` too).
+    pub fn share_set_type(&self) -> Option<&ShareSetType> {
+        self.share_set.kind.as_ref()
+    }
+
+    /// `walletActive`: whether the wallet has an active root-user share set, when the server
+    /// said.
+    pub fn wallet_active(&self) -> Option<bool> {
+        self.share_set.wallet_active
+    }
+
+    /// The top-level fields of the 201 body that this release does not know (fields upstream
+    /// added later), as received; empty for a reconciled result. Known fields sent as `null`
+    /// are not listed.
+    ///
+    /// ```
+    /// # fn demo(created: dynamic_waas::CreatedBackup) {
+    /// if let Some(action) = created.extra().get("backupActionId") {
+    ///     println!("backup action {action}");
+    /// }
+    /// # }
+    /// ```
+    pub fn extra(&self) -> serde_json::Map<String, serde_json::Value> {
+        let Some(raw) = &self.raw_body else {
+            return serde_json::Map::new();
+        };
+        let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_slice(raw) else {
+            return serde_json::Map::new();
+        };
+        // What this release reads: the typed response, written back.
+        let known = serde_json::from_slice::<types::BackupKeySharesToLocationsResponse>(raw)
+            .ok()
+            .and_then(|typed| serde_json::to_value(typed).ok());
+        if let Some(serde_json::Value::Object(known)) = known {
+            fields.retain(|name, value| !known.contains_key(name) && !value.is_null());
+        }
+        fields
     }
 }
 

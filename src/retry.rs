@@ -193,6 +193,7 @@ pub(crate) fn plan(
     retry_after: Option<Duration>,
     now: Instant,
     deadline: Instant,
+    is_create: bool,
 ) -> Result<Duration, Stop> {
     if let Some(asked) = retry_after {
         if asked > policy.max_retry_after {
@@ -204,8 +205,9 @@ pub(crate) fn plan(
     }
     let wait = retry_after.unwrap_or_else(|| policy.backoff(made));
     let starts = later(now, wait);
+    // The same rule that admits the attempt once the wait is over.
     let left = deadline.saturating_duration_since(starts);
-    if starts >= deadline || left < MIN_ATTEMPT_TIME.min(policy.attempt_timeout) {
+    if policy.attempt_time(left, is_create).is_none() {
         return Err(Stop::Deadline);
     }
     Ok(wait)
@@ -271,11 +273,11 @@ mod tests {
     async fn plan_waits_the_backoff_or_the_servers_retry_after() {
         let now = Instant::now();
         let deadline = now + Duration::from_secs(60);
-        let wait = plan(&policy(), 1, None, now, deadline).unwrap();
+        let wait = plan(&policy(), 1, None, now, deadline, false).unwrap();
         assert!(wait < Duration::from_millis(100));
         let asked = Some(Duration::from_secs(3));
         assert_eq!(
-            plan(&policy(), 1, asked, now, deadline),
+            plan(&policy(), 1, asked, now, deadline, false),
             Ok(Duration::from_secs(3))
         );
     }
@@ -285,16 +287,16 @@ mod tests {
         let now = Instant::now();
         let deadline = now + Duration::from_secs(60);
         let p = policy().max_attempts(3);
-        assert_eq!(plan(&p, 3, None, now, deadline), Err(Stop::Attempts));
+        assert_eq!(plan(&p, 3, None, now, deadline, false), Err(Stop::Attempts));
         let long = Duration::from_secs(31);
         assert_eq!(
-            plan(&p, 3, Some(long), now, deadline),
+            plan(&p, 3, Some(long), now, deadline, false),
             Err(Stop::RetryAfterTooLong(long))
         );
         // 5 s asked, 5.1 s left: no room for a minimal attempt after the wait.
         let close = now + Duration::from_millis(5100);
         assert_eq!(
-            plan(&p, 1, Some(Duration::from_secs(5)), now, close),
+            plan(&p, 1, Some(Duration::from_secs(5)), now, close, false),
             Err(Stop::Deadline)
         );
         assert!(plan(
@@ -302,9 +304,20 @@ mod tests {
             1,
             Some(Duration::from_secs(5)),
             now,
-            close + MIN_ATTEMPT_TIME
+            close + MIN_ATTEMPT_TIME,
+            false
         )
         .is_ok());
+        // A create needs twice the minimum left after the wait (half is kept to reconcile).
+        let p = p.attempt_timeout(Duration::from_secs(2));
+        let after_wait = now + Duration::from_secs(5);
+        let just = after_wait + MIN_ATTEMPT_TIME * 2;
+        assert!(plan(&p, 1, Some(Duration::from_secs(5)), now, just, true).is_ok());
+        let short = just - Duration::from_millis(1);
+        assert_eq!(
+            plan(&p, 1, Some(Duration::from_secs(5)), now, short, true),
+            Err(Stop::Deadline)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -327,7 +340,7 @@ mod tests {
             for made in [0, 1, 2, 31, 32, 64, u32::MAX] {
                 for asked in [None, Some(Duration::ZERO), Some(Duration::MAX)] {
                     let deadline = later(now, p.get_total_timeout());
-                    let _ = plan(p, made, asked, now, deadline);
+                    let _ = plan(p, made, asked, now, deadline, false);
                     let _ = p.backoff(made);
                     let _ = p.backoff_ceiling(made);
                 }

@@ -153,12 +153,31 @@ async fn a_create_redirected_with_303_is_reconciled_and_sent_once() {
             Answer::new(303, "").header("location", "/backups/action-1"),
         )],
     );
-    // The followed redirect reads the action: a 200 that is no create answer.
-    f.proxy.next("GET", [Fault::Answer(Answer::new(200, "{}"))]);
     let created = f.create(&[google_drive()]).await.unwrap();
     assert!(created.is_reconciled());
     assert_eq!(ids(&created), f.stored_ids());
     assert_eq!(f.proxy.sent("POST"), 1);
+    // Followed as a GET (reqwest turns a POST into a GET on 303), which the sandbox answers
+    // 404: that answer is not the create's, and does not end the call as NotFound.
+    assert_eq!(f.proxy.sent("GET"), 2);
+}
+
+#[tokio::test]
+async fn a_2xx_is_never_sent_again_even_when_the_wallet_read_lags() {
+    for fault in [
+        Fault::ApplyThenStatus(204),
+        Fault::ApplyThenCutBody,
+        Fault::ApplyThenStallBody,
+    ] {
+        let policy = fast().attempt_timeout(Duration::from_millis(300));
+        let f = Faulty::start_with(lagging(Duration::from_secs(60)), policy).await;
+        f.proxy.next("POST", [fault.clone()]);
+        let err = f.create(&[google_drive()]).await.unwrap_err();
+        let reason = unknown_reason(&err);
+        assert!(reason.contains("may still land"), "{fault:?}: {reason}");
+        assert_eq!(f.proxy.sent("POST"), 1, "{fault:?}");
+        assert_eq!(f.applied(), 1);
+    }
 }
 
 // Rule 1: once an attempt may have been applied, only created, reconciled or OutcomeUnknown.
@@ -371,9 +390,11 @@ async fn a_stalled_error_body_cannot_hold_a_call_past_its_deadline() {
         .await
         .unwrap_err();
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(1700), "{took:?}");
-    assert_eq!(err.kind(), &ErrorKind::Timeout);
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    // The status decides what it was; the cause says the body never ended.
+    assert_eq!(err.kind(), &ErrorKind::ServerError);
     assert_eq!(err.status().map(|s| s.as_u16()), Some(502));
+    assert!(err.to_string().contains("body did not end"), "{err}");
     assert!(f.proxy.sent("GET") >= 2);
 }
 
@@ -385,6 +406,39 @@ async fn a_stalled_429_body_is_still_a_safe_retry() {
     assert!(!created.is_reconciled());
     assert_eq!(f.proxy.sent("POST"), 2);
     assert_eq!(f.proxy.sent("GET"), 0);
+}
+
+/// A provider that answers after a while.
+struct Slow(Duration);
+
+impl TokenProvider for Slow {
+    fn token(&self) -> TokenFuture<'_> {
+        Box::pin(async move {
+            tokio::time::sleep(self.0).await;
+            Ok(Token::new(Seed::example().token))
+        })
+    }
+}
+
+#[tokio::test]
+async fn time_spent_waiting_for_the_token_is_taken_from_the_attempt_not_added_to_the_call() {
+    let f = Faulty::start(fast()).await;
+    let client = Client::builder()
+        .base_url(f.proxy.uri())
+        .token_provider(Slow(Duration::from_millis(300)))
+        .retry_policy(fast().total_timeout(Duration::from_millis(1200)))
+        .build()
+        .unwrap();
+    f.proxy.next("POST", [Fault::ApplyThenHang]);
+    let started = Instant::now();
+    let created = f.create_with(&client, &[google_drive()]).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1400),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(created.is_reconciled());
+    assert_eq!(f.proxy.sent("POST"), 1);
 }
 
 /// A provider that never answers.
@@ -417,7 +471,7 @@ async fn a_hanging_token_provider_is_bounded_by_each_calls_deadline() {
                 .await
         },
     );
-    assert!(started.elapsed() < Duration::from_millis(800));
+    assert!(started.elapsed() < Duration::from_millis(600));
     for err in [a.unwrap_err(), b.unwrap_err()] {
         assert_eq!(err.kind(), &ErrorKind::Timeout, "{err}");
         assert_eq!(err.attempts(), 0);
@@ -466,7 +520,8 @@ async fn a_5_kb_422_body_is_still_recognised() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fifth_of_creates_lost_after_apply_all_come_back_with_their_ids() {
-    const WALLETS: usize = 200;
+    // More lost answers (60) than the budget's headroom (50): only refills keep reads going.
+    const WALLETS: usize = 300;
     let (builder, wallets) = support::with_wallets(0xa000, WALLETS as u128);
     let f = Arc::new(Faulty::start_with(builder, fast()).await);
     // Every fifth create is applied and then its answer is lost, in turns of three kinds.

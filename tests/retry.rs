@@ -903,7 +903,7 @@ fn the_client_and_its_calls_can_be_shared_across_tasks() {
 }
 
 #[tokio::test]
-async fn the_raw_201_body_is_kept_byte_for_byte_when_asked() {
+async fn the_raw_201_body_is_kept_byte_for_byte_and_unknown_fields_are_typed_extras() {
     let server = server().await;
     let raw = std::fs::read(format!(
         "{}/tests/fixtures/response_201_unknown_location.json",
@@ -916,26 +916,31 @@ async fn the_raw_201_body_is_kept_byte_for_byte_when_asked() {
         .mount(&server)
         .await;
     let client = client(&server, fast());
-    let created = client
-        .create_backup_locations(ENV, WALLET, USER, [offline_recovery()])
-        .keep_raw_body()
-        .await
-        .unwrap();
-    assert_eq!(created.raw_body(), Some(raw.as_slice()));
-    // The typed view still works, and the unknown field is only in the raw body.
-    assert!(created.locations_with_key_shares()[0].location.is_unknown());
-    assert!(!serde_json::to_string(&created)
-        .unwrap()
-        .contains("backupActionId"));
-    // Off by default.
-    let plain = client
-        .create_backup_locations(ENV, WALLET, USER, [offline_recovery()])
-        .await
-        .unwrap();
-    assert_eq!(plain.raw_body(), None);
+    for created in [
+        // `keep_raw_body` is kept for compatibility; the body is always kept.
+        client
+            .create_backup_locations(ENV, WALLET, USER, [paper_wallet()])
+            .keep_raw_body()
+            .await
+            .unwrap(),
+        client
+            .create_backup_locations(ENV, WALLET, USER, [paper_wallet()])
+            .await
+            .unwrap(),
+    ] {
+        assert_eq!(created.raw_body(), Some(raw.as_slice()));
+        assert!(created.locations_with_key_shares()[0].location.is_unknown());
+        // A field this release does not know is reachable from the typed result.
+        let extra = created.extra();
+        assert_eq!(extra.len(), 1, "{extra:?}");
+        assert_eq!(extra["backupActionId"], "a-field-this-sdk-has-never-seen");
+        assert!(!serde_json::to_string(&created)
+            .unwrap()
+            .contains("backupActionId"));
+    }
 }
 
 /// A location this release does not know, as the server in the fixture does.
-fn offline_recovery() -> dynamic_waas::LocationRequest {
-    BackupLocation::from("offlineRecovery").into()
+fn paper_wallet() -> dynamic_waas::LocationRequest {
+    BackupLocation::from("paperWallet").into()
 }

@@ -12,7 +12,7 @@ use dynamic_waas_api::error::{ErrorResponse, DEFAULT_ERROR_BODY_LIMIT};
 use dynamic_waas_api::ids::{EnvironmentId, WalletId};
 use dynamic_waas_api::types::{
     BackupKeySharesToLocationsResponse, BackupKeySharesToLocationsWithUserIdRequest as CreateBody,
-    BackupKeySharesToLocationsWithUserIdRequestLocationsItem as LocationItem, WaasWallet,
+    WaasWallet,
 };
 use dynamic_waas_api::{ByteStream, Client, Error, RequestOptions, ResponseValue};
 use serde_json::{json, Value};
@@ -27,20 +27,13 @@ fn client(sandbox: &Sandbox, token: &str) -> Client {
     )
 }
 
-fn location(name: &str) -> LocationItem {
-    LocationItem {
-        location: name.into(),
-        keygen_id: None,
-        threshold_signature_scheme: None,
-        external_key_share_id: None,
-    }
-}
-
+// From JSON, so that optional fields upstream adds later need no edit here.
 fn body(user: Uuid, locations: &[&str]) -> CreateBody {
-    CreateBody {
-        user_id: user,
-        locations: locations.iter().map(|name| location(name)).collect(),
-    }
+    serde_json::from_value(serde_json::json!({ "userId": user, "locations": locations
+        .iter()
+        .map(|name| serde_json::json!({ "location": name }))
+        .collect::<Vec<_>>() }))
+    .unwrap()
 }
 
 async fn create(
@@ -540,7 +533,7 @@ async fn not_found_for_each_reason() {
 #[tokio::test]
 async fn an_unknown_location_is_400_until_the_sandbox_accepts_it() {
     let (sandbox, seed) = Sandbox::seeded().await;
-    let request = body(seed.user_id, &["offlineRecovery"]);
+    let request = body(seed.user_id, &["paperWallet"]);
     let client = client(&sandbox, &seed.token);
     let response =
         refusal(create(&client, &seed.environment_id, &seed.wallet_id, &request).await).await;
@@ -550,14 +543,14 @@ async fn an_unknown_location_is_400_until_the_sandbox_accepts_it() {
         .unwrap()
         .contains("locations[0].location"));
 
-    sandbox.accept_location("offlineRecovery");
+    sandbox.accept_location("paperWallet");
     let created = create(&client, &seed.environment_id, &seed.wallet_id, &request)
         .await
         .unwrap()
         .into_inner();
     let location = &created.locations_with_key_shares[0].location;
     assert!(location.is_unknown());
-    assert_eq!(location.as_str(), "offlineRecovery");
+    assert_eq!(location.as_str(), "paperWallet");
 }
 
 #[tokio::test]

@@ -182,6 +182,8 @@ impl Raw {
 /// The generated client alone, on a plain reqwest client configured like the raw one.
 struct Generated {
     client: dynamic_waas_api::Client,
+    /// A request with every optional field unset.
+    blank: types::BackupKeySharesToLocationsWithUserIdRequest,
     environment: ids::EnvironmentId,
     wallet: ids::WalletId,
     user: uuid::Uuid,
@@ -199,21 +201,25 @@ impl Generated {
             environment: ENVIRONMENT_ID.parse()?,
             wallet: WALLET_ID.parse()?,
             user: USER_ID.parse()?,
+            blank: serde_json::from_value(serde_json::json!({
+                "userId": USER_ID,
+                "locations": [{"location": "googleDrive"}],
+            }))?,
         })
     }
 
     async fn call(&self) -> Result<(), BoxError> {
-        // Built per call, as a caller whose user and locations change would.
+        // Built per call, as a caller whose user and locations change would (from blank
+        // values, so that optional fields upstream adds later need no edit here).
         let body = types::BackupKeySharesToLocationsWithUserIdRequest {
             user_id: self.user,
             locations: vec![
                 types::BackupKeySharesToLocationsWithUserIdRequestLocationsItem {
                     location: "googleDrive".into(),
-                    keygen_id: None,
-                    threshold_signature_scheme: None,
-                    external_key_share_id: None,
+                    ..self.blank.locations[0].clone()
                 },
             ],
+            ..self.blank.clone()
         };
         let created = self
             .client

@@ -377,23 +377,23 @@ fn exit_2_for_plain_http_to_another_host() {
 async fn exit_2_for_an_unknown_location_unless_allowed() {
     let server = untouchable().await;
     let mut cmd = cli_at(&server.uri());
-    create(&mut cmd, &["googleDrive", "offlineRecovery"]);
+    create(&mut cmd, &["googleDrive", "paperWallet"]);
     let output = run(cmd).await;
     let error = assert_error(&output, 2, "invalid_input");
     let message = error["message"].as_str().unwrap();
-    assert!(message.contains("offlineRecovery") && message.contains("googleDrive, iCloud"));
+    assert!(message.contains("paperWallet") && message.contains("googleDrive, iCloud"));
     drop(server); // verifies nothing was sent
 
     // Allowed, it is sent as it is: a sandbox that knows the value accepts it.
     let sandbox = sandbox().await;
-    sandbox.accept_location("offlineRecovery");
+    sandbox.accept_location("paperWallet");
     let mut cmd = cli_at(&sandbox.uri());
-    create(&mut cmd, &["offlineRecovery"]).arg("--allow-unknown-location");
+    create(&mut cmd, &["paperWallet"]).arg("--allow-unknown-location");
     let output = run(cmd).await;
     output.clone().assert().success();
     assert_eq!(
         json(&output)["locationsWithKeyShares"][0]["location"],
-        "offlineRecovery"
+        "paperWallet"
     );
 }
 
@@ -633,7 +633,7 @@ async fn the_token_is_never_printed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_output_is_the_201_body_as_received() {
     let server = MockServer::start().await;
-    let body = r#"{"message":"ok","walletId":"95b11417-f18f-457f-8804-68e361f9164f","backupActionId":"ba-1","locationsWithKeyShares":[{"location":"offlineRecovery","keyShareId":"0f0e0d0c-0b0a-4908-8706-050403020100","externalKeyShareId":"0f0e0d0c-0b0a-4908-8706-050403020101","createdAt":"2026-11-24T12:00:00Z"}]}"#;
+    let body = r#"{"message":"ok","walletId":"95b11417-f18f-457f-8804-68e361f9164f","backupActionId":"ba-1","locationsWithKeyShares":[{"location":"paperWallet","keyShareId":"0f0e0d0c-0b0a-4908-8706-050403020100","externalKeyShareId":"0f0e0d0c-0b0a-4908-8706-050403020101","createdAt":"2026-11-24T12:00:00Z"}]}"#;
     Mock::given(method("POST"))
         .and(path_regex(CREATE_PATH))
         .respond_with(ResponseTemplate::new(201).set_body_raw(body, "application/json"))
@@ -641,7 +641,7 @@ async fn json_output_is_the_201_body_as_received() {
         .mount(&server)
         .await;
     let mut cmd = cli_at(&server.uri());
-    create(&mut cmd, &["offlineRecovery"]).arg("--allow-unknown-location");
+    create(&mut cmd, &["paperWallet"]).arg("--allow-unknown-location");
     let output = run(cmd).await;
     output.clone().assert().success();
     assert_eq!(

@@ -116,9 +116,9 @@ open_enum! {
     /// // An older JS client spells it `icloud`; it is read as the same value.
     /// assert_eq!(WaasBackupOptionsEnum::from("icloud"), WaasBackupOptionsEnum::ICloud);
     /// // A value added upstream after this release is kept, not refused.
-    /// let newer = WaasBackupOptionsEnum::from("offlineRecovery");
+    /// let newer = WaasBackupOptionsEnum::from("paperWallet");
     /// assert!(newer.is_unknown());
-    /// assert_eq!(newer.as_str(), "offlineRecovery");
+    /// assert_eq!(newer.as_str(), "paperWallet");
     /// ```
     WaasBackupOptionsEnum {
         GoogleDrive = "googleDrive",
@@ -126,6 +126,27 @@ open_enum! {
         Dynamic = "dynamic",
         External = "external",
         Delegated = "delegated",
+        OfflineRecovery = "offlineRecovery",
+        User = "user",
+    }
+}
+
+open_enum! {
+    /// The state of the password-update process of a wallet's key shares
+    /// (`PasswordUpdateStatus`).
+    PasswordUpdateStatus {
+        Pending = "pending",
+        Activated = "activated",
+    }
+}
+
+open_enum! {
+    /// The role of a wallet's active share set (`ShareSetType`).
+    ShareSetType {
+        Delegated = "delegated",
+        RootUser = "rootUser",
+        Server = "server",
+        BusinessAccountUser = "businessAccountUser",
     }
 }
 

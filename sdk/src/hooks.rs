@@ -189,6 +189,7 @@ pub struct Attempt {
     request_id: Option<HeaderValue>,
     capture: Option<BodyCapture>,
     status: Cell<Option<reqwest::StatusCode>>,
+    redirected: Cell<bool>,
 }
 
 tokio::task_local! {
@@ -226,6 +227,12 @@ impl Attempt {
         self.status.get()
     }
 
+    /// Whether the response came from another URL than the request was sent to (the client
+    /// followed a redirect): it answers another request than the one made.
+    pub fn was_redirected(&self) -> bool {
+        self.redirected.get()
+    }
+
     /// Runs `call` (a generated method's future) with this attempt's settings.
     pub fn scope<F: Future>(self, call: F) -> tokio::task::futures::TaskLocalFuture<Attempt, F> {
         ATTEMPT.scope(self, call)
@@ -242,6 +249,7 @@ impl fmt::Debug for Attempt {
             .field("request_id", &self.request_id)
             .field("capture_body", &self.capture.is_some())
             .field("status", &self.status.get())
+            .field("redirected", &self.redirected.get())
             .finish()
     }
 }
@@ -280,11 +288,13 @@ impl ClientHooks<RequestOptions> for Client {
         request: reqwest::Request,
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
+        let sent_to = request.url().clone();
         let response = self.client().execute(request).await?;
         let status = response.status();
         let capture = ATTEMPT
             .try_with(|attempt| {
                 attempt.status.set(Some(status));
+                attempt.redirected.set(*response.url() != sent_to);
                 attempt.capture.clone()
             })
             .ok()

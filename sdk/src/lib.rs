@@ -15,15 +15,12 @@
 //! );
 //! let environment = "95b11417-f18f-457f-8804-68e361f9164f".parse()?;
 //! let wallet = "3c90c3cc-0d44-4b50-8888-8dd25736052a".parse()?;
-//! let body = types::BackupKeySharesToLocationsWithUserIdRequest {
-//!     user_id: "3c90c3cc-0d44-4b50-8888-8dd25736052a".parse()?,
-//!     locations: vec![types::BackupKeySharesToLocationsWithUserIdRequestLocationsItem {
-//!         location: "googleDrive".into(),
-//!         keygen_id: None,
-//!         threshold_signature_scheme: None,
-//!         external_key_share_id: None,
-//!     }],
-//! };
+//! // Built from JSON, so that optional fields upstream adds later need no edit here.
+//! let body: types::BackupKeySharesToLocationsWithUserIdRequest =
+//!     serde_json::from_value(serde_json::json!({
+//!         "userId": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+//!         "locations": [{"location": "googleDrive"}],
+//!     }))?;
 //! let created = client
 //!     .backup_key_shares_to_locations_for_pregen(&environment, &wallet, &body)
 //!     .await?;

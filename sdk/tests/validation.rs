@@ -40,7 +40,7 @@ fn a_uuid_is_always_sent_lower_case() {
     );
     let body = types::BackupKeySharesToLocationsWithUserIdRequest {
         user_id: id,
-        locations: vec![],
+        ..serde_json::from_value(serde_json::json!({"userId": id, "locations": []})).unwrap()
     };
     assert_eq!(
         serde_json::to_value(body).unwrap()["userId"],

@@ -10,6 +10,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const ENV: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
 const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
+const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
 const TOKEN: &str = "dyn_test_token_0123456789";
 const CREATE_PATH: &str =
     "/environments/0b1c2d3e-4f50-4617-8899-aabbccddeeff/waas/95b11417-f18f-457f-8804-68e361f9164f/keyShares/backup/locations";
@@ -62,7 +63,8 @@ async fn sends_exactly_the_request_the_spec_describes() {
         .mount(&server)
         .await;
     let (env, wallet) = ids();
-    // Built field by field, not from the fixture, so the serializer itself is under test.
+    // Built field by field, not from the fixture, so the serializer itself is under test;
+    // optional fields upstream adds later come unset from the blank values.
     let body = types::BackupKeySharesToLocationsWithUserIdRequest {
         user_id: "3c90c3cc-0d44-4b50-8888-8dd25736052a".parse().unwrap(),
         locations: vec![
@@ -71,8 +73,10 @@ async fn sends_exactly_the_request_the_spec_describes() {
                 keygen_id: Some("An example name".parse().unwrap()),
                 threshold_signature_scheme: Some(ThresholdSignatureScheme::TwoOfTwo),
                 external_key_share_id: Some("An example name".parse().unwrap()),
+                ..serde_json::from_value(serde_json::json!({"location": "googleDrive"})).unwrap()
             },
         ],
+        ..serde_json::from_value(serde_json::json!({"userId": USER, "locations": []})).unwrap()
     };
     client(&server)
         .backup_key_shares_to_locations_for_pregen(&env, &wallet, &body)
@@ -270,7 +274,7 @@ async fn unknown_location_and_unknown_fields_are_parsed_and_kept() {
         .into_inner();
     let share = &created.locations_with_key_shares[0];
     assert!(share.location.is_unknown());
-    assert_eq!(share.location.as_str(), "offlineRecovery");
+    assert_eq!(share.location.as_str(), "paperWallet");
     assert_eq!(
         share.key_share_id.as_str(),
         "0f0e0d0c-0b0a-4908-8706-050403020100"
@@ -278,7 +282,7 @@ async fn unknown_location_and_unknown_fields_are_parsed_and_kept() {
     // Sent back unchanged.
     assert_eq!(
         serde_json::to_value(&share.location).unwrap(),
-        serde_json::json!("offlineRecovery")
+        serde_json::json!("paperWallet")
     );
 }
 

@@ -12,7 +12,7 @@ use super::Sandbox;
 
 /// The backup locations a sandbox accepts unless told otherwise: upstream's
 /// `WaasBackupOptionsEnum` as its spec lists it.
-pub const KNOWN_LOCATIONS: &[&str] = &["googleDrive", "iCloud", "dynamic", "external", "delegated"];
+pub const KNOWN_LOCATIONS: &[&str] = dynamic_waas_api::enums::WaasBackupOptionsEnum::KNOWN;
 
 /// A WaaS wallet to seed: its id, environment and owner, and what a read returns about it.
 ///
@@ -116,7 +116,7 @@ impl Wallet {
 ///     .user(alice, environment)
 ///     .wallet(Wallet::new(Uuid::new_v4(), environment, alice))
 ///     .wallet(Wallet::new(Uuid::new_v4(), environment, alice).backed_up_to("googleDrive"))
-///     .accepted_locations(["googleDrive", "iCloud", "offlineRecovery"])
+///     .accepted_locations(["googleDrive", "iCloud", "paperWallet"])
 ///     .rate_limit(RateLimit::new(100, Duration::from_secs(60)))
 ///     .start()
 ///     .await;
@@ -164,7 +164,7 @@ impl SandboxBuilder {
     /// The `location` values a create accepts; anything else is a 400 naming the field.
     ///
     /// Default: [`KNOWN_LOCATIONS`], what the real service accepts today. Add a value here
-    /// (say `offlineRecovery`, which newer upstream code knows) to play a server that has
+    /// (say `paperWallet`, a value no release knows yet) to play a server that has
     /// learnt a value your client has not; leave one out to play a server that refuses it.
     /// Values are compared exactly (`icloud` is not `iCloud`).
     pub fn accepted_locations<I, S>(mut self, locations: I) -> Self

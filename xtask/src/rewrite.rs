@@ -18,14 +18,15 @@ pub fn apply_all(code: &str, ops: usize) -> Result<String> {
 
 /// `encode_path(&wallet_id.to_string())` becomes `wallet_id.as_str()` for validated ids:
 /// a `Display` round trip and a percent-encoding pass into two `String`s per id, for
-/// nothing.
+/// nothing. Every operation need not take every id (a new one upstream adds may not), but each
+/// id must be found at least once.
 pub fn path_ids_as_str(code: &str, ops: usize) -> Result<String> {
     let mut out = code.to_owned();
     for id in VALIDATED_PATH_IDS {
         let from = format!("encode_path(&{id}.to_string())");
         let found = out.matches(&from).count();
-        if found != ops {
-            bail!("rewrite path_ids_as_str: expected `{from}` {ops} times, found {found}");
+        if found == 0 || found > ops {
+            bail!("rewrite path_ids_as_str: expected `{from}` 1 to {ops} times, found {found}");
         }
         out = out.replace(&from, &format!("{id}.as_str()"));
     }
@@ -104,11 +105,16 @@ mod tests {
 
     #[test]
     fn a_missing_pattern_stops_generation() {
-        let err = path_ids_as_str(METHOD, 2).unwrap_err().to_string();
+        let without = METHOD.replace("encode_path(&environment_id.to_string())", "x");
+        let err = path_ids_as_str(&without, 2).unwrap_err().to_string();
         assert!(
-            err.contains("expected `encode_path(&environment_id.to_string())` 2 times, found 1"),
+            err.contains(
+                "expected `encode_path(&environment_id.to_string())` 1 to 2 times, found 0"
+            ),
             "{err}"
         );
+        // A new operation that takes fewer ids still regenerates.
+        assert!(path_ids_as_str(METHOD, 2).is_ok());
         let changed = METHOD.replace("with_capacity(1usize)", "with_capacity(2usize)");
         let err = drop_api_version_header(&changed, 1)
             .unwrap_err()

@@ -10,6 +10,16 @@ use serde_json::{json, Map, Value};
 /// Name of the schema that [`fold_error_responses`] creates.
 pub const ERROR_BODY: &str = "ErrorBody";
 
+/// The description of an error property that error schemas type differently.
+const ANY_JSON: &str = "Typed differently by the documented error responses: any JSON value.";
+
+/// Optional query, header and cookie parameters the generated methods take. Any other is
+/// dropped before generation (see [`drop_optional_parameters`]).
+pub const KEPT_OPTIONAL_PARAMETERS: &[&str] = &[];
+
+/// String formats the sdk carries a type for; any other is read as a plain string.
+pub const KEPT_FORMATS: &[&str] = &["uuid", "int32", "int64", "float", "double"];
+
 /// A schema that generation replaces with a hand-written type of the `sdk` crate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Replacement {
@@ -43,6 +53,16 @@ const HAND_WRITTEN: &[(&str, &str, &[&str])] = &[
         &["FromStr", "Display"],
     ),
     (
+        "PasswordUpdateStatus",
+        "crate::enums::PasswordUpdateStatus",
+        &["FromStr", "Display"],
+    ),
+    (
+        "ShareSetType",
+        "crate::enums::ShareSetType",
+        &["FromStr", "Display"],
+    ),
+    (
         "EnvironmentId",
         "crate::ids::EnvironmentId",
         &["FromStr", "Display"],
@@ -63,10 +83,14 @@ const HAND_WRITTEN: &[(&str, &str, &[&str])] = &[
 
 /// Applies every transformation in order and returns the replacements generation must use.
 pub fn apply_all(spec: &mut Value) -> Result<Vec<Replacement>> {
+    drop_optional_parameters(spec)?;
     fold_error_responses(spec)?;
+    lenient_responses(spec)?;
     let mut replaced = distinct_path_id_schemas(spec)?;
     replaced.extend(hoist_lookaround_patterns(spec)?);
+    open_string_enums(spec);
     replaced.extend(closed_string_enums(spec));
+    strip_unsupported_formats(spec);
     // The shared id schema of responses is replaced too: it is lenient when reading, so a
     // response is never lost to an id the server spells differently.
     if schemas(spec)?.contains_key("uuid") {
@@ -133,10 +157,14 @@ pub fn fold_error_responses(spec: &mut Value) -> Result<()> {
                 let props = schema.get("properties").and_then(Value::as_object);
                 for (name, prop) in props.into_iter().flatten() {
                     match properties.get(name) {
-                        Some(existing) if existing.get("type") != prop.get("type") => bail!(
-                            "{method} {path}: error property `{name}` has two types \
-                             ({existing} and {prop}); they cannot be folded into one"
-                        ),
+                        // Two error schemas type one property differently: it is folded as
+                        // any JSON value, which reads every one of them.
+                        Some(existing)
+                            if existing.get("type") != prop.get("type")
+                                && existing.get("description") != Some(&json!(ANY_JSON)) =>
+                        {
+                            properties.insert(name.clone(), json!({ "description": ANY_JSON }));
+                        }
                         Some(_) => {}
                         None => {
                             let mut prop = prop.clone();
@@ -193,6 +221,10 @@ pub fn distinct_path_id_schemas(spec: &mut Value) -> Result<Vec<String>> {
             .and_then(Value::as_str)
             .ok_or_else(|| anyhow!("a path parameter has no name"))?;
         let schema_name = pascal_case(name);
+        if !is_hand_written(&schema_name) {
+            // A path id this release has no type for keeps the shared, lenient id type.
+            return Ok(());
+        }
         let mut schema = uuid.clone();
         if let (Some(obj), Some(desc)) = (schema.as_object_mut(), param.get("description")) {
             obj.insert("description".into(), desc.clone());
@@ -265,7 +297,13 @@ fn hoist_in(schema: &mut Value, hoisted: &mut Vec<(String, Value)>) -> Result<()
     if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
         for (name, prop) in props.iter_mut() {
             let pattern = prop.get("pattern").and_then(Value::as_str).unwrap_or("");
-            if needs_hand_written_pattern(pattern) {
+            if needs_hand_written_pattern(pattern) && !is_hand_written(&pascal_case(name)) {
+                // No hand-written type checks it: the length limits still do, the pattern
+                // (which typify would misread) is left to the server.
+                if let Some(obj) = prop.as_object_mut() {
+                    obj.remove("pattern");
+                }
+            } else if needs_hand_written_pattern(pattern) {
                 let schema_name = pascal_case(name);
                 let moved = std::mem::replace(
                     prop,
@@ -308,6 +346,251 @@ pub fn closed_string_enums(spec: &Value) -> Vec<String> {
         })
         .map(|(name, _)| name.clone())
         .collect()
+}
+
+fn is_hand_written(schema: &str) -> bool {
+    HAND_WRITTEN.iter().any(|(name, _, _)| *name == schema)
+}
+
+/// Drops the optional query, header and cookie parameters not listed in
+/// [`KEPT_OPTIONAL_PARAMETERS`].
+///
+/// Why: the positional interface makes each parameter an argument, so a new optional one
+/// upstream adds would change every call's signature and break the facade and its users. A
+/// new optional parameter is listed by the change report; adding it to the list exposes it.
+pub fn drop_optional_parameters(spec: &mut Value) -> Result<Vec<String>> {
+    let snapshot = spec.clone();
+    let mut dropped = Vec::new();
+    let mut keep = |param: &Value| -> Result<bool> {
+        let param = resolve(&snapshot, param)?;
+        let optional = param.get("required") != Some(&Value::Bool(true));
+        let place = param.get("in").and_then(Value::as_str).unwrap_or("");
+        let name = param.get("name").and_then(Value::as_str).unwrap_or("");
+        if optional && place != "path" && !KEPT_OPTIONAL_PARAMETERS.contains(&name) {
+            dropped.push(format!("{place} {name}"));
+            return Ok(false);
+        }
+        Ok(true)
+    };
+    let paths = spec
+        .get_mut("paths")
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| anyhow!("the spec has no `paths` object"))?;
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for (key, value) in item.iter_mut() {
+            let params = if key == "parameters" {
+                value.as_array_mut()
+            } else if METHODS.contains(&key.as_str()) {
+                value.get_mut("parameters").and_then(Value::as_array_mut)
+            } else {
+                None
+            };
+            if let Some(params) = params {
+                let mut kept = Vec::new();
+                for param in params.drain(..) {
+                    if keep(&param)? {
+                        kept.push(param);
+                    }
+                }
+                *params = kept;
+            }
+        }
+    }
+    Ok(dropped)
+}
+
+/// Reads responses leniently: string schemas reached only from responses lose `pattern`,
+/// `minLength` and `maxLength`.
+///
+/// Why: typify turns constrained strings into validating types, so one value the server
+/// spells differently (an id in another format, a longer label) would fail a whole response,
+/// and with it the key share ids the caller must store. Requests stay validated.
+pub fn lenient_responses(spec: &mut Value) -> Result<()> {
+    let snapshot = spec.clone();
+    let mut from_responses = Vec::new();
+    let mut from_requests = Vec::new();
+    if let Some(paths) = snapshot.get("paths").and_then(Value::as_object) {
+        for item in paths.values() {
+            for (key, value) in item.as_object().into_iter().flatten() {
+                if key == "parameters" {
+                    collect_refs(&snapshot, value, &mut from_requests);
+                }
+                if !METHODS.contains(&key.as_str()) {
+                    continue;
+                }
+                for (part, found) in value.as_object().into_iter().flatten() {
+                    match part.as_str() {
+                        "responses" => collect_refs(&snapshot, found, &mut from_responses),
+                        "parameters" | "requestBody" => {
+                            collect_refs(&snapshot, found, &mut from_requests)
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    let response_only: Vec<String> = from_responses
+        .into_iter()
+        .filter(|name| !from_requests.contains(name))
+        .collect();
+    for name in &response_only {
+        if let Some(schema) = schemas_mut(spec)?.get_mut(name) {
+            loosen(schema);
+        }
+    }
+    for (_, _, operation) in operations_mut(spec)? {
+        if let Some(responses) = operation.get_mut("responses") {
+            loosen(responses);
+        }
+    }
+    Ok(())
+}
+
+/// The component schemas `value` refers to, directly or through others.
+fn collect_refs(spec: &Value, value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(reference) = map.get("$ref").and_then(Value::as_str) {
+                if let Some(name) = reference.strip_prefix("#/components/schemas/") {
+                    if !found.iter().any(|f| f == name) {
+                        found.push(name.to_owned());
+                        if let Some(target) = spec.pointer(&format!("/components/schemas/{name}")) {
+                            collect_refs(spec, target, found);
+                        }
+                    }
+                } else if let Some(target) =
+                    reference.strip_prefix('#').and_then(|p| spec.pointer(p))
+                {
+                    collect_refs(spec, target, found);
+                }
+            }
+            for nested in map.values() {
+                collect_refs(spec, nested, found);
+            }
+        }
+        Value::Array(items) => items
+            .iter()
+            .for_each(|item| collect_refs(spec, item, found)),
+        _ => {}
+    }
+}
+
+/// Removes string constraints from a schema and every schema inside it (not through `$ref`).
+fn loosen(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("type").and_then(Value::as_str) == Some("string") {
+                for constraint in ["pattern", "minLength", "maxLength"] {
+                    map.remove(constraint);
+                }
+            }
+            for nested in map.values_mut() {
+                loosen(nested);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(loosen),
+        _ => {}
+    }
+}
+
+/// Makes every string enum without a hand-written open type a plain string, its known values
+/// listed in its description.
+///
+/// Why: typify makes closed Rust enums, which fail a whole response on a value added upstream.
+/// The enums the facade uses have hand-written open types (they keep unknown values); a new
+/// one regenerates as a string, with zero hand edits, until a maintainer gives it a type.
+pub fn open_string_enums(spec: &mut Value) -> Vec<String> {
+    let mut opened = Vec::new();
+    if let Some(schemas) = spec
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (name, schema) in schemas.iter_mut() {
+            if is_hand_written(&pascal_case(name)) {
+                // Its own `enum` stays (it is replaced); enums inside it do not.
+                if let Some(obj) = schema.as_object_mut() {
+                    for (key, nested) in obj.iter_mut() {
+                        if key != "enum" {
+                            open_enums_in(nested, name, &mut opened);
+                        }
+                    }
+                }
+            } else {
+                open_enums_in(schema, name, &mut opened);
+            }
+        }
+    }
+    if let Some(paths) = spec.get_mut("paths") {
+        open_enums_in(paths, "paths", &mut opened);
+    }
+    opened
+}
+
+fn open_enums_in(value: &mut Value, place: &str, opened: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            let is_string_enum = map.get("type").and_then(Value::as_str) == Some("string")
+                && map.get("enum").is_some_and(Value::is_array);
+            if is_string_enum {
+                if let Some(Value::Array(values)) = map.remove("enum") {
+                    let known: Vec<String> = values
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(|v| format!("`{v}`"))
+                        .collect();
+                    let note = format!("Known values: {}.", known.join(", "));
+                    let description = match map.get("description").and_then(Value::as_str) {
+                        Some(text) => format!("{text} {note}"),
+                        None => note,
+                    };
+                    map.insert("description".into(), Value::String(description));
+                    opened.push(place.to_owned());
+                }
+            }
+            for (key, nested) in map.iter_mut() {
+                open_enums_in(nested, key, opened);
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| open_enums_in(item, place, opened)),
+        _ => {}
+    }
+}
+
+/// Removes every string `format` the sdk has no type for ([`KEPT_FORMATS`]).
+///
+/// Why: typify maps `date-time`, `date` and others to crates the sdk does not depend on
+/// (chrono, ...), so a new field of such a format would not compile; read as text it is also
+/// lenient, as responses should be.
+pub fn strip_unsupported_formats(spec: &mut Value) -> Vec<String> {
+    let mut stripped = Vec::new();
+    strip_formats_in(spec, &mut stripped);
+    stripped
+}
+
+fn strip_formats_in(value: &mut Value, stripped: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            let format = map.get("format").and_then(Value::as_str).map(str::to_owned);
+            if let Some(format) = format {
+                if !KEPT_FORMATS.contains(&format.as_str()) {
+                    map.remove("format");
+                    stripped.push(format);
+                }
+            }
+            map.values_mut()
+                .for_each(|nested| strip_formats_in(nested, stripped));
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| strip_formats_in(item, stripped)),
+        _ => {}
+    }
 }
 
 const METHODS: &[&str] = &[
@@ -446,12 +729,108 @@ mod tests {
     }
 
     #[test]
-    fn folding_refuses_conflicting_property_types() {
+    fn folding_reads_conflicting_property_types_as_any_json() {
         let mut spec = op_with_errors();
         spec["components"]["schemas"]["NotFound"]["properties"]["error"] =
             json!({"type": "object"});
-        let err = fold_error_responses(&mut spec).unwrap_err().to_string();
-        assert!(err.contains("`error` has two types"), "{err}");
+        fold_error_responses(&mut spec).unwrap();
+        let body = &spec["components"]["schemas"][ERROR_BODY];
+        assert_eq!(
+            body["properties"]["error"],
+            json!({ "description": ANY_JSON })
+        );
+        assert_eq!(body["properties"]["code"], json!({"type": "string"}));
+    }
+
+    #[test]
+    fn optional_parameters_are_dropped_and_required_ones_kept() {
+        let mut spec = op_with_errors();
+        spec["paths"]["/x/{id}"]["post"]["parameters"] = json!([
+            {"$ref": "#/components/parameters/id"},
+            {"name": "dryRun", "in": "query", "schema": {"type": "boolean"}},
+            {"name": "x-trace", "in": "header", "required": false, "schema": {"type": "string"}},
+            {"name": "page", "in": "query", "required": true, "schema": {"type": "integer"}}
+        ]);
+        let dropped = drop_optional_parameters(&mut spec).unwrap();
+        assert_eq!(dropped, ["query dryRun", "header x-trace"]);
+        let kept = spec["paths"]["/x/{id}"]["post"]["parameters"]
+            .as_array()
+            .unwrap();
+        assert_eq!(kept.len(), 2);
+    }
+
+    #[test]
+    fn responses_are_read_leniently_and_requests_stay_checked() {
+        let mut spec = json!({
+            "paths": {"/x": {"post": {
+                "operationId": "x",
+                "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Req"}}}},
+                "responses": {"201": {"description": "ok", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Resp"}}}}}
+            }}},
+            "components": {"schemas": {
+                "Shared": {"type": "string", "pattern": "^[a-f]+$"},
+                "Req": {"type": "object", "properties": {"a": {"$ref": "#/components/schemas/Shared"}, "b": {"type": "string", "maxLength": 3}}},
+                "Resp": {"type": "object", "properties": {"a": {"$ref": "#/components/schemas/Shared"}, "c": {"type": "string", "nullable": true, "pattern": "^[0-9]+$", "minLength": 1}}}
+            }}
+        });
+        lenient_responses(&mut spec).unwrap();
+        let schemas = &spec["components"]["schemas"];
+        assert_eq!(
+            schemas["Shared"]["pattern"], "^[a-f]+$",
+            "shared with a request"
+        );
+        assert_eq!(schemas["Req"]["properties"]["b"]["maxLength"], 3);
+        assert_eq!(
+            schemas["Resp"]["properties"]["c"],
+            json!({"type": "string", "nullable": true})
+        );
+    }
+
+    #[test]
+    fn unknown_string_enums_become_strings_and_hand_written_ones_stay() {
+        let mut spec = op_with_errors();
+        spec["components"]["schemas"]["ShareSetType"] =
+            json!({"type": "string", "enum": ["rootUser"]});
+        spec["components"]["schemas"]["NotFound"]["properties"]["kind"] =
+            json!({"type": "string", "enum": ["a", "b"], "description": "The kind."});
+        let opened = open_string_enums(&mut spec);
+        assert_eq!(opened, ["Color", "kind"]);
+        let schemas = &spec["components"]["schemas"];
+        assert_eq!(schemas["ShareSetType"]["enum"], json!(["rootUser"]));
+        assert_eq!(
+            schemas["Color"],
+            json!({"type": "string", "description": "Known values: `red`."})
+        );
+        assert_eq!(
+            schemas["NotFound"]["properties"]["kind"]["description"],
+            "The kind. Known values: `a`, `b`."
+        );
+        assert_eq!(closed_string_enums(&spec), ["ShareSetType"]);
+    }
+
+    #[test]
+    fn formats_without_a_type_in_the_sdk_are_read_as_text() {
+        let mut spec = json!({"a": {"type": "string", "format": "date-time"},
+            "b": {"type": "string", "format": "uuid"},
+            "c": {"type": "integer", "format": "int64"},
+            "properties": {"format": {"type": "string", "format": "ipv4"}}});
+        let stripped = strip_unsupported_formats(&mut spec);
+        assert_eq!(stripped, ["date-time", "ipv4"]);
+        assert_eq!(spec["a"], json!({"type": "string"}));
+        assert_eq!(spec["b"]["format"], "uuid");
+        assert_eq!(spec["c"]["format"], "int64");
+        assert_eq!(spec["properties"]["format"], json!({"type": "string"}));
+    }
+
+    #[test]
+    fn path_ids_without_a_hand_written_type_keep_the_shared_id() {
+        let mut spec = op_with_errors();
+        spec["components"]["parameters"]["id"]["name"] = json!("keyShareId");
+        assert!(distinct_path_id_schemas(&mut spec).unwrap().is_empty());
+        assert_eq!(
+            spec["components"]["parameters"]["id"]["schema"],
+            json!({"$ref": "#/components/schemas/uuid"})
+        );
     }
 
     #[test]
@@ -516,7 +895,7 @@ mod tests {
     }
 
     #[test]
-    fn an_enum_without_a_hand_written_type_stops_generation() {
+    fn a_schema_without_a_hand_written_type_is_named_in_the_error() {
         let err = replacement_for("Color").unwrap_err().to_string();
         assert!(
             err.contains("schema `Color` needs a hand-written type"),
