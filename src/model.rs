@@ -157,6 +157,9 @@ impl LocationRequest {
         &self.location
     }
 
+    // The update from a blank value sets no field today; it is what keeps an optional field
+    // upstream adds later unset, with no edit here.
+    #[allow(clippy::needless_update)]
     pub(crate) fn validate(
         self,
         index: usize,
