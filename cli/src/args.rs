@@ -218,9 +218,6 @@ mod tests {
         assert!(parse_location("dynamic,colour=red").is_err());
         assert!(parse_location("dynamic,keygen-id").is_err());
         assert!(parse_location("").is_err());
-        assert!(parse_location("paperWallet")
-            .unwrap()
-            .location
-            .is_unknown());
+        assert!(parse_location("paperWallet").unwrap().location.is_unknown());
     }
 }
