@@ -115,6 +115,11 @@ pub struct CreateArgs {
     /// Send location values this version does not know, as they are
     #[arg(long)]
     pub allow_unknown_location: bool,
+
+    /// The share set this backup activates, as key generation gave it (default: the
+    /// wallet's active root-user share set)
+    #[arg(long, value_name = "UUID")]
+    pub share_set_id: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

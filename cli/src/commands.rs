@@ -51,15 +51,16 @@ async fn create(global: &GlobalArgs, args: CreateArgs, printer: Printer) -> Resu
         "--user-id",
     )?;
     let client = target.client(global)?;
-    let created = client
-        .create_backup_locations(
-            environment_id,
-            wallet_id,
-            user_id,
-            args.locations.into_iter().map(|l| l.request),
-        )
-        .keep_raw_body()
-        .await?;
+    let mut call = client.create_backup_locations(
+        environment_id,
+        wallet_id,
+        user_id,
+        args.locations.into_iter().map(|l| l.request),
+    );
+    if let Some(share_set_id) = args.share_set_id {
+        call = call.share_set_id(share_set_id);
+    }
+    let created = call.await?;
     printer.created(&created).map_err(|err| {
         // The ids must reach someone: the server will refuse to create them again.
         crate::output::created_to_stderr(&created);

@@ -57,6 +57,20 @@ impl Printer {
                     }
                     text.push('\n');
                 }
+                let share_set = [
+                    created.share_set_id().map(|id| format!("share set {id}")),
+                    created.share_set_type().map(|t| format!("type {t}")),
+                    created
+                        .password_update_status()
+                        .map(|s| format!("password update {s}")),
+                    created
+                        .wallet_active()
+                        .map(|a| format!("wallet {}", if a { "active" } else { "inactive" })),
+                ];
+                let share_set: Vec<String> = share_set.into_iter().flatten().collect();
+                if !share_set.is_empty() {
+                    text.push_str(&format!("  {}\n", share_set.join(", ")));
+                }
                 print_text(&text)
             }
         }

@@ -649,3 +649,37 @@ async fn json_output_is_the_201_body_as_received() {
         format!("{body}\n")
     );
 }
+
+#[test]
+fn share_set_id_is_sent_and_the_summary_shows_the_share_set() {
+    cli()
+        .args([
+            "--sandbox",
+            "--output",
+            "text",
+            "backup-locations",
+            "create",
+        ])
+        .args(["--location", "offlineRecovery"])
+        .args(["--share-set-id", "5f0c6d9e-0d1b-4c3e-9a57-2f1f8f0b7a11"])
+        .assert()
+        .success()
+        .stdout(
+            contains("offlineRecovery")
+                .and(contains("share set 5f0c6d9e-0d1b-4c3e-9a57-2f1f8f0b7a11"))
+                .and(contains("type rootUser"))
+                .and(contains("wallet active")),
+        );
+    let output = cli()
+        .args([
+            "--sandbox",
+            "--output",
+            "json",
+            "backup-locations",
+            "create",
+        ])
+        .args(["--location", "googleDrive", "--share-set-id", "NOPE"])
+        .output()
+        .unwrap();
+    assert_error(&output, 2, "invalid_input");
+}

@@ -35,6 +35,7 @@ fn apply(
 ) -> Result<Answer, Answer> {
     let (environment, wallet_id) = authorize(&state.world, &request.headers, environment, wallet)?;
     let body = create_request(&request.headers, &request.body, &state.accepted_locations)?;
+    let request_share_set = body.share_set_id.clone();
 
     match state.world.user_environment(&body.user_id) {
         Some(found) if *found == environment => {}
@@ -93,11 +94,31 @@ fn apply(
     }
 
     let count = created.len();
-    let body = json!({
+    let mut body = json!({
         "message": CREATED_MESSAGE,
         "walletId": wallet_id,
         "locationsWithKeyShares": created,
     });
+    // Upstream's current revision: the share set this backup activated (the one asked for,
+    // else the wallet's active one) and what the server knows of it.
+    if let Some(fields) = body.as_object_mut() {
+        let share_set = state
+            .world
+            .wallets
+            .get(&wallet_id)
+            .map(|w| w.share_set.clone());
+        if let Some(share_set) = share_set {
+            let id = request_share_set.or(share_set.id);
+            fields.insert("shareSetId".into(), json!(id));
+            if let Some(status) = share_set.password_update_status {
+                fields.insert("passwordUpdateStatus".into(), json!(status));
+            }
+            fields.insert("shareSetType".into(), json!(share_set.kind));
+            if let Some(active) = share_set.wallet_active {
+                fields.insert("walletActive".into(), json!(active));
+            }
+        }
+    }
     Ok(Answer::new(
         Reply::json(201, body),
         format!("201: created {count} key share(s) on wallet {wallet_id}"),

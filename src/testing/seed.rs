@@ -28,6 +28,20 @@ pub struct Wallet {
     pub(crate) threshold_signature_scheme: ThresholdSignatureScheme,
     pub(crate) derivation_path: String,
     pub(crate) key_shares: Vec<WalletKeyShareInfo>,
+    pub(crate) share_set: ShareSet,
+}
+
+/// What a create's answer says about the wallet's share set (upstream's current revision).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ShareSet {
+    /// The active share set, answered when a create does not name one (`null` if `None`).
+    pub(crate) id: Option<String>,
+    /// `passwordUpdateStatus` (left out if `None`).
+    pub(crate) password_update_status: Option<String>,
+    /// `shareSetType` (`null` if `None`).
+    pub(crate) kind: Option<String>,
+    /// `walletActive` (left out if `None`).
+    pub(crate) wallet_active: Option<bool>,
 }
 
 impl Wallet {
@@ -37,8 +51,13 @@ impl Wallet {
         environment: impl Into<EnvironmentId>,
         owner: Uuid,
     ) -> Self {
+        let id: WalletId = id.into();
+        // The active share set, derived from the wallet id so that answers are reproducible.
+        let share_set_id = Uuid::parse_str(id.as_str())
+            .map(|w| Uuid::from_u128(w.as_u128() ^ 0x5ea7_5e70).to_string())
+            .ok();
         Self {
-            id: id.into(),
+            id,
             environment: environment.into(),
             owner,
             account_address: "0x5cbF6b0bC3B6A5d2b9E1F6f2E3c4D5e6F7a8B9c0".to_owned(),
@@ -46,7 +65,40 @@ impl Wallet {
             threshold_signature_scheme: ThresholdSignatureScheme::TwoOfTwo,
             derivation_path: "m/44'/60'/0'/0/0".to_owned(),
             key_shares: Vec::new(),
+            share_set: ShareSet {
+                id: share_set_id,
+                password_update_status: Some("activated".into()),
+                kind: Some("rootUser".into()),
+                wallet_active: Some(true),
+            },
         }
+    }
+
+    /// The wallet's active share set: a create that names none answers with it (`None`:
+    /// `"shareSetId": null`). Default: an id derived from the wallet's.
+    pub fn share_set_id(mut self, id: Option<Uuid>) -> Self {
+        self.share_set.id = id.map(|id| id.to_string());
+        self
+    }
+
+    /// What a create answers as `passwordUpdateStatus` (`None`: left out). Default
+    /// `activated`; any text, to play a value your client does not know.
+    pub fn password_update_status(mut self, status: Option<&str>) -> Self {
+        self.share_set.password_update_status = status.map(str::to_owned);
+        self
+    }
+
+    /// What a create answers as `shareSetType` (`None`: `null`, as for a wallet with no
+    /// active share set). Default `rootUser`.
+    pub fn share_set_type(mut self, kind: Option<&str>) -> Self {
+        self.share_set.kind = kind.map(str::to_owned);
+        self
+    }
+
+    /// What a create answers as `walletActive` (`None`: left out). Default `true`.
+    pub fn wallet_active(mut self, active: Option<bool>) -> Self {
+        self.share_set.wallet_active = active;
+        self
     }
 
     /// The wallet's id.

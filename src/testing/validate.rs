@@ -19,6 +19,7 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub(crate) struct CreateRequest {
     pub(crate) user_id: Uuid,
     pub(crate) locations: Vec<LocationRequest>,
+    pub(crate) share_set_id: Option<String>,
 }
 
 #[derive(Debug, PartialEq)]
@@ -59,7 +60,15 @@ pub(crate) fn create_request(
         .enumerate()
         .map(|(i, item)| location_request(i, item, accepted))
         .collect::<Result<_, _>>()?;
-    Ok(CreateRequest { user_id, locations })
+    let share_set_id = optional_str(object, "shareSetId", "shareSetId")?;
+    if let Some(id) = share_set_id {
+        ids::validate("shareSetId", id).map_err(|e| bad(e.to_string()))?;
+    }
+    Ok(CreateRequest {
+        user_id,
+        locations,
+        share_set_id: share_set_id.map(str::to_owned),
+    })
 }
 
 fn location_request(
