@@ -1,7 +1,5 @@
 //! `POST .../keyShares/backup/locations`: checks, then records one key share per location.
 
-use dynamic_waas_api::ids::ResourceId;
-use dynamic_waas_api::types::WalletKeyShareInfo;
 use std::time::Instant;
 
 use serde_json::json;
@@ -11,6 +9,7 @@ use wiremock::Request;
 use super::access::authorize;
 use super::reply::{Answer, Reply};
 use super::state::State;
+use super::seed::key_share;
 use super::validate::create_request;
 
 /// The message of upstream's 201.
@@ -79,12 +78,11 @@ fn apply(
             "keyShareId": key_share_id.to_string(),
             "externalKeyShareId": external_key_share_id,
         }));
-        wallet.key_shares.push(WalletKeyShareInfo {
-            id: ResourceId::from(key_share_id),
-            backup_location: requested.location,
-            password_encrypted: false,
-            external_key_share_id: Some(external_key_share_id),
-        });
+        wallet.key_shares.push(key_share(
+            key_share_id,
+            &requested.location,
+            Some(&external_key_share_id),
+        ));
     }
     *state.creates.entry(wallet_id.clone()).or_default() += 1;
     if !state.read_lag.is_zero() {

@@ -2,8 +2,8 @@
 
 use std::time::Instant;
 
-use dynamic_waas_api::ids::ResourceId;
-use dynamic_waas_api::types::{WaasWallet, WaasWalletResponse};
+use dynamic_waas_api::types::WalletKeyShareInfo;
+use serde_json::json;
 use wiremock::Request;
 
 use super::access::authorize;
@@ -35,23 +35,23 @@ fn lookup(
         .filter(|(until, _)| now < *until)
         .map(|(_, shown)| *shown);
     let wallet = state.world.wallet_in(&environment, &wallet_id)?;
-    // The generated type is the spec's shape; it leaves `keyShares` out when there are none.
-    let response = WaasWalletResponse {
-        wallet: WaasWallet {
-            account_address: wallet.account_address.clone(),
-            chain_name: wallet.chain.clone(),
-            derivation_path: wallet.derivation_path.clone(),
-            key_shares: match shown {
-                Some(n) => wallet.key_shares.iter().take(n).cloned().collect(),
-                None => wallet.key_shares.clone(),
-            },
-            threshold_signature_scheme: wallet.threshold_signature_scheme.clone(),
-            wallet_id: ResourceId::parse(wallet_id.as_str())
-                .map_err(|e| Answer::error(500, e.to_string()))?,
-        },
+    let key_shares: Vec<&WalletKeyShareInfo> = match shown {
+        Some(n) => wallet.key_shares.iter().take(n).collect(),
+        None => wallet.key_shares.iter().collect(),
     };
-    let count = response.wallet.key_shares.len();
-    let body = serde_json::to_value(&response).map_err(|e| Answer::error(500, e.to_string()))?;
+    let count = key_shares.len();
+    // Built as JSON, so that fields upstream adds to the wallet later need no edit here.
+    let mut body = json!({"wallet": {
+        "accountAddress": wallet.account_address,
+        "chainName": wallet.chain,
+        "derivationPath": wallet.derivation_path,
+        "thresholdSignatureScheme": wallet.threshold_signature_scheme,
+        "walletId": wallet_id,
+    }});
+    // Upstream leaves `keyShares` out when there are none.
+    if count > 0 {
+        body["wallet"]["keyShares"] = json!(key_shares);
+    }
     Ok(Answer::new(
         Reply::json(200, body),
         format!("200: wallet {wallet_id} with {count} key share(s)"),

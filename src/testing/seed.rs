@@ -3,7 +3,7 @@
 use std::fmt;
 
 use dynamic_waas_api::enums::{ThresholdSignatureScheme, WaasChainEnum};
-use dynamic_waas_api::ids::{EnvironmentId, ResourceId, WalletId};
+use dynamic_waas_api::ids::{EnvironmentId, WalletId};
 use dynamic_waas_api::types::WalletKeyShareInfo;
 use uuid::Uuid;
 
@@ -139,13 +139,24 @@ impl Wallet {
 
     /// Adds a key share backed up to `location`, with a fresh id and no password.
     pub fn backed_up_to(self, location: &str) -> Self {
-        self.key_share(WalletKeyShareInfo {
-            id: ResourceId::from(Uuid::new_v4()),
-            backup_location: location.to_owned(),
-            password_encrypted: false,
-            external_key_share_id: None,
-        })
+        self.key_share(key_share(Uuid::new_v4(), location, None))
     }
+}
+
+/// A key share as a wallet read shows it, built from JSON so that fields upstream adds later
+/// need no edit here.
+pub(crate) fn key_share(id: Uuid, location: &str, external: Option<&str>) -> WalletKeyShareInfo {
+    let mut share = serde_json::json!({
+        "id": id,
+        "backupLocation": location,
+        "passwordEncrypted": false,
+    });
+    if let Some(external) = external {
+        share["externalKeyShareId"] = serde_json::json!(external);
+    }
+    // Only a field upstream made required could fail this: a breaking change of the spec,
+    // which fails this crate's own tests first.
+    serde_json::from_value(share).expect("a key share of upstream's shape")
 }
 
 /// The seeded state of a sandbox, and how it behaves; [`start`](Self::start) it.
