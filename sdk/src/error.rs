@@ -1,6 +1,6 @@
 //! Error responses, read from the generated client's raw error values.
 //!
-//! The generated methods hand every non-2xx response over raw (see the README's list of
+//! The generated methods hand every non-2xx response over raw (see CONTRIBUTING.md's list of
 //! spec transformations): declared statuses as `Error::ErrorResponse(ResponseValue<ByteStream>)`,
 //! others as `Error::UnexpectedResponse(reqwest::Response)`. [`ErrorResponse`] reads either one,
 //! up to a size limit, and keeps status, headers and the body as received.

@@ -8,8 +8,8 @@ use wiremock::Request;
 
 use super::access::authorize;
 use super::reply::{Answer, Reply};
-use super::state::State;
 use super::seed::key_share;
+use super::state::State;
 use super::validate::create_request;
 
 /// The message of upstream's 201.

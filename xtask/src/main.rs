@@ -1,6 +1,7 @@
 //! Maintainer tasks: `cargo xtask generate`, `cargo xtask check`, `cargo xtask bench`.
 
 mod bench;
+mod evolve;
 mod generate;
 mod msrv;
 mod rewrite;
@@ -23,7 +24,10 @@ commands:
              after the server applied them, with and without lagging reads (about 30 s);
              fails on any lost backup
   msrv       fail (exit 1) if a locked dependency needs a newer Rust than the workspace's
-             rust-version, listing each one";
+             rust-version, listing each one
+  evolve     the evolution matrix: each kind of additive upstream change applied to a copy
+             of the spec and workspace, regenerated and checked with no other edit; one line
+             per kind, exit 1 if any breaks (a few minutes; run by CI)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -31,6 +35,7 @@ fn main() -> ExitCode {
         Some("generate") => cmd_generate(),
         Some("check") => cmd_check(),
         Some("bench") => bench::run(&args[1..]),
+        Some("evolve") => evolve::run(),
         Some("soak") => bench::soak(),
         Some("msrv") => msrv::run(),
         Some("help" | "--help" | "-h") | None => {

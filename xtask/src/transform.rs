@@ -2,7 +2,7 @@
 //!
 //! The checked-in spec says what upstream publishes; these steps adapt a copy of it to what
 //! progenitor/typify can generate well. Each step is a small function over the JSON document,
-//! tested below and listed (with the reason) in the README. None of them touches the file.
+//! tested below and listed (with the reason) in CONTRIBUTING.md. None of them touches the file.
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Map, Value};
