@@ -226,12 +226,11 @@ pub fn run() -> Result<ExitCode> {
         &std::fs::read(root.join(generate::SPEC_PATH)).context("reading the spec")?,
     )?;
     let mut failed = 0;
-    let runs: Vec<(&str, fn(&mut Value) -> Result<()>)> = CHANGES
-        .iter()
-        .map(|c| (c.name, c.apply))
-        .chain([("all of them at once", all as fn(&mut Value) -> Result<()>)])
-        .collect();
-    for (name, apply) in runs {
+    let everything = Change {
+        name: "all of them at once",
+        apply: all,
+    };
+    for &Change { name, apply } in CHANGES.iter().chain([&everything]) {
         let started = Instant::now();
         let mut changed = spec.clone();
         let outcome = apply(&mut changed)
