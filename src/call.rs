@@ -3,6 +3,7 @@
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
 
+use dynamic_waas_api::hooks::BodyCapture;
 use dynamic_waas_api::ids::{EnvironmentId, WalletId};
 use dynamic_waas_api::types;
 use tracing::Instrument;
@@ -95,11 +96,64 @@ pub struct GetWallet<'c> {
     pub(crate) policy: Option<RetryPolicy>,
 }
 
-impl GetWallet<'_> {
+impl<'c> GetWallet<'c> {
     /// Uses this policy for this call instead of the client's.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = Some(policy);
         self
+    }
+
+    /// Also returns the body exactly as received (`{"wallet": {...}}`, fields this release
+    /// does not know included), to pass the server's document on unchanged.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: dynamic_waas::Client) -> Result<(), dynamic_waas::Error> {
+    /// let (wallet, raw) = client
+    ///     .get_wallet(
+    ///         "0b1c2d3e-4f50-4617-8899-aabbccddeeff",
+    ///         "95b11417-f18f-457f-8804-68e361f9164f",
+    ///     )
+    ///     .with_raw_body()
+    ///     .await?;
+    /// println!("{} key shares; as received: {}", wallet.key_shares.len(), String::from_utf8_lossy(&raw));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn with_raw_body(self) -> GetWalletWithBody<'c> {
+        GetWalletWithBody(self)
+    }
+
+    async fn run(self, capture: Option<BodyCapture>) -> Result<types::WaasWallet, Error> {
+        let (env, wallet) = self.input?;
+        let policy = self
+            .policy
+            .unwrap_or_else(|| self.client.inner.policy.clone());
+        let span = tracing::info_span!(
+            "dynamic_waas.get_wallet",
+            environment_id = %env,
+            wallet_id = %wallet,
+        );
+        self.client
+            .read(&env, &wallet, &policy, capture)
+            .instrument(span)
+            .await
+    }
+}
+
+/// A wallet read that also returns the body as received (see [`GetWallet::with_raw_body`]).
+#[must_use = "a call does nothing until it is awaited"]
+pub struct GetWalletWithBody<'c>(GetWallet<'c>);
+
+impl<'c> IntoFuture for GetWalletWithBody<'c> {
+    type Output = Result<(types::WaasWallet, bytes::Bytes), Error>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'c>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let capture = BodyCapture::new();
+            let wallet = self.0.run(Some(capture.clone())).await?;
+            Ok((wallet, capture.take().unwrap_or_default()))
+        })
     }
 }
 
@@ -108,20 +162,6 @@ impl<'c> IntoFuture for GetWallet<'c> {
     type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'c>>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let (env, wallet) = self.input?;
-            let policy = self
-                .policy
-                .unwrap_or_else(|| self.client.inner.policy.clone());
-            let span = tracing::info_span!(
-                "dynamic_waas.get_wallet",
-                environment_id = %env,
-                wallet_id = %wallet,
-            );
-            self.client
-                .read(&env, &wallet, &policy)
-                .instrument(span)
-                .await
-        })
+        Box::pin(self.run(None))
     }
 }

@@ -76,6 +76,7 @@ impl Operation for CreateOp<'_> {
 pub(crate) struct ReadOp<'r> {
     pub(crate) env: &'r EnvironmentId,
     pub(crate) wallet: &'r WalletId,
+    pub(crate) capture: Option<BodyCapture>,
 }
 
 impl Operation for ReadOp<'_> {
@@ -88,6 +89,10 @@ impl Operation for ReadOp<'_> {
         api: &'a dynamic_waas_api::Client,
     ) -> impl Future<Output = Sent<Self::Output>> + Send + 'a {
         api.get_waas_wallet_by_wallet_id(self.env, self.wallet)
+    }
+
+    fn capture(&self) -> Option<&BodyCapture> {
+        self.capture.as_ref()
     }
 }
 
@@ -109,11 +114,17 @@ impl Client {
         env: &EnvironmentId,
         wallet: &WalletId,
         policy: &RetryPolicy,
+        capture: Option<BodyCapture>,
     ) -> Result<types::WaasWallet, Error> {
         let mut call = Call::new(policy);
         let mut made = 0;
+        let op = ReadOp {
+            env,
+            wallet,
+            capture,
+        };
         match self
-            .attempts(&ReadOp { env, wallet }, policy, &mut call, &mut made, false)
+            .attempts(&op, policy, &mut call, &mut made, false)
             .await
         {
             Ok(response) => Ok(response.wallet),
@@ -213,6 +224,7 @@ impl Client {
         let read = ReadOp {
             env: &request.env,
             wallet: &request.wallet,
+            capture: None,
         };
         // Reads are safe and they are what recovers the ids: each settling read gets twice the
         // policy's attempts (the deadline and the budget still bound them).

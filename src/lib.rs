@@ -19,7 +19,7 @@ mod retry;
 pub mod testing;
 
 pub use auth::{Token, TokenError, TokenFuture, TokenProvider, REFRESH_AHEAD, TOKEN_ENV_VARS};
-pub use call::{CreateBackupLocations, GetWallet};
+pub use call::{CreateBackupLocations, GetWallet, GetWalletWithBody};
 pub use client::Client;
 pub use config::{
     ClientBuilder, DEFAULT_BASE_URL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES,

@@ -82,8 +82,11 @@ async fn get_wallet(global: &GlobalArgs, ids: WalletIds, printer: Printer) -> Re
         "--wallet-id",
     )?;
     let client = target.client(global)?;
-    let wallet = client.get_wallet(environment_id, wallet_id).await?;
-    printer.wallet(&wallet).map_err(stdout_error)
+    let (wallet, raw) = client
+        .get_wallet(environment_id, wallet_id)
+        .with_raw_body()
+        .await?;
+    printer.wallet(&wallet, &raw).map_err(stdout_error)
 }
 
 /// The given id, else the sandbox's seeded one.

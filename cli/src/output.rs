@@ -30,14 +30,7 @@ impl Printer {
             // The 201 body as received (fields this SDK does not know included); a
             // reconciled result has none and is printed in the same shape.
             OutputFormat::Json => match created.raw_body() {
-                Some(raw) if serde_json::from_slice::<Value>(raw).is_ok() => {
-                    let mut out = io::stdout().lock();
-                    out.write_all(raw)?;
-                    if !raw.ends_with(b"\n") {
-                        out.write_all(b"\n")?;
-                    }
-                    out.flush()
-                }
+                Some(raw) if serde_json::from_slice::<Value>(raw).is_ok() => print_raw(raw),
                 _ => print_json(&serde_json::to_value(created)?),
             },
             OutputFormat::Text => {
@@ -76,9 +69,14 @@ impl Printer {
         }
     }
 
-    pub fn wallet(&self, wallet: &WaasWallet) -> io::Result<()> {
+    /// A wallet: in JSON, the body exactly as received (fields this SDK does not know
+    /// included).
+    pub fn wallet(&self, wallet: &WaasWallet, raw: &[u8]) -> io::Result<()> {
         match self.format {
-            OutputFormat::Json => print_json(&json!({ "wallet": wallet })),
+            OutputFormat::Json => match serde_json::from_slice::<Value>(raw) {
+                Ok(_) => print_raw(raw),
+                Err(_) => print_json(&json!({ "wallet": wallet })),
+            },
             OutputFormat::Text => {
                 let mut text = format!(
                     "Wallet {} ({}, {}, {})\n  account address {}\n",
@@ -165,6 +163,16 @@ fn print_json(value: &Value) -> io::Result<()> {
     let mut out = io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
+    out.flush()
+}
+
+/// A JSON document as received, on one line of its own.
+fn print_raw(raw: &[u8]) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(raw)?;
+    if !raw.ends_with(b"\n") {
+        out.write_all(b"\n")?;
+    }
     out.flush()
 }
 

@@ -683,3 +683,24 @@ fn share_set_id_is_sent_and_the_summary_shows_the_share_set() {
         .unwrap();
     assert_error(&output, 2, "invalid_input");
 }
+
+/// `wallet get --output json` echoes the wallet as received: fields the SDK does not know survive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wallet_get_json_is_the_body_as_received() {
+    let server = MockServer::start().await;
+    let body = r#"{"wallet":{"walletId":"95b11417-f18f-457f-8804-68e361f9164f","accountAddress":"0xabc","chainName":"EVM","derivationPath":"m/0","thresholdSignatureScheme":"TWO_OF_TWO","keyShares":[{"id":"k-1","backupLocation":"googleDrive","passwordEncrypted":false,"createdAt":"2026-11-24T12:00:00Z"}],"shareSetId":"5f0c6d9e-0d1b-4c3e-9a57-2f1f8f0b7a11"}}"#;
+    Mock::given(method("GET"))
+        .and(path_regex(READ_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let mut cmd = cli_at(&server.uri());
+    wallet_get(&mut cmd);
+    let output = run(cmd).await;
+    output.clone().assert().success();
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        format!("{body}\n")
+    );
+}
