@@ -1,6 +1,7 @@
 //! Maintainer tasks: `cargo xtask generate`, `cargo xtask check`, `cargo xtask bench`.
 
 mod bench;
+mod changes;
 mod evolve;
 mod generate;
 mod msrv;
@@ -13,7 +14,8 @@ use std::process::ExitCode;
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  generate   regenerate sdk/src/generated.rs from openapi/dynamic-waas.json
+  generate   regenerate sdk/src/generated.rs from openapi/dynamic-waas.json, printing what
+             changed against the committed spec (additive or breaking, and the version bump)
   check      fail (exit 1, with a diff) if sdk/src/generated.rs is stale
   bench      the SDK's overhead over raw reqwest on loopback, release build included
              (about two minutes from clean, then about one); the last lines are the ratios
@@ -56,8 +58,31 @@ fn main() -> ExitCode {
     }
 }
 
+/// The change report against the spec the checked-in code was generated from (the
+/// committed one), on stderr.
+fn print_changes(root: &std::path::Path) {
+    let previous = std::process::Command::new("git")
+        .current_dir(root)
+        .args(["show", &format!("HEAD:{}", generate::SPEC_PATH)])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
+    let current = std::fs::read(root.join(generate::SPEC_PATH))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    match (previous, current) {
+        (Some(previous), Some(current)) => eprint!(
+            "{}",
+            changes::report(&changes::compare(&previous, &current))
+        ),
+        _ => eprintln!("no previously generated spec to compare with (not a git checkout?)"),
+    }
+}
+
 fn cmd_generate() -> anyhow::Result<ExitCode> {
     let root = generate::workspace_root();
+    print_changes(&root);
     let text = generate::render(&root.join(generate::SPEC_PATH))?;
     let out = root.join(generate::OUTPUT_PATH);
     let unchanged = std::fs::read_to_string(&out).is_ok_and(|old| old == text);
@@ -84,6 +109,7 @@ fn cmd_check() -> anyhow::Result<ExitCode> {
         }
         Some(diff) => {
             println!("{diff}");
+            print_changes(&generate::workspace_root());
             eprintln!(
                 "{} is stale: run `cargo xtask generate` and commit the result",
                 generate::OUTPUT_PATH
