@@ -15,9 +15,6 @@ mod model;
 mod reconcile;
 mod retry;
 
-#[cfg(feature = "testing")]
-pub mod testing;
-
 pub use auth::{Token, TokenError, TokenFuture, TokenProvider, REFRESH_AHEAD, TOKEN_ENV_VARS};
 pub use call::{CreateBackupLocations, GetWallet, GetWalletWithBody};
 pub use client::Client;

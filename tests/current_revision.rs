@@ -4,11 +4,11 @@
 
 mod support;
 
-use dynamic_waas::testing::{Sandbox, Seed, Wallet};
 use dynamic_waas::{
     BackupLocation, ErrorKind, LocationRequest, PasswordUpdateStatus, ShareSetType,
     ThresholdSignatureScheme,
 };
+use dynamic_waas_sandbox::{Sandbox, Seed, Wallet};
 use serde_json::{json, Value};
 use support::{client_at, fast, google_drive, ids, Fault, Faulty};
 use wiremock::matchers::{body_json, method};

@@ -10,14 +10,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dynamic_waas::testing::{Sandbox, Seed, Wallet};
 use dynamic_waas::{
     BackupLocation, Client, ErrorKind, LocationRequest, RetryPolicy, Token, TokenError,
     TokenFuture, TokenProvider,
 };
+use dynamic_waas_sandbox::{Sandbox, Seed, Wallet};
 use support::{fast, google_drive, ids, Answer, Fault, Faulty};
 
-fn lagging(lag: Duration) -> dynamic_waas::testing::SandboxBuilder {
+fn lagging(lag: Duration) -> dynamic_waas_sandbox::SandboxBuilder {
     Seed::example().builder().read_lag(lag)
 }
 

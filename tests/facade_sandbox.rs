@@ -1,13 +1,12 @@
 //! The sandbox's rules, each through the facade: what a service that uses `dynamic-waas`
-//! sees when it tests against `dynamic_waas::testing::Sandbox`.
-#![cfg(feature = "testing")]
+//! sees when it tests against `dynamic_waas_sandbox::Sandbox`.
 
 use std::time::Duration;
 
-use dynamic_waas::testing::{
+use dynamic_waas::{BackupLocation, Client, ErrorKind, LocationRequest, RetryPolicy};
+use dynamic_waas_sandbox::{
     Fault, FaultResponse, Operation, RateLimit, Sandbox, SandboxBuilder, Wallet,
 };
-use dynamic_waas::{BackupLocation, Client, ErrorKind, LocationRequest, RetryPolicy};
 use uuid::Uuid;
 
 const ENV_A: &str = "0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a";

@@ -5,8 +5,8 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use dynamic_waas::testing::Sandbox;
 use dynamic_waas::{Client, RetryPolicy};
+use dynamic_waas_sandbox::Sandbox;
 
 const PROXY_VARS: [&str; 6] = [
     "http_proxy",

@@ -1,13 +1,8 @@
-//! The sandbox (`dynamic_waas::testing`) over real HTTP: each rule of the real service, each
-//! fault, the rate limit and the request log. Run with `cargo test --features testing --test sandbox`.
-#![cfg(feature = "testing")]
+//! The sandbox (`dynamic_waas_sandbox`) over real HTTP: each rule of the real service, each
+//! fault, the rate limit and the request log. Run with `cargo test --test sandbox`.
 
 use std::time::{Duration, Instant};
 
-use dynamic_waas::testing::{
-    Fault, FaultResponse, Operation, Rate, RateLimit, RecordedBody, Sandbox, Seed, Target, Wallet,
-    MAX_BODY_BYTES,
-};
 use dynamic_waas_api::error::{ErrorResponse, DEFAULT_ERROR_BODY_LIMIT};
 use dynamic_waas_api::ids::{EnvironmentId, WalletId};
 use dynamic_waas_api::types::{
@@ -15,6 +10,10 @@ use dynamic_waas_api::types::{
     WaasWallet,
 };
 use dynamic_waas_api::{ByteStream, Client, Error, RequestOptions, ResponseValue};
+use dynamic_waas_sandbox::{
+    Fault, FaultResponse, Operation, Rate, RateLimit, RecordedBody, Sandbox, Seed, Target, Wallet,
+    MAX_BODY_BYTES,
+};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -1008,7 +1007,7 @@ async fn hostile_input_gets_answers_and_leaves_the_sandbox_working() {
     let recorded = sandbox.requests();
     assert_eq!(recorded[0].body_len, MAX_BODY_BYTES + 1);
     assert!(
-        matches!(&recorded[0].body, RecordedBody::Text(t) if t.len() == dynamic_waas::testing::RECORDED_BODY_LIMIT)
+        matches!(&recorded[0].body, RecordedBody::Text(t) if t.len() == dynamic_waas_sandbox::RECORDED_BODY_LIMIT)
     );
     assert_eq!(
         recorded.last().unwrap().header("authorization"),

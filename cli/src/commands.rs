@@ -1,7 +1,7 @@
 //! What each command does.
 
-use dynamic_waas::testing::{Sandbox, Seed};
 use dynamic_waas::{BackupLocation, Client, RetryPolicy};
+use dynamic_waas_sandbox::{Sandbox, Seed};
 
 use crate::args::{
     BackupLocationsCommand, Command, CreateArgs, GlobalArgs, SandboxCommand, WalletCommand,

@@ -2,7 +2,7 @@
 
 use std::net::Ipv4Addr;
 
-use dynamic_waas::testing::{Sandbox, Seed};
+use dynamic_waas_sandbox::{Sandbox, Seed};
 use serde_json::json;
 
 use crate::args::ServeArgs;

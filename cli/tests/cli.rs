@@ -4,7 +4,7 @@
 use std::process::{Command, Output};
 
 use assert_cmd::assert::OutputAssertExt;
-use dynamic_waas::testing::{Fault, FaultResponse, Operation, Sandbox, Seed, Wallet};
+use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Sandbox, Seed, Wallet};
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use serde_json::Value;

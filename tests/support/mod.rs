@@ -6,8 +6,8 @@ pub mod fault_proxy;
 
 use std::time::Duration;
 
-use dynamic_waas::testing::{Sandbox, Seed};
 use dynamic_waas::{BackupLocation, Client, CreatedBackup, Error, LocationRequest, RetryPolicy};
+use dynamic_waas_sandbox::{Sandbox, Seed};
 
 #[allow(unused_imports)] // each test binary uses part of it
 pub use fault_proxy::{Answer, Fault, FaultProxy};
@@ -46,7 +46,7 @@ impl Faulty {
     }
 
     pub async fn start_with(
-        builder: dynamic_waas::testing::SandboxBuilder,
+        builder: dynamic_waas_sandbox::SandboxBuilder,
         policy: RetryPolicy,
     ) -> Faulty {
         let seed = Seed::example();
@@ -102,7 +102,7 @@ pub fn with_wallets(
     first: u128,
     count: u128,
 ) -> (
-    dynamic_waas::testing::SandboxBuilder,
+    dynamic_waas_sandbox::SandboxBuilder,
     Vec<dynamic_waas::WalletId>,
 ) {
     let seed = Seed::example();
@@ -110,7 +110,7 @@ pub fn with_wallets(
         .map(|i| uuid::Uuid::from_u128(i).into())
         .collect();
     let builder = ids.iter().fold(seed.builder(), |builder, id| {
-        builder.wallet(dynamic_waas::testing::Wallet::new(
+        builder.wallet(dynamic_waas_sandbox::Wallet::new(
             id.clone(),
             seed.environment_id.clone(),
             seed.user_id,

@@ -33,7 +33,7 @@
 //! exactly once.
 //!
 //! ```
-//! use dynamic_waas::testing::{Fault, FaultResponse, Operation, Sandbox};
+//! use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Sandbox};
 //! use dynamic_waas::{BackupLocation, Client};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -148,7 +148,7 @@ impl Sandbox {
             .respond_with(Responder {
                 state: Arc::clone(&state),
             })
-            .named("dynamic_waas::testing::Sandbox")
+            .named("dynamic_waas_sandbox::Sandbox")
             .mount(&server)
             .await;
         Sandbox { server, state }

@@ -166,7 +166,7 @@ pub(crate) fn key_share(id: Uuid, location: &str, external: Option<&str>) -> Wal
 /// elsewhere (which seeds a wallet whose creates get 404, as upstream would).
 ///
 /// ```
-/// use dynamic_waas::testing::{RateLimit, SandboxBuilder, Wallet};
+/// use dynamic_waas_sandbox::{RateLimit, SandboxBuilder, Wallet};
 /// use std::time::Duration;
 /// use uuid::Uuid;
 ///

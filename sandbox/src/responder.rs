@@ -23,7 +23,7 @@ impl Respond for Responder {
         }));
         match handled {
             Ok(reply) => reply.into_template(),
-            Err(_) => Reply::error(500, "dynamic_waas::testing: the sandbox panicked on this request (a bug: please report it)").into_template(),
+            Err(_) => Reply::error(500, "dynamic_waas_sandbox: the sandbox panicked on this request (a bug: please report it)").into_template(),
         }
     }
 }
@@ -39,7 +39,7 @@ pub(crate) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::Seed;
+    use crate::Seed;
     use wiremock::http::{HeaderMap, Method, Url};
 
     #[test]

@@ -50,7 +50,7 @@ impl From<Operation> for Target {
 ///
 /// ```
 /// use std::time::Duration;
-/// use dynamic_waas::testing::FaultResponse;
+/// use dynamic_waas_sandbox::FaultResponse;
 ///
 /// let gateway = FaultResponse::new(502).html("<html><body>Bad Gateway</body></html>");
 /// let busy = FaultResponse::new(503).retry_after(2).empty();
