@@ -45,7 +45,10 @@ pub struct ClientBuilder {
     policy: RetryPolicy,
     connect_timeout: Duration,
     max_response_bytes: usize,
+    shape_http: Option<ShapeHttp>,
 }
+
+type ShapeHttp = Box<dyn FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send>;
 
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -53,6 +56,7 @@ impl fmt::Debug for ClientBuilder {
             .field("base_url", &self.base_url)
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
             .field("policy", &self.policy)
+            .field("http_client", &self.shape_http.as_ref().map(|_| "shaped"))
             .finish()
     }
 }
@@ -65,6 +69,7 @@ impl Default for ClientBuilder {
             policy: RetryPolicy::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            shape_http: None,
         }
     }
 }
@@ -128,6 +133,41 @@ impl ClientBuilder {
         self
     }
 
+    /// Shapes the `reqwest` client: a proxy, extra root certificates, a client certificate,
+    /// pool sizes, HTTP/2 settings. `shape` gets a builder that already has the facade's
+    /// `User-Agent` and connect timeout (which it may change).
+    ///
+    /// Two rules stay whatever `shape` does, because they keep the token safe: the redirect
+    /// policy (followed only within the API's origin) is set after it, and a plain-`http`
+    /// loopback base URL uses no proxy. Timeouts per attempt and per call are the
+    /// [`RetryPolicy`]'s: a `timeout` set here bounds each request too, and a request it stops
+    /// is reported as a transport failure.
+    ///
+    /// ```no_run
+    /// # fn demo(pem: &[u8]) -> Result<(), Box<dyn std::error::Error>> {
+    /// use dynamic_waas::reqwest;
+    ///
+    /// let certificate = reqwest::Certificate::from_pem(pem)?;
+    /// let client = dynamic_waas::Client::builder()
+    ///     .token("dyn_example")
+    ///     .http_client(move |http| {
+    ///         http.add_root_certificate(certificate)
+    ///             .proxy(reqwest::Proxy::https("http://proxy.internal:3128").expect("a proxy URL"))
+    ///             .pool_max_idle_per_host(32)
+    ///     })
+    ///     .build()?;
+    /// # let _ = client;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn http_client(
+        mut self,
+        shape: impl FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send + 'static,
+    ) -> Self {
+        self.shape_http = Some(Box::new(shape));
+        self
+    }
+
     /// Checks the configuration; nothing is sent.
     pub fn build(self) -> Result<Client, Error> {
         let base_url = check_base_url(&self.base_url)?;
@@ -147,8 +187,12 @@ impl ClientBuilder {
         };
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("dynamic-waas-rust/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(self.connect_timeout)
-            .redirect(same_origin_redirects());
+            .connect_timeout(self.connect_timeout);
+        if let Some(shape) = self.shape_http {
+            http = shape(http);
+        }
+        // After the caller's shaping, so that it cannot be undone.
+        http = http.redirect(same_origin_redirects());
         if base_url.starts_with("http:") {
             // Plain http is allowed only to loopback; an environment proxy (`http_proxy`,
             // `ALL_PROXY`) would carry the token off the machine in clear text.

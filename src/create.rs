@@ -251,7 +251,7 @@ impl Client {
             let read_at = call.elapsed();
             match match_request(&request.body.locations, &wallet) {
                 Match::Found(shares) => {
-                    tracing::info!(
+                    tracing::debug!(
                         attempts = call.requests,
                         "create reconciled from the wallet"
                     );
@@ -275,7 +275,7 @@ impl Client {
             if may_resend {
                 let now = Instant::now();
                 if let Ok(wait) = plan(policy, creates, None, now, call.deadline, true) {
-                    tracing::info!(
+                    tracing::debug!(
                         wait_ms = wait.as_millis() as u64,
                         "the wallet shows no key shares; sending the create again"
                     );

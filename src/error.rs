@@ -74,8 +74,41 @@ pub enum ErrorKind {
     InvalidResponse,
 }
 
+impl ErrorKind {
+    /// A stable snake_case name (`outcome_unknown`, `rate_limited`, ...), for logs, JSON and
+    /// metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ErrorKind::InvalidInput { .. } => "invalid_input",
+            ErrorKind::TokenUnavailable => "token_unavailable",
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::Unauthorized => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyBackedUp => "already_backed_up",
+            ErrorKind::Rejected => "rejected",
+            ErrorKind::RateLimited { .. } => "rate_limited",
+            ErrorKind::ServerError => "server_error",
+            ErrorKind::OutcomeUnknown { .. } => "outcome_unknown",
+            ErrorKind::Transport => "transport",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::InvalidResponse => "invalid_response",
+        }
+    }
+}
+
 /// An error from the facade: what happened ([`kind`](Error::kind)), and everything known
 /// about the failed request. The message is one line; it never contains the token.
+///
+/// `Display` says what happened and what to do; the cause is [`source()`](std::error::Error::source),
+/// as the Rust API guidelines ask, so `anyhow`/`eyre` print it once. `{:#}` prints the whole
+/// chain on one line:
+///
+/// ```
+/// # fn demo(err: dynamic_waas::Error) {
+/// eprintln!("{err:#}"); // "the API did not answer in time [...]: no answer within 30000 ms"
+/// # }
+/// ```
 pub struct Error(Box<Inner>);
 
 // Boxed so that `Result<T, Error>` stays one pointer wide on the happy path.
@@ -104,6 +137,28 @@ impl Error {
             attempts: 0,
             source: None,
         }))
+    }
+
+    /// An error of `kind` with a status and a request id, for users' unit tests of their own
+    /// error handling (feature `test-util`). An invalid status code is left out.
+    ///
+    /// ```
+    /// # #[cfg(feature = "test-util")] {
+    /// use dynamic_waas::{Error, ErrorKind};
+    ///
+    /// let err = Error::for_test(ErrorKind::AlreadyBackedUp, Some(422), Some("r-1"));
+    /// assert_eq!(err.kind(), &ErrorKind::AlreadyBackedUp);
+    /// assert_eq!(err.status().map(|s| s.as_u16()), Some(422));
+    /// assert_eq!(err.request_id(), Some("r-1"));
+    /// # }
+    /// ```
+    #[cfg(feature = "test-util")]
+    pub fn for_test(kind: ErrorKind, status: Option<u16>, request_id: Option<&str>) -> Self {
+        let err = Self::new(kind).with_request_id(request_id.map(str::to_owned));
+        match status.and_then(|s| StatusCode::from_u16(s).ok()) {
+            Some(status) => err.with_status(status),
+            None => err,
+        }
     }
 
     pub(crate) fn invalid_input(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -307,9 +362,6 @@ impl fmt::Display for Error {
         if let Some(code) = &self.0.upstream_code {
             details.push(format!("code {:?}", one_line(code, 100)));
         }
-        if let Some(source) = &self.0.source {
-            details.push(format!("cause: {}", one_line(&source.to_string(), 300)));
-        }
         if self.0.attempts > 0 {
             let plural = if self.0.attempts == 1 { "" } else { "s" };
             details.push(format!("{} attempt{plural}", self.0.attempts));
@@ -319,6 +371,15 @@ impl fmt::Display for Error {
         }
         if !details.is_empty() {
             write!(f, " [{}]", details.join(", "))?;
+        }
+        // `{:#}` adds the causes, as anyhow and eyre print a chain; plain `{}` leaves them to
+        // `source()`, so that error reporters do not print each cause twice.
+        if f.alternate() {
+            let mut cause = std::error::Error::source(self);
+            while let Some(e) = cause {
+                write!(f, ": {}", one_line(&e.to_string(), 300))?;
+                cause = e.source();
+            }
         }
         Ok(())
     }
@@ -351,6 +412,26 @@ impl fmt::Debug for Error {
             .field("attempts", &self.0.attempts)
             .field("source", &self.0.source.as_ref().map(|s| s.to_string()))
             .finish()
+    }
+}
+
+/// `{"kind", "message", "status", "requestId", "attempts", "upstreamCode", "retryAfterSeconds"}`:
+/// the message is `{:#}` (causes included), never the token.
+impl serde::Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = serializer.serialize_struct("Error", 7)?;
+        out.serialize_field("kind", self.0.kind.name())?;
+        out.serialize_field("message", &format!("{self:#}"))?;
+        out.serialize_field("status", &self.0.status.map(|s| s.as_u16()))?;
+        out.serialize_field("requestId", &self.0.request_id)?;
+        out.serialize_field("attempts", &self.0.attempts)?;
+        out.serialize_field("upstreamCode", &self.0.upstream_code)?;
+        out.serialize_field(
+            "retryAfterSeconds",
+            &self.retry_after().map(|d| d.as_secs_f64()),
+        )?;
+        out.end()
     }
 }
 
@@ -398,6 +479,51 @@ mod tests {
         );
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
         assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn display_leaves_the_cause_to_source_and_the_alternate_form_prints_the_chain() {
+        let inner = Error::new(ErrorKind::Timeout).with_source("no answer within 30 ms");
+        let err = Error::new(ErrorKind::OutcomeUnknown {
+            reason: "read failed".into(),
+        })
+        .with_source(inner);
+        let plain = err.to_string();
+        assert!(!plain.contains("no answer"), "{plain}");
+        assert!(!plain.contains("did not answer in time"), "{plain}");
+        let chain = format!("{err:#}");
+        assert!(
+            chain.ends_with(": the API did not answer in time: no answer within 30 ms"),
+            "{chain}"
+        );
+        // Each cause once, as an error reporter walking `source()` prints them.
+        let mut causes = 0;
+        let mut next = std::error::Error::source(&err);
+        while let Some(e) = next {
+            causes += 1;
+            next = e.source();
+        }
+        assert_eq!(causes, 2);
+    }
+
+    #[test]
+    fn errors_serialize_with_a_stable_kind_name() {
+        let err = Error::new(ErrorKind::RateLimited {
+            retry_after: Some(Duration::from_secs(2)),
+        })
+        .with_status(StatusCode::TOO_MANY_REQUESTS)
+        .with_attempts(3)
+        .with_request_id(Some("r-9".into()));
+        let json = serde_json::to_value(&err).unwrap();
+        assert_eq!(json["kind"], "rate_limited");
+        assert_eq!(json["status"], 429);
+        assert_eq!(json["attempts"], 3);
+        assert_eq!(json["requestId"], "r-9");
+        assert_eq!(json["retryAfterSeconds"], 2.0);
+        assert!(json["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("rate limited"));
     }
 
     #[test]

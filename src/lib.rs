@@ -32,4 +32,6 @@ pub use dynamic_waas_api::enums::{
 };
 pub use dynamic_waas_api::ids::{EnvironmentId, ResourceId, WalletId};
 pub use dynamic_waas_api::types::{WaasWallet, WalletKeyShareInfo};
+/// The HTTP client this crate is built on, for [`ClientBuilder::http_client`].
+pub use reqwest;
 pub use secrecy::SecretString;

@@ -293,6 +293,52 @@ impl CreatedBackup {
         }
     }
 
+    /// A created result, for users' unit tests of their own code (feature `test-util`):
+    /// `shares` as `(location, keyShareId)`, the server's message and a request id.
+    ///
+    /// ```
+    /// # #[cfg(feature = "test-util")] {
+    /// use dynamic_waas::{BackupLocation, CreatedBackup};
+    ///
+    /// let created = CreatedBackup::for_test(
+    ///     "95b11417-f18f-457f-8804-68e361f9164f",
+    ///     [(BackupLocation::GoogleDrive, "0f0e0d0c-0b0a-4908-8706-050403020100")],
+    /// );
+    /// assert_eq!(created.locations_with_key_shares().len(), 1);
+    /// assert!(!created.is_reconciled());
+    /// # }
+    /// ```
+    #[cfg(feature = "test-util")]
+    pub fn for_test<'a>(
+        wallet_id: &str,
+        shares: impl IntoIterator<Item = (BackupLocation, &'a str)>,
+    ) -> Self {
+        Self {
+            message: "Backup action and event created successfully".into(),
+            wallet_id: ResourceId::received(wallet_id.to_owned()),
+            shares: shares
+                .into_iter()
+                .map(|(location, id)| CreatedKeyShare {
+                    location,
+                    key_share_id: ResourceId::received(id.to_owned()),
+                    external_key_share_id: None,
+                })
+                .collect(),
+            share_set: ShareSet::default(),
+            reconciled: false,
+            request_id: "test".into(),
+            attempts: 1,
+            raw_body: None,
+        }
+    }
+
+    /// The same result, marked as reconciled from a wallet read (feature `test-util`).
+    #[cfg(feature = "test-util")]
+    pub fn reconciled_for_test(mut self) -> Self {
+        self.reconciled = true;
+        self
+    }
+
     pub(crate) fn with_raw_body(mut self, raw: bytes::Bytes) -> Self {
         self.raw_body = Some(raw);
         self

@@ -444,7 +444,7 @@ async fn a_failing_provider_with_no_cached_token_sends_nothing() {
     assert_eq!(err.kind(), &ErrorKind::TokenUnavailable, "{err}");
     assert_eq!(err.attempts(), 0);
     assert!(
-        err.to_string().contains("the secret store is down"),
+        format!("{err:#}").contains("the secret store is down"),
         "the cause is shown: {err}"
     );
     let err = client.get_wallet(ENV, WALLET).await.unwrap_err();
@@ -906,7 +906,7 @@ async fn a_redirect_to_another_origin_is_not_followed() {
     assert_eq!(err.status().map(|s| s.as_u16()), Some(307));
     assert_eq!(err.attempts(), 1);
     assert!(
-        err.to_string().contains(&elsewhere.uri()),
+        format!("{err:#}").contains(&elsewhere.uri()),
         "says where: {err}"
     );
 
@@ -946,7 +946,7 @@ async fn a_redirect_to_another_origin_is_not_followed() {
     let err = create(&client_for(&same_port)).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::InvalidResponse, "{err:?}");
     assert!(
-        err.to_string().contains(&format!("localhost:{port}")),
+        format!("{err:#}").contains(&format!("localhost:{port}")),
         "{err}"
     );
 }
@@ -1001,4 +1001,49 @@ async fn a_same_origin_redirect_is_followed() {
     // A 307 keeps the method and the body.
     assert_eq!(seen[1].method.as_str(), "POST");
     assert_eq!(seen[1].body, seen[0].body);
+}
+
+/// `http_client` shapes the reqwest client, but cannot undo the rules that keep the token safe:
+/// the redirect policy and, for plain-http loopback, no proxy.
+#[tokio::test]
+async fn shaping_the_http_client_keeps_the_token_rules() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(created_201())
+        .expect(0)
+        .mount(&elsewhere)
+        .await;
+    let api = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(create_path()))
+        .and(header("x-shaped", "yes"))
+        .respond_with(
+            ResponseTemplate::new(307)
+                .insert_header("Location", format!("{}/moved", elsewhere.uri())),
+        )
+        .expect(1)
+        .mount(&api)
+        .await;
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let client = Client::builder()
+        .base_url(api.uri())
+        .token("dyn_shaped")
+        .http_client(move |http| {
+            let mut headers = dynamic_waas::reqwest::header::HeaderMap::new();
+            headers.insert("x-shaped", "yes".parse().unwrap());
+            http.default_headers(headers)
+                .redirect(dynamic_waas::reqwest::redirect::Policy::limited(10))
+                .proxy(dynamic_waas::reqwest::Proxy::all(proxy_url).unwrap())
+        })
+        .build()
+        .unwrap();
+    let err = create(&client).await.unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::InvalidResponse, "{err:#}");
+    assert!(
+        proxy.accept().is_err(),
+        "the request went through the shaped proxy"
+    );
+    assert!(requests(&elsewhere).await.is_empty());
 }

@@ -394,7 +394,7 @@ async fn a_stalled_error_body_cannot_hold_a_call_past_its_deadline() {
     // The status decides what it was; the cause says the body never ended.
     assert_eq!(err.kind(), &ErrorKind::ServerError);
     assert_eq!(err.status().map(|s| s.as_u16()), Some(502));
-    assert!(err.to_string().contains("body did not end"), "{err}");
+    assert!(format!("{err:#}").contains("body did not end"), "{err:#}");
     assert!(f.proxy.sent("GET") >= 2);
 }
 
