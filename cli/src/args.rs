@@ -2,17 +2,19 @@
 
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, ArgMatches, Args, Parser, Subcommand, ValueEnum};
 use dynamic_waas::{BackupLocation, LocationRequest, ThresholdSignatureScheme, DEFAULT_BASE_URL};
-
-use crate::exit::EXIT_CODES_HELP;
+use serde_json::Value;
 
 /// A command-line client of Dynamic's WaaS key-share backup API.
 ///
 /// The API token is read from DYNAMIC_API_TOKEN (else DYN_API_TOKEN), never from a flag,
 /// and is never printed.
+///
+/// The exit codes and environment variables are added to `--help` at run time, from
+/// `exit::EXIT_CODES` (see `command`).
 #[derive(Debug, Parser)]
-#[command(name = "dynamic-waas", version, after_help = EXIT_CODES_HELP)]
+#[command(name = "dynamic-waas", version)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -37,6 +39,7 @@ pub struct GlobalArgs {
 
     /// Run against a freshly seeded in-process sandbox: no token or ids needed (the seeded
     /// ones are used unless given), nothing leaves this machine
+    #[cfg(feature = "sandbox")]
     #[arg(long, global = true)]
     pub sandbox: bool,
 
@@ -57,7 +60,7 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, value_name = "FORMAT")]
     pub output: Option<OutputFormat>,
 
-    /// More logs on stderr (-v: debug, -vv: trace)
+    /// More logs on stderr (-v: debug, -vv: trace; RUST_LOG, when set, wins)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
@@ -80,8 +83,19 @@ pub enum Command {
     #[command(subcommand)]
     Wallet(WalletCommand),
     /// Run a local sandbox of the API
+    #[cfg(feature = "sandbox")]
     #[command(subcommand)]
     Sandbox(SandboxCommand),
+    /// Print a shell completion script on stdout, e.g.
+    /// `dynamic-waas completions bash > ~/.local/share/bash-completion/completions/dynamic-waas`
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,23 +108,38 @@ pub enum BackupLocationsCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(group(
+    ArgGroup::new("any_location")
+        .args(["locations", "location_json"])
+        .required(true)
+        .multiple(true)
+))]
 pub struct CreateArgs {
     #[command(flatten)]
     pub ids: WalletIds,
 
-    /// The user who owns the wallet [required unless --sandbox]
+    /// The user who owns the wallet
+    #[cfg_attr(feature = "sandbox", doc = "[required unless --sandbox]")]
+    #[cfg_attr(not(feature = "sandbox"), doc = "[required]")]
     #[arg(long, value_name = "UUID")]
     pub user_id: Option<String>,
 
-    /// A location to back up to, with optional settings (repeatable, at least one):
+    /// A location to back up to, with optional settings (repeatable; at least one
+    /// --location or --location-json):
     /// LOCATION[,keygen-id=ID][,scheme=TWO_OF_TWO|TWO_OF_THREE|THREE_OF_FIVE][,external-key-share-id=ID]
+    /// (an id with a comma needs --location-json)
     #[arg(
         long = "location",
         value_name = "LOCATION[,KEY=VALUE...]",
-        required = true,
         value_parser = parse_location
     )]
     pub locations: Vec<LocationSpec>,
+
+    /// A location as a JSON object with upstream's field names, for ids with commas
+    /// (repeatable, mixes with --location; the order given is kept):
+    /// '{"location":"external","keygenId":"a,b","thresholdSignatureScheme":"TWO_OF_THREE","externalKeyShareId":"v,7"}'
+    #[arg(long = "location-json", value_name = "JSON", value_parser = parse_location_json)]
+    pub location_json: Vec<LocationSpec>,
 
     /// Send location values this version does not know, as they are
     #[arg(long)]
@@ -130,21 +159,27 @@ pub enum WalletCommand {
 
 #[derive(Debug, Args)]
 pub struct WalletIds {
-    /// The environment [required unless --sandbox]
+    /// The environment
+    #[cfg_attr(feature = "sandbox", doc = "[required unless --sandbox]")]
+    #[cfg_attr(not(feature = "sandbox"), doc = "[required]")]
     #[arg(long, value_name = "UUID")]
     pub environment_id: Option<String>,
 
-    /// The wallet [required unless --sandbox]
+    /// The wallet
+    #[cfg_attr(feature = "sandbox", doc = "[required unless --sandbox]")]
+    #[cfg_attr(not(feature = "sandbox"), doc = "[required]")]
     #[arg(long, value_name = "UUID")]
     pub wallet_id: Option<String>,
 }
 
+#[cfg(feature = "sandbox")]
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
     /// Serve a seeded sandbox on 127.0.0.1 until Ctrl-C; prints its URL, token and ids
     Serve(ServeArgs),
 }
 
+#[cfg(feature = "sandbox")]
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The port to listen on [default: a free one]
@@ -157,6 +192,91 @@ pub struct ServeArgs {
 pub struct LocationSpec {
     pub location: BackupLocation,
     pub request: LocationRequest,
+}
+
+impl CreateArgs {
+    /// Every location, `--location` and `--location-json` together, in the order given on
+    /// the command line (`matches` are the `create` subcommand's).
+    pub fn take_locations(&mut self, matches: Option<&ArgMatches>) -> Vec<LocationSpec> {
+        let indices = |id: &str, count: usize| -> Vec<usize> {
+            matches
+                .and_then(|m| m.indices_of(id))
+                .map(|i| i.collect())
+                .filter(|i: &Vec<usize>| i.len() == count)
+                // Without indices (never expected), --location values come first.
+                .unwrap_or_else(|| (0..count).collect())
+        };
+        let flags = std::mem::take(&mut self.locations);
+        let json = std::mem::take(&mut self.location_json);
+        let mut all: Vec<(usize, usize, LocationSpec)> = indices("locations", flags.len())
+            .into_iter()
+            .zip(flags)
+            .map(|(i, spec)| (i, 0, spec))
+            .chain(
+                indices("location_json", json.len())
+                    .into_iter()
+                    .zip(json)
+                    .map(|(i, spec)| (i, 1, spec)),
+            )
+            .collect();
+        all.sort_by_key(|(index, flag, _)| (*index, *flag));
+        all.into_iter().map(|(_, _, spec)| spec).collect()
+    }
+}
+
+/// The fields of a `--location-json` object.
+const LOCATION_JSON_FIELDS: &str =
+    "location, keygenId, thresholdSignatureScheme, externalKeyShareId";
+
+fn parse_location_json(value: &str) -> Result<LocationSpec, String> {
+    let object = match serde_json::from_str::<Value>(value) {
+        Ok(Value::Object(object)) => object,
+        Ok(_) => return Err("not a JSON object".into()),
+        Err(e) => return Err(format!("not JSON: {e}")),
+    };
+    let field = |name: &str| -> Result<Option<&str>, String> {
+        match object.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.as_str())),
+            Some(other) => Err(format!("field {name:?}: expected a string, got {other}")),
+        }
+    };
+    if let Some(unknown) = object
+        .keys()
+        .find(|key| !LOCATION_JSON_FIELDS.split(", ").any(|f| f == key.as_str()))
+    {
+        return Err(format!(
+            "unknown field {unknown:?}; expected {LOCATION_JSON_FIELDS}"
+        ));
+    }
+    let name = field("location")?
+        .filter(|name| !name.trim().is_empty())
+        .ok_or("field \"location\" is required (a non-empty string)")?;
+    let location = BackupLocation::from(name);
+    let mut request = LocationRequest::new(location.clone());
+    if let Some(id) = field("keygenId")? {
+        request = request.keygen_id(id);
+    }
+    if let Some(scheme) = field("thresholdSignatureScheme")? {
+        request = request.threshold_signature_scheme(
+            known_scheme(scheme).map_err(|e| format!("field \"thresholdSignatureScheme\": {e}"))?,
+        );
+    }
+    if let Some(id) = field("externalKeyShareId")? {
+        request = request.external_key_share_id(id);
+    }
+    Ok(LocationSpec { location, request })
+}
+
+fn known_scheme(value: &str) -> Result<ThresholdSignatureScheme, String> {
+    let scheme = ThresholdSignatureScheme::from(value.trim());
+    if scheme.is_unknown() {
+        return Err(format!(
+            "unknown scheme {value:?}; expected one of {}",
+            ThresholdSignatureScheme::KNOWN.join(", ")
+        ));
+    }
+    Ok(scheme)
 }
 
 fn parse_location(value: &str) -> Result<LocationSpec, String> {
@@ -174,16 +294,7 @@ fn parse_location(value: &str) -> Result<LocationSpec, String> {
         request = match key.trim() {
             "keygen-id" => request.keygen_id(val),
             "external-key-share-id" => request.external_key_share_id(val),
-            "scheme" => {
-                let scheme = ThresholdSignatureScheme::from(val.trim());
-                if scheme.is_unknown() {
-                    return Err(format!(
-                        "unknown scheme {val:?}; expected one of {}",
-                        ThresholdSignatureScheme::KNOWN.join(", ")
-                    ));
-                }
-                request.threshold_signature_scheme(scheme)
-            }
+            "scheme" => request.threshold_signature_scheme(known_scheme(val)?),
             other => {
                 return Err(format!(
                     "unknown setting {other:?}; expected keygen-id, scheme or \
@@ -208,7 +319,7 @@ fn parse_seconds(value: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+    use clap::{CommandFactory, FromArgMatches};
 
     #[test]
     fn the_command_line_is_consistent() {
@@ -224,5 +335,67 @@ mod tests {
         assert!(parse_location("dynamic,keygen-id").is_err());
         assert!(parse_location("").is_err());
         assert!(parse_location("paperWallet").unwrap().location.is_unknown());
+    }
+
+    #[test]
+    fn location_json_specs() {
+        let spec = parse_location_json(
+            r#"{"location":"external","keygenId":"a,b","thresholdSignatureScheme":"TWO_OF_THREE","externalKeyShareId":"vault, 7"}"#,
+        )
+        .unwrap();
+        assert_eq!(spec.location, BackupLocation::External);
+        assert_eq!(
+            spec.request,
+            LocationRequest::new(BackupLocation::External)
+                .keygen_id("a,b")
+                .threshold_signature_scheme(ThresholdSignatureScheme::TwoOfThree)
+                .external_key_share_id("vault, 7")
+        );
+        for (bad, names) in [
+            (r#"{"keygenId":"k"}"#, "\"location\""),
+            (r#"{"location":"dynamic","keygenID":"k"}"#, "\"keygenID\""),
+            (r#"{"location":"dynamic","keygenId":7}"#, "\"keygenId\""),
+            (
+                r#"{"location":"dynamic","thresholdSignatureScheme":"ONE_OF_ONE"}"#,
+                "\"thresholdSignatureScheme\"",
+            ),
+            (r#"["dynamic"]"#, "object"),
+            ("{", "not JSON"),
+        ] {
+            let err = parse_location_json(bad).unwrap_err();
+            assert!(err.contains(names), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn locations_keep_the_command_line_order() {
+        let matches = Cli::command()
+            .try_get_matches_from([
+                "dynamic-waas",
+                "backup-locations",
+                "create",
+                "--location-json",
+                r#"{"location":"iCloud"}"#,
+                "--location",
+                "googleDrive",
+                "--location-json",
+                r#"{"location":"dynamic"}"#,
+                "--location",
+                "external",
+            ])
+            .unwrap();
+        let cli = Cli::from_arg_matches(&matches).unwrap();
+        let Command::BackupLocations(BackupLocationsCommand::Create(mut args)) = cli.command else {
+            panic!("not a create");
+        };
+        let create = matches
+            .subcommand_matches("backup-locations")
+            .and_then(|m| m.subcommand_matches("create"));
+        let order: Vec<String> = args
+            .take_locations(create)
+            .iter()
+            .map(|l| l.location.as_str().to_owned())
+            .collect();
+        assert_eq!(order, ["iCloud", "googleDrive", "dynamic", "external"]);
     }
 }

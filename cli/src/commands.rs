@@ -1,15 +1,28 @@
 //! What each command does.
 
+use std::io::Write;
+
 use dynamic_waas::{BackupLocation, Client, RetryPolicy};
+#[cfg(feature = "sandbox")]
 use dynamic_waas_sandbox::{Sandbox, Seed};
 
+#[cfg(feature = "sandbox")]
+use crate::args::SandboxCommand;
 use crate::args::{
-    BackupLocationsCommand, Command, CreateArgs, GlobalArgs, SandboxCommand, WalletCommand,
+    BackupLocationsCommand, Command, CompletionsArgs, CreateArgs, GlobalArgs, WalletCommand,
     WalletIds,
 };
 use crate::exit::CliError;
 use crate::output::Printer;
+#[cfg(feature = "sandbox")]
 use crate::serve;
+
+/// The ids a sandbox was seeded with, the defaults of the id flags under `--sandbox`.
+struct SeededIds {
+    environment_id: String,
+    wallet_id: String,
+    user_id: String,
+}
 
 /// Runs `command`; the result is printed by `printer`, errors are returned.
 pub async fn run(global: &GlobalArgs, command: Command, printer: Printer) -> Result<(), CliError> {
@@ -18,8 +31,26 @@ pub async fn run(global: &GlobalArgs, command: Command, printer: Printer) -> Res
             create(global, args, printer).await
         }
         Command::Wallet(WalletCommand::Get(ids)) => get_wallet(global, ids, printer).await,
+        #[cfg(feature = "sandbox")]
         Command::Sandbox(SandboxCommand::Serve(args)) => serve::serve(args, printer).await,
+        Command::Completions(args) => completions(args),
     }
+}
+
+/// `completions SHELL`: the script on stdout.
+fn completions(args: CompletionsArgs) -> Result<(), CliError> {
+    let mut script = Vec::new();
+    // Written to memory first: clap_complete panics when its writer fails.
+    clap_complete::generate(
+        args.shell,
+        &mut crate::command(),
+        "dynamic-waas",
+        &mut script,
+    );
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)
+        .and_then(|()| out.flush())
+        .map_err(stdout_error)
 }
 
 async fn create(global: &GlobalArgs, args: CreateArgs, printer: Printer) -> Result<(), CliError> {
@@ -34,20 +65,20 @@ async fn create(global: &GlobalArgs, args: CreateArgs, printer: Printer) -> Resu
         }
     }
     let target = Target::new(global).await;
-    let seed = target.seed();
+    let seed = target.seeded_ids();
     let environment_id = required(
         args.ids.environment_id,
-        seed.map(|s| s.environment_id.as_str()),
+        seed.as_ref().map(|s| s.environment_id.as_str()),
         "--environment-id",
     )?;
     let wallet_id = required(
         args.ids.wallet_id,
-        seed.map(|s| s.wallet_id.as_str()),
+        seed.as_ref().map(|s| s.wallet_id.as_str()),
         "--wallet-id",
     )?;
     let user_id = required(
         args.user_id,
-        seed.map(|s| s.user_id.to_string()).as_deref(),
+        seed.as_ref().map(|s| s.user_id.as_str()),
         "--user-id",
     )?;
     let client = target.client(global)?;
@@ -70,15 +101,15 @@ async fn create(global: &GlobalArgs, args: CreateArgs, printer: Printer) -> Resu
 
 async fn get_wallet(global: &GlobalArgs, ids: WalletIds, printer: Printer) -> Result<(), CliError> {
     let target = Target::new(global).await;
-    let seed = target.seed();
+    let seed = target.seeded_ids();
     let environment_id = required(
         ids.environment_id,
-        seed.map(|s| s.environment_id.as_str()),
+        seed.as_ref().map(|s| s.environment_id.as_str()),
         "--environment-id",
     )?;
     let wallet_id = required(
         ids.wallet_id,
-        seed.map(|s| s.wallet_id.as_str()),
+        seed.as_ref().map(|s| s.wallet_id.as_str()),
         "--wallet-id",
     )?;
     let client = target.client(global)?;
@@ -91,9 +122,14 @@ async fn get_wallet(global: &GlobalArgs, ids: WalletIds, printer: Printer) -> Re
 
 /// The given id, else the sandbox's seeded one.
 fn required(given: Option<String>, seeded: Option<&str>, flag: &str) -> Result<String, CliError> {
-    given
-        .or_else(|| seeded.map(str::to_owned))
-        .ok_or_else(|| CliError::InvalidInput(format!("{flag} is required (or use --sandbox)")))
+    given.or_else(|| seeded.map(str::to_owned)).ok_or_else(|| {
+        let hint = if cfg!(feature = "sandbox") {
+            " (or use --sandbox)"
+        } else {
+            ""
+        };
+        CliError::InvalidInput(format!("{flag} is required{hint}"))
+    })
 }
 
 fn stdout_error(err: std::io::Error) -> CliError {
@@ -103,24 +139,31 @@ fn stdout_error(err: std::io::Error) -> CliError {
 /// Where calls go: the configured API, or a sandbox started for this command.
 enum Target {
     Api,
+    #[cfg(feature = "sandbox")]
     Sandbox(Sandbox, Seed),
 }
 
 impl Target {
     async fn new(global: &GlobalArgs) -> Self {
+        #[cfg(feature = "sandbox")]
         if global.sandbox {
             let (sandbox, seed) = Sandbox::seeded().await;
             tracing::debug!(uri = %sandbox.uri(), "sandbox started");
-            Target::Sandbox(sandbox, seed)
-        } else {
-            Target::Api
+            return Target::Sandbox(sandbox, seed);
         }
+        let _ = global;
+        Target::Api
     }
 
-    fn seed(&self) -> Option<&Seed> {
+    fn seeded_ids(&self) -> Option<SeededIds> {
         match self {
             Target::Api => None,
-            Target::Sandbox(_, seed) => Some(seed),
+            #[cfg(feature = "sandbox")]
+            Target::Sandbox(_, seed) => Some(SeededIds {
+                environment_id: seed.environment_id.to_string(),
+                wallet_id: seed.wallet_id.to_string(),
+                user_id: seed.user_id.to_string(),
+            }),
         }
     }
 
@@ -130,6 +173,7 @@ impl Target {
             Target::Api => Client::builder()
                 .base_url(global.base_url.as_str())
                 .token_from_env()?,
+            #[cfg(feature = "sandbox")]
             Target::Sandbox(sandbox, seed) => Client::builder()
                 .base_url(sandbox.uri())
                 .token(seed.token.clone()),

@@ -1,38 +1,95 @@
 //! Exit codes, and the errors the CLI reports.
 //!
-//! | code | meaning |
-//! |---|---|
-//! | 0 | success |
-//! | 1 | any other failure (the sandbox could not start, stdout is closed, ...) |
-//! | 2 | invalid input or configuration: nothing was sent (clap's usage errors too) |
-//! | 3 | the API refused the request (4xx other than 429) |
-//! | 4 | rate limited, or a server error, after every allowed attempt |
-//! | 5 | outcome unknown: read the wallet before creating again |
-//! | 6 | transport failure or timeout |
-//! | 7 | the API's response could not be read |
-//! | 8 | the create succeeded, but its result could not be written to stdout: the key share ids are on stderr, in one JSON line |
+//! [`EXIT_CODES`] is the one table of exit codes: `--help` is rendered from it
+//! ([`exit_codes_help`]), and a test compares the READMEs' tables with it.
 
 use std::fmt;
 
 use dynamic_waas::{Error, ErrorKind};
 
-/// The exit codes, for `--help`.
-pub const EXIT_CODES_HELP: &str = "\
-Exit codes:
-  0  success
-  1  any other failure (the sandbox could not start, stdout is closed, ...)
-  2  invalid input or configuration; nothing was sent
-  3  the API refused the request (400, 401, 403, 404, 422 already backed up, other 4xx but 429)
-  4  rate limited or server error after every allowed attempt; retry later
-  5  outcome unknown: the create may have happened; read the wallet before creating again
-  6  transport failure or timeout
-  7  the API's response could not be read
-  8  the create succeeded, but stdout could not take the result: the key share ids
-     are on stderr, in one JSON line {\"created\": {...}}; do not create again
+/// Every exit code and what it means: the source of `--help`'s table and the READMEs'.
+pub const EXIT_CODES: &[(u8, &str)] = &[
+    (0, "success"),
+    (
+        FAILURE,
+        "any other failure (the sandbox could not start, stdout is closed, ...)",
+    ),
+    (
+        INVALID_INPUT,
+        "invalid input or configuration, usage errors included: nothing was sent",
+    ),
+    (
+        REFUSED,
+        "the API refused the request (400, 401, 403, 404, 422 already backed up, any other \
+         4xx but 429)",
+    ),
+    (
+        RETRIES_EXHAUSTED,
+        "rate limited, or a server error, after every allowed attempt: retry later",
+    ),
+    (
+        OUTCOME_UNKNOWN,
+        "outcome unknown: the create may have happened; read the wallet before creating again",
+    ),
+    (TRANSPORT, "transport failure or timeout"),
+    (INVALID_RESPONSE, "the API's response could not be read"),
+    (
+        RESULT_ON_STDERR,
+        "the create succeeded, but stdout could not take the result: the key share ids are \
+         on stderr, in one JSON line {\"created\": {...}}; do not create again",
+    ),
+];
 
-Environment:
-  DYNAMIC_API_TOKEN  the API token (else DYN_API_TOKEN); never taken from a flag, never printed
-  DYNAMIC_BASE_URL   the default of --base-url";
+/// The environment variables the CLI reads, for `--help`.
+const ENVIRONMENT: &[(&str, &str)] = &[
+    (
+        "DYNAMIC_API_TOKEN",
+        "the API token (else DYN_API_TOKEN); never taken from a flag, never printed",
+    ),
+    ("DYNAMIC_BASE_URL", "the default of --base-url"),
+    (
+        "RUST_LOG",
+        "log filter (e.g. dynamic_waas=debug); when set, it wins over -v",
+    ),
+    ("NO_COLOR", "any non-empty value: no colour in logs"),
+];
+
+/// The long help's epilogue: [`EXIT_CODES`] and the environment, wrapped to `width` columns.
+pub fn exit_codes_help(width: usize) -> String {
+    let mut text = String::from("Exit codes:\n");
+    for (code, meaning) in EXIT_CODES {
+        text.push_str(&hanging(&format!("  {code}  "), meaning, width));
+    }
+    text.push_str("\nEnvironment:\n");
+    for (name, meaning) in ENVIRONMENT {
+        text.push_str(&hanging(&format!("  {name:<19}"), meaning, width));
+    }
+    text.truncate(text.trim_end().len());
+    text
+}
+
+/// `head` then `body` word-wrapped to `width`, continuation lines indented under the body.
+fn hanging(head: &str, body: &str, width: usize) -> String {
+    let indent = head.len();
+    let mut out = head.to_owned();
+    let mut column = indent;
+    for (i, word) in body.split_whitespace().enumerate() {
+        if i > 0 {
+            if column + 1 + word.len() > width {
+                out.push('\n');
+                out.push_str(&" ".repeat(indent));
+                column = indent;
+            } else {
+                out.push(' ');
+                column += 1;
+            }
+        }
+        out.push_str(word);
+        column += word.len();
+    }
+    out.push('\n');
+    out
+}
 
 pub const FAILURE: u8 = 1;
 pub const INVALID_INPUT: u8 = 2;
@@ -69,7 +126,7 @@ impl CliError {
     /// A stable snake_case name, for `{"error": {"kind": ...}}`.
     pub fn kind_name(&self) -> &'static str {
         match self {
-            CliError::Api(err) => kind_name(err.kind()),
+            CliError::Api(err) => err.kind().name(),
             CliError::InvalidInput(_) => "invalid_input",
             CliError::ResultOnStderr(_) => "result_on_stderr",
             CliError::Other(_) => "failure",
@@ -80,7 +137,8 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Api(err) => err.fmt(f),
+            // With its causes: a command line has nowhere else to show them.
+            CliError::Api(err) => write!(f, "{err:#}"),
             CliError::InvalidInput(message) => write!(f, "{message}; nothing was sent"),
             CliError::ResultOnStderr(message) => write!(
                 f,
@@ -116,26 +174,6 @@ pub fn code_of(kind: &ErrorKind) -> u8 {
     }
 }
 
-pub fn kind_name(kind: &ErrorKind) -> &'static str {
-    match kind {
-        ErrorKind::InvalidInput { .. } => "invalid_input",
-        ErrorKind::TokenUnavailable => "token_unavailable",
-        ErrorKind::BadRequest => "bad_request",
-        ErrorKind::Unauthorized => "unauthorized",
-        ErrorKind::Forbidden => "forbidden",
-        ErrorKind::NotFound => "not_found",
-        ErrorKind::AlreadyBackedUp => "already_backed_up",
-        ErrorKind::Rejected => "rejected",
-        ErrorKind::RateLimited { .. } => "rate_limited",
-        ErrorKind::ServerError => "server_error",
-        ErrorKind::OutcomeUnknown { .. } => "outcome_unknown",
-        ErrorKind::Transport => "transport",
-        ErrorKind::Timeout => "timeout",
-        ErrorKind::InvalidResponse => "invalid_response",
-        _ => "failure",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,11 +187,77 @@ mod tests {
             RETRIES_EXHAUSTED
         );
         assert_eq!(code_of(&ErrorKind::Timeout), TRANSPORT);
-        assert_eq!(
-            kind_name(&ErrorKind::OutcomeUnknown {
-                reason: String::new()
-            }),
-            "outcome_unknown"
+        let unknown = CliError::from(dynamic_waas::Error::for_test(
+            ErrorKind::OutcomeUnknown {
+                reason: String::new(),
+            },
+            None,
+            None,
+        ));
+        assert_eq!(unknown.kind_name(), "outcome_unknown");
+    }
+
+    #[test]
+    fn every_exit_code_is_in_the_table_once() {
+        let codes: Vec<u8> = EXIT_CODES.iter().map(|(code, _)| *code).collect();
+        assert_eq!(codes, (0..=RESULT_ON_STDERR).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn the_help_lists_every_code_wrapped() {
+        let help = exit_codes_help(60);
+        for (code, meaning) in EXIT_CODES {
+            let first_words: String = meaning
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert!(
+                help.contains(&format!("\n  {code}  {first_words}")),
+                "{help}"
+            );
+        }
+        assert!(
+            help.lines()
+                .all(|l| l.len() <= 60 || !l.trim().contains(' ')),
+            "{help}"
         );
+        assert!(help.contains("NO_COLOR") && help.contains("RUST_LOG"));
+    }
+
+    /// The rows of the first markdown table after `after` in `readme`, as (code, meaning)
+    /// with backticks removed.
+    fn readme_table(readme: &str, after: &str) -> Vec<(u8, String)> {
+        let start = readme
+            .find(after)
+            .unwrap_or_else(|| panic!("no {after:?} in the README"));
+        readme[start..]
+            .lines()
+            .skip_while(|l| !l.starts_with('|'))
+            .take_while(|l| l.starts_with('|'))
+            .filter_map(|row| {
+                let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+                let code = cells.first()?.parse().ok()?;
+                Some((code, cells.get(1)?.replace('`', "")))
+            })
+            .collect()
+    }
+
+    /// The READMEs' exit-code tables are EXIT_CODES, row by row.
+    #[test]
+    fn the_readme_tables_are_exit_codes() {
+        let expected: Vec<(u8, String)> = EXIT_CODES
+            .iter()
+            .map(|(code, meaning)| (*code, meaning.to_string()))
+            .collect();
+        let dir = env!("CARGO_MANIFEST_DIR");
+        for path in [format!("{dir}/../README.md"), format!("{dir}/README.md")] {
+            let readme = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(
+                readme_table(&readme, "CLI exit codes"),
+                expected,
+                "{path}'s exit-code table differs from EXIT_CODES (src/exit.rs)"
+            );
+        }
     }
 }

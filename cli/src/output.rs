@@ -104,7 +104,8 @@ impl Printer {
         }
     }
 
-    /// Prints any JSON document (text output prints it too, pretty).
+    /// Prints any JSON document, or `text` in text output (`sandbox serve`'s).
+    #[cfg(feature = "sandbox")]
     pub fn value(&self, value: &Value, text: &str) -> io::Result<()> {
         match self.format {
             OutputFormat::Json => print_json(value),
@@ -112,14 +113,24 @@ impl Printer {
         }
     }
 
+    /// Whether stdout gets JSON.
+    pub fn is_json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// Prints the error document on stdout only (the message went to stderr already).
+    pub fn json_error(&self, err: &CliError) {
+        // Nothing more can be done if stdout is gone; the exit code still tells.
+        let _ = print_json(&error_document(err));
+    }
+
     /// Reports a failure: a one-line message on stderr, and in JSON mode the error document
     /// on stdout.
     pub fn error(&self, err: &CliError) {
         // A closed stderr must not panic (as `eprintln!` would): the exit code still tells.
         let _ = writeln!(io::stderr().lock(), "error: {err}");
-        if self.format == OutputFormat::Json {
-            // Nothing more can be done if stdout is gone; the exit code still tells.
-            let _ = print_json(&error_document(err));
+        if self.is_json() {
+            self.json_error(err);
         }
     }
 }

@@ -119,6 +119,7 @@ async fn untouchable() -> MockServer {
     server
 }
 
+#[cfg(feature = "sandbox")]
 #[test]
 fn sandbox_create_prints_the_key_share_of_each_location() {
     let mut cmd = cli();
@@ -149,6 +150,7 @@ fn sandbox_create_prints_the_key_share_of_each_location() {
     assert!(doc.get("reconciled").is_none());
 }
 
+#[cfg(feature = "sandbox")]
 #[test]
 fn sandbox_text_output_names_each_key_share() {
     cli()
@@ -273,6 +275,7 @@ async fn plain_http_to_loopback_bypasses_every_environment_proxy() {
     assert_eq!(sandbox.creates_received(), 1);
 }
 
+#[cfg(feature = "sandbox")]
 #[test]
 fn wallet_get_prints_the_wallet() {
     let output = cli()
@@ -283,11 +286,13 @@ fn wallet_get_prints_the_wallet() {
     assert_eq!(json(&output)["wallet"]["walletId"], WALLET);
 }
 
+#[cfg(feature = "sandbox")]
 #[test]
 fn sandbox_serve_prints_what_to_connect_with() {
     serve_and_read_the_wallet(None);
 }
 
+#[cfg(feature = "sandbox")]
 #[test]
 fn sandbox_serve_listens_on_the_requested_port() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -299,6 +304,7 @@ fn sandbox_serve_listens_on_the_requested_port() {
     assert_eq!(url, format!("http://127.0.0.1:{port}"));
 }
 
+#[cfg(feature = "sandbox")]
 /// Starts `sandbox serve`, reads the seeded wallet through what it printed; returns its URL.
 fn serve_and_read_the_wallet(port: Option<u16>) -> String {
     use std::io::BufReader;
@@ -417,13 +423,10 @@ async fn exit_2_for_a_malformed_id() {
 #[test]
 fn exit_2_for_usage_errors() {
     // No --location.
-    cli()
-        .args(["--sandbox", "backup-locations", "create"])
-        .assert()
-        .code(2);
+    cli().args(["backup-locations", "create"]).assert().code(2);
     // A scheme clap refuses.
     cli()
-        .args(["--sandbox", "backup-locations", "create"])
+        .args(["backup-locations", "create"])
         .args(["--location", "dynamic,scheme=ONE_OF_ONE"])
         .assert()
         .code(2)
@@ -650,6 +653,7 @@ async fn json_output_is_the_201_body_as_received() {
     );
 }
 
+#[cfg(feature = "sandbox")]
 #[test]
 fn share_set_id_is_sent_and_the_summary_shows_the_share_set() {
     cli()
@@ -703,4 +707,275 @@ async fn wallet_get_json_is_the_body_as_received() {
         String::from_utf8(output.stdout).unwrap(),
         format!("{body}\n")
     );
+}
+
+// The `sandbox` feature.
+
+/// Without the `sandbox` feature (`--no-default-features`), the binary has no sandbox.
+#[cfg(not(feature = "sandbox"))]
+#[test]
+fn without_the_sandbox_feature_there_is_no_sandbox() {
+    let output = cli()
+        .args(["--output", "json", "--sandbox", "wallet", "get"])
+        .output()
+        .unwrap();
+    assert_error(&output, 2, "invalid_input");
+    let output = cli()
+        .args(["--output", "json", "sandbox", "serve"])
+        .output()
+        .unwrap();
+    assert_error(&output, 2, "invalid_input");
+    cli()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(contains("--sandbox").not());
+}
+
+#[cfg(feature = "sandbox")]
+#[test]
+fn with_the_sandbox_feature_the_help_offers_it() {
+    cli()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(contains("--sandbox").and(contains("sandbox ")));
+}
+
+// Logs.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_verbose_unless_rust_log_is_set() {
+    let sandbox = sandbox().await;
+    let stderr_of = |verbose: Option<&str>, rust_log: Option<&str>| {
+        let mut cmd = cli_at(&sandbox.uri());
+        cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
+        if let Some(rust_log) = rust_log {
+            cmd.env("RUST_LOG", rust_log);
+        }
+        wallet_get(&mut cmd);
+        if let Some(verbose) = verbose {
+            cmd.arg(verbose);
+        }
+        cmd
+    };
+    // "client configured" is this binary's debug log; "answered" the library's.
+    for (verbose, rust_log, logged) in [
+        (None, None, false),
+        (Some("-v"), None, true),
+        (Some("-vv"), None, true),
+        (Some("-vv"), Some("off"), false),
+        (None, Some("dynamic_waas=debug"), true),
+        (None, Some(""), false),
+    ] {
+        let output = run(stderr_of(verbose, rust_log)).await;
+        output.clone().assert().success();
+        assert!(json(&output)["wallet"].is_object(), "logs went to stdout");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.contains("client configured") && stderr.contains("answered"),
+            logged,
+            "{verbose:?} RUST_LOG={rust_log:?}: {stderr}"
+        );
+        assert!(!stderr.contains('\u{1b}'), "colour in {stderr}");
+    }
+}
+
+// Usage errors: one JSON document when JSON was asked for.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_print_one_json_document_when_json_is_asked_for() {
+    let server = untouchable().await;
+    let cases: [(&[&str], &str); 4] = [
+        (&["wallet", "get", "--bogus"], "--bogus"),
+        (
+            &[
+                "backup-locations",
+                "create",
+                "--location",
+                "googleDrive,colour=red",
+            ],
+            "colour",
+        ),
+        (&["backup-locations", "create", "--location"], "--location"),
+        (
+            &["backup-locations", "create", "--user-id", USER],
+            "--location",
+        ),
+    ];
+    for (args, named) in cases {
+        // Asked for explicitly, and by default (stdout is not a terminal here).
+        for explicit in [true, false] {
+            let mut cmd = cli();
+            cmd.env("DYNAMIC_API_TOKEN", TOKEN)
+                .args(["--base-url", &server.uri()]);
+            if explicit {
+                cmd.arg("--output=json");
+            }
+            cmd.args(args);
+            let output = run(cmd).await;
+            let error = assert_error(&output, 2, "invalid_input");
+            assert_eq!(error["status"], Value::Null);
+            assert_eq!(error["requestId"], Value::Null);
+            assert_eq!(error["attempts"], 0);
+            let message = error["message"].as_str().unwrap();
+            assert!(message.contains(named), "{args:?}: {message}");
+            assert!(!message.starts_with("error:"), "{message}");
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert!(
+                stderr.contains("error:") && stderr.contains(named),
+                "{stderr}"
+            );
+        }
+        // Text output: clap's message only, nothing on stdout.
+        let mut cmd = cli();
+        cmd.args(["--output", "text"]).args(args);
+        let output = run(cmd).await;
+        output.clone().assert().code(2);
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+    // An invalid --output itself: JSON by default, since stdout is not a terminal.
+    let output = cli()
+        .args(["--output", "yaml", "wallet", "get"])
+        .output()
+        .unwrap();
+    assert_error(&output, 2, "invalid_input");
+    // No command at all.
+    let output = cli().args(["--output", "json"]).output().unwrap();
+    assert_error(&output, 2, "invalid_input");
+    drop(server); // verifies nothing was sent
+}
+
+#[test]
+fn help_and_version_stay_as_clap_prints_them() {
+    for args in [
+        &["--help"][..],
+        &["--output", "json", "--help"],
+        &["wallet", "--help"],
+    ] {
+        let output = cli().args(args).output().unwrap();
+        output.clone().assert().success();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains("Usage:"), "{args:?}: {stdout}");
+        assert!(serde_json::from_slice::<Value>(&output.stdout).is_err());
+    }
+    cli()
+        .args(["--output", "json", "--version"])
+        .assert()
+        .success()
+        .stdout(format!("dynamic-waas {}\n", env!("CARGO_PKG_VERSION")));
+}
+
+// Completions.
+
+#[test]
+fn completions_for_every_shell() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let output = cli().args(["completions", shell]).output().unwrap();
+        output.clone().assert().success();
+        let script = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            script.contains("dynamic-waas") && script.contains("location-json"),
+            "{shell}: {script}"
+        );
+    }
+    cli()
+        .args(["--output", "json", "completions", "tcsh"])
+        .assert()
+        .code(2);
+}
+
+// --location-json.
+
+fn created_locations(sandbox: &Sandbox) -> Vec<Value> {
+    let creates: Vec<_> = sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == Some(Operation::Create))
+        .collect();
+    assert_eq!(creates.len(), 1);
+    creates[0].body_json().unwrap()["locations"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn location_json_sends_ids_with_commas_in_the_order_given() {
+    let sandbox = sandbox().await;
+    let mut cmd = cli_at(&sandbox.uri());
+    create(&mut cmd, &["googleDrive"]).args([
+        "--location-json",
+        r#"{"location":"external","keygenId":"a,b","thresholdSignatureScheme":"TWO_OF_THREE","externalKeyShareId":"vault, 7"}"#,
+        "--location",
+        "dynamic,keygen-id=k1",
+    ]);
+    let output = run(cmd).await;
+    output.clone().assert().success();
+    let shares = json(&output)["locationsWithKeyShares"].clone();
+    assert_eq!(shares.as_array().unwrap().len(), 3, "{shares}");
+    let sent = created_locations(&sandbox);
+    assert_eq!(
+        sent,
+        [
+            serde_json::json!({"location": "googleDrive"}),
+            serde_json::json!({
+                "location": "external",
+                "keygenId": "a,b",
+                "thresholdSignatureScheme": "TWO_OF_THREE",
+                "externalKeyShareId": "vault, 7",
+            }),
+            serde_json::json!({"location": "dynamic", "keygenId": "k1"}),
+        ]
+    );
+
+    // Alone, without --location.
+    let sandbox = self::sandbox().await;
+    let mut cmd = cli_at(&sandbox.uri());
+    create(&mut cmd, &[]).args([
+        "--location-json",
+        r#"{"location":"iCloud","keygenId":"x, y"}"#,
+    ]);
+    run(cmd).await.assert().success();
+    assert_eq!(created_locations(&sandbox)[0]["keygenId"], "x, y");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_2_for_a_bad_location_json_naming_the_flag_and_the_field() {
+    let server = untouchable().await;
+    for (value, field) in [
+        (r#"{"keygenId":"k"}"#, "location"),
+        (r#"{"location":"dynamic","keygenId":7}"#, "keygenId"),
+        (r#"{"location":"dynamic","colour":"red"}"#, "colour"),
+        (
+            r#"{"location":"dynamic","thresholdSignatureScheme":"ONE_OF_ONE"}"#,
+            "thresholdSignatureScheme",
+        ),
+        ("dynamic", "JSON"),
+    ] {
+        let mut cmd = cli_at(&server.uri());
+        create(&mut cmd, &["googleDrive"]).args(["--location-json", value]);
+        let output = run(cmd).await;
+        let error = assert_error(&output, 2, "invalid_input");
+        let message = error["message"].as_str().unwrap();
+        assert!(
+            message.contains("--location-json") && message.contains(field),
+            "{value}: {message}"
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--location-json"), "{stderr}");
+    }
+    // An id the API would refuse is refused before sending, as with --location.
+    let mut cmd = cli_at(&server.uri());
+    create(&mut cmd, &[]).args([
+        "--location-json",
+        r#"{"location":"dynamic","keygenId":" lead"}"#,
+    ]);
+    let output = run(cmd).await;
+    let error = assert_error(&output, 2, "invalid_input");
+    assert!(
+        error["message"].as_str().unwrap().contains("keygenId"),
+        "{error}"
+    );
+    drop(server); // verifies nothing was sent
 }
