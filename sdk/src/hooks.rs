@@ -288,13 +288,16 @@ impl ClientHooks<RequestOptions> for Client {
         request: reqwest::Request,
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
-        let sent_to = request.url().clone();
+        // A fingerprint of where the request went, not a copy of its URL (no allocation).
+        let sent_to = fingerprint(request.url());
         let response = self.client().execute(request).await?;
         let status = response.status();
         let capture = ATTEMPT
             .try_with(|attempt| {
                 attempt.status.set(Some(status));
-                attempt.redirected.set(*response.url() != sent_to);
+                attempt
+                    .redirected
+                    .set(fingerprint(response.url()) != sent_to);
                 attempt.capture.clone()
             })
             .ok()
@@ -316,19 +319,27 @@ impl ClientHooks<RequestOptions> for Client {
 }
 
 /// Reads the body, keeps a copy in `capture`, and hands the same bytes on (no copy).
+/// The answer handed on keeps status and headers; its URL is not carried over (the
+/// generated code reads a success body by status and headers only).
 async fn captured(
-    response: reqwest::Response,
+    mut response: reqwest::Response,
     capture: &BodyCapture,
 ) -> reqwest::Result<reqwest::Response> {
-    let url = response.url().clone();
-    let response: http::Response<reqwest::Body> = response.into();
-    let (mut parts, body) = response.into_parts();
-    let body = reqwest::Response::from(http::Response::new(body))
-        .bytes()
-        .await?;
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    let body = response.bytes().await?;
     capture.put(body.clone());
-    carry_url(&mut parts, url);
-    Ok(http::Response::from_parts(parts, reqwest::Body::from(body)).into())
+    let mut rebuilt = http::Response::new(reqwest::Body::from(body));
+    *rebuilt.status_mut() = status;
+    *rebuilt.headers_mut() = headers;
+    Ok(rebuilt.into())
+}
+
+fn fingerprint(url: &reqwest::Url) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    url.as_str().hash(&mut hasher);
+    hasher.finish()
 }
 
 /// The conversion to `http::Response` drops the response URL; carry it over through a
