@@ -185,6 +185,12 @@ impl ClientBuilder {
                 ))
             }
         };
+        #[cfg(feature = "rustls-ring")]
+        {
+            // reqwest needs a process-wide provider when built without its own; one installed
+            // already (by the caller, or an earlier client) stays.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let mut http = reqwest::Client::builder()
             .user_agent(concat!("dynamic-waas-rust/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(self.connect_timeout);
