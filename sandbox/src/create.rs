@@ -15,17 +15,8 @@ use super::validate::create_request;
 /// The message of upstream's 201.
 const CREATED_MESSAGE: &str = "Backup action and event created successfully";
 
+/// Applies a create, or the refusal upstream would answer.
 pub(crate) fn create(
-    state: &mut State,
-    request: &Request,
-    environment: &str,
-    wallet: &str,
-    now: Instant,
-) -> Answer {
-    apply(state, request, environment, wallet, now).unwrap_or_else(|refusal| refusal)
-}
-
-fn apply(
     state: &mut State,
     request: &Request,
     environment: &str,

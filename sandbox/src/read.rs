@@ -10,17 +10,8 @@ use super::access::authorize;
 use super::reply::{Answer, Reply};
 use super::state::State;
 
+/// The wallet, or the refusal upstream would answer.
 pub(crate) fn read(
-    state: &mut State,
-    request: &Request,
-    environment: &str,
-    wallet: &str,
-    now: Instant,
-) -> Answer {
-    lookup(state, request, environment, wallet, now).unwrap_or_else(|refusal| refusal)
-}
-
-fn lookup(
     state: &mut State,
     request: &Request,
     environment: &str,

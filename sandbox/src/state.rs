@@ -108,11 +108,13 @@ impl State {
             Route::Create {
                 environment,
                 wallet,
-            } => create::create(self, request, environment, wallet, now),
+            } => create::create(self, request, environment, wallet, now)
+                .unwrap_or_else(|refusal| refusal),
             Route::Read {
                 environment,
                 wallet,
-            } => read::read(self, request, environment, wallet, now),
+            } => read::read(self, request, environment, wallet, now)
+                .unwrap_or_else(|refusal| refusal),
             Route::Unknown => {
                 let message = format!(
                     "the sandbox has no route {} {}; it serves {KNOWN_ROUTES}",
