@@ -3,85 +3,44 @@
 //! `TokenProvider`, redaction in logs and errors, request headers, plain-http refusal and
 //! redirects.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dynamic_waas::{
-    BackupLocation, Client, ClientBuilder, Error, ErrorKind, LocationRequest, RetryPolicy, Token,
-    TokenError, TokenFuture, TokenProvider, REFRESH_AHEAD,
+    Client, ClientBuilder, Error, ErrorKind, Token, TokenError, TokenFuture, TokenProvider,
+    REFRESH_AHEAD,
 };
-use wiremock::matchers::{any, header, method, path};
+use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
-const ENV: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
-const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
-const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
-
-fn create_path() -> String {
-    format!("/environments/{ENV}/waas/{WALLET}/keyShares/backup/locations")
-}
-
-fn wallet_path() -> String {
-    format!("/environments/{ENV}/waas/{WALLET}")
-}
-
-fn created_201() -> ResponseTemplate {
-    let body: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/seed_response_201.json")).unwrap();
-    ResponseTemplate::new(201).set_body_json(body)
-}
+mod support;
+use support::{
+    answering, create_example as create, create_path, created_201, fast, requests, wallet_path,
+    InOrder, ENV, USER, WALLET,
+};
 
 fn wallet_200() -> ResponseTemplate {
-    let body: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/wallet_with_key_shares.json")).unwrap();
-    ResponseTemplate::new(200).set_body_json(body)
+    support::answer(200, "wallet_with_key_shares.json")
 }
 
 fn unauthorized_401() -> ResponseTemplate {
     ResponseTemplate::new(401).set_body_json(serde_json::json!({"error": "Unauthorized"}))
 }
 
-fn fast() -> RetryPolicy {
-    RetryPolicy::default()
-        .initial_backoff(Duration::from_millis(10))
-        .max_backoff(Duration::from_millis(20))
-        .attempt_timeout(Duration::from_secs(5))
-        .total_timeout(Duration::from_secs(10))
+fn client(server: &MockServer, token: &str) -> Client {
+    support::mock_client(server, token, fast())
 }
 
-fn client(server: &MockServer, token: &str) -> Client {
-    Client::builder()
-        .base_url(server.uri())
-        .token(token.to_owned())
-        .retry_policy(fast())
-        .build()
-        .expect("valid configuration")
+/// A server answering every read of the example wallet with it.
+async fn wallet_server() -> MockServer {
+    let server = MockServer::start().await;
+    support::on(&server, "GET", wallet_path(), wallet_200()).await;
+    server
 }
 
 fn provider_client(server: &MockServer, provider: impl TokenProvider) -> Client {
-    Client::builder()
-        .base_url(server.uri())
-        .token_provider(provider)
-        .retry_policy(fast())
-        .build()
-        .expect("valid configuration")
-}
-
-async fn create(client: &Client) -> Result<dynamic_waas::CreatedBackup, Error> {
-    client
-        .create_backup_locations(
-            ENV,
-            WALLET,
-            USER,
-            [LocationRequest::from(BackupLocation::GoogleDrive)],
-        )
-        .await
-}
-
-async fn requests(server: &MockServer) -> Vec<Request> {
-    server.received_requests().await.expect("recording is on")
+    support::provider_client_at(&server.uri(), provider, fast())
 }
 
 fn header_of<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
@@ -93,6 +52,18 @@ fn header_of<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
 
 fn auth_of(request: &Request) -> Option<&str> {
     header_of(request, "authorization")
+}
+
+/// Asserts the server received exactly these tokens, in order.
+async fn assert_tokens(server: &MockServer, tokens: &[&str]) {
+    let seen: Vec<Option<String>> = requests(server)
+        .await
+        .iter()
+        .map(|r| auth_of(r).map(str::to_owned))
+        .collect();
+    let expected: Vec<Option<String>> =
+        tokens.iter().map(|t| Some(format!("Bearer {t}"))).collect();
+    assert_eq!(seen, expected);
 }
 
 #[track_caller]
@@ -131,6 +102,18 @@ impl Scripted {
     fn calls(&self) -> usize {
         self.calls.load(SeqCst)
     }
+    fn fail_from(self, fail_from: usize) -> Self {
+        Self { fail_from, ..self }
+    }
+    fn ttl(self, ttl: Duration) -> Self {
+        Self {
+            ttl: Some(ttl),
+            ..self
+        }
+    }
+    fn delay(self, delay: Duration) -> Self {
+        Self { delay, ..self }
+    }
 }
 
 impl TokenProvider for Scripted {
@@ -166,12 +149,7 @@ async fn token_from_env_prefers_dynamic_api_token_then_dyn_api_token() {
     assert_eq!(dynamic_waas::TOKEN_ENV_VARS, [PRIMARY, FALLBACK]);
     let saved: Vec<_> = [PRIMARY, FALLBACK].map(|n| (n, std::env::var_os(n))).into();
 
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(wallet_path()))
-        .respond_with(wallet_200())
-        .mount(&server)
-        .await;
+    let server = wallet_server().await;
     let read_with_env_token = |expected: &'static str| {
         let uri = server.uri();
         let server = &server;
@@ -247,12 +225,7 @@ async fn token_from_env_prefers_dynamic_api_token_then_dyn_api_token() {
 
 #[tokio::test]
 async fn tokens_with_white_space_or_control_characters_are_refused_and_nothing_is_sent() {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(created_201())
-        .expect(0)
-        .mount(&server)
-        .await;
+    let server = answering(created_201(), Some(0)).await;
 
     for bad in [
         "dyn_abc\n",
@@ -320,25 +293,22 @@ async fn tokens_with_white_space_or_control_characters_are_refused_and_nothing_i
 
 async fn rotation_server() -> MockServer {
     let server = MockServer::start().await;
-    for p in [create_path(), wallet_path()] {
+    for (verb, at, answer) in [
+        ("POST", create_path(), created_201()),
+        ("GET", wallet_path(), wallet_200()),
+    ] {
         Mock::given(header("authorization", "Bearer dyn_token_1"))
-            .and(path(p))
+            .and(path(at.clone()))
             .respond_with(unauthorized_401())
             .mount(&server)
             .await;
+        Mock::given(method(verb))
+            .and(path(at))
+            .and(header("authorization", "Bearer dyn_token_2"))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
     }
-    Mock::given(method("POST"))
-        .and(path(create_path()))
-        .and(header("authorization", "Bearer dyn_token_2"))
-        .respond_with(created_201())
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(wallet_path()))
-        .and(header("authorization", "Bearer dyn_token_2"))
-        .respond_with(wallet_200())
-        .mount(&server)
-        .await;
     server
 }
 
@@ -357,10 +327,7 @@ async fn a_401_refreshes_the_token_once_and_retries() {
         2,
         "the first fetch and exactly one refresh"
     );
-    let seen = requests(&server).await;
-    assert_eq!(seen.len(), 2);
-    assert_eq!(auth_of(&seen[0]), Some("Bearer dyn_token_1"));
-    assert_eq!(auth_of(&seen[1]), Some("Bearer dyn_token_2"));
+    assert_tokens(&server, &["dyn_token_1", "dyn_token_2"]).await;
 
     // The refreshed token is cached: the next call asks nobody and succeeds at once.
     let created = create(&client).await.expect("created");
@@ -381,11 +348,7 @@ async fn a_401_refreshes_the_token_once_and_retries() {
 
 #[tokio::test]
 async fn a_server_refusing_every_token_gives_unauthorized_after_one_refresh() {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(unauthorized_401())
-        .mount(&server)
-        .await;
+    let server = answering(unauthorized_401(), None).await;
     let provider = Scripted::new();
     let client = provider_client(&server, provider.clone());
 
@@ -394,10 +357,7 @@ async fn a_server_refusing_every_token_gives_unauthorized_after_one_refresh() {
     assert_eq!(err.status().map(|s| s.as_u16()), Some(401));
     assert_eq!(err.attempts(), 2);
     assert_eq!(provider.calls(), 2);
-    let seen = requests(&server).await;
-    assert_eq!(seen.len(), 2);
-    assert_eq!(auth_of(&seen[0]), Some("Bearer dyn_token_1"));
-    assert_eq!(auth_of(&seen[1]), Some("Bearer dyn_token_2"));
+    assert_tokens(&server, &["dyn_token_1", "dyn_token_2"]).await;
 
     let err = client.get_wallet(ENV, WALLET).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Unauthorized, "{err}");
@@ -405,17 +365,14 @@ async fn a_server_refusing_every_token_gives_unauthorized_after_one_refresh() {
     // The refused token is not sent again: the second call starts with a new one, then
     // refreshes once more.
     assert_eq!(provider.calls(), 4);
-    let seen = requests(&server).await;
-    assert_eq!(seen.len(), 4);
-    assert_eq!(auth_of(&seen[2]), Some("Bearer dyn_token_3"));
-    assert_eq!(auth_of(&seen[3]), Some("Bearer dyn_token_4"));
+    assert_tokens(
+        &server,
+        &["dyn_token_1", "dyn_token_2", "dyn_token_3", "dyn_token_4"],
+    )
+    .await;
 
     // A fixed token cannot be refreshed: one request.
-    let fixed = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(unauthorized_401())
-        .mount(&fixed)
-        .await;
+    let fixed = answering(unauthorized_401(), None).await;
     let err = create(&client_for(&fixed)).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Unauthorized);
     assert_eq!(err.attempts(), 1);
@@ -428,16 +385,8 @@ fn client_for(server: &MockServer) -> Client {
 
 #[tokio::test]
 async fn a_failing_provider_with_no_cached_token_sends_nothing() {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(created_201())
-        .expect(0)
-        .mount(&server)
-        .await;
-    let provider = Scripted {
-        fail_from: 1,
-        ..Scripted::new()
-    };
+    let server = answering(created_201(), Some(0)).await;
+    let provider = Scripted::new().fail_from(1);
     let client = provider_client(&server, provider.clone());
 
     let err = create(&client).await.unwrap_err();
@@ -456,32 +405,19 @@ async fn a_failing_provider_with_no_cached_token_sends_nothing() {
 
 #[tokio::test]
 async fn a_token_expiring_within_refresh_ahead_is_refreshed_on_the_next_call() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(wallet_path()))
-        .respond_with(wallet_200())
-        .mount(&server)
-        .await;
+    let server = wallet_server().await;
 
     // Valid for less than REFRESH_AHEAD: asked again on every call.
-    let short = Scripted {
-        ttl: Some(REFRESH_AHEAD - Duration::from_secs(20)),
-        ..Scripted::new()
-    };
+    let short = Scripted::new().ttl(REFRESH_AHEAD - Duration::from_secs(20));
     let client = provider_client(&server, short.clone());
     client.get_wallet(ENV, WALLET).await.unwrap();
     assert_eq!(short.calls(), 1);
     client.get_wallet(ENV, WALLET).await.unwrap();
     assert_eq!(short.calls(), 2);
-    let seen = requests(&server).await;
-    assert_eq!(auth_of(&seen[0]), Some("Bearer dyn_token_1"));
-    assert_eq!(auth_of(&seen[1]), Some("Bearer dyn_token_2"));
+    assert_tokens(&server, &["dyn_token_1", "dyn_token_2"]).await;
 
     // Valid well beyond REFRESH_AHEAD: cached.
-    let long = Scripted {
-        ttl: Some(REFRESH_AHEAD + Duration::from_secs(600)),
-        ..Scripted::new()
-    };
+    let long = Scripted::new().ttl(REFRESH_AHEAD + Duration::from_secs(600));
     let client = provider_client(&server, long.clone());
     for _ in 0..3 {
         client.get_wallet(ENV, WALLET).await.unwrap();
@@ -501,11 +437,7 @@ async fn a_failed_refresh_keeps_a_still_valid_token_but_not_an_expired_or_refuse
 
     // Due for refresh (inside REFRESH_AHEAD) but still valid: the refresh fails, the call
     // goes on with the current token.
-    let provider = Scripted {
-        ttl: Some(Duration::from_secs(10)),
-        fail_from: 2,
-        ..Scripted::new()
-    };
+    let provider = Scripted::new().ttl(Duration::from_secs(10)).fail_from(2);
     let client = provider_client(&server, provider.clone());
     client.get_wallet(ENV, WALLET).await.expect("first token");
     client
@@ -520,11 +452,7 @@ async fn a_failed_refresh_keeps_a_still_valid_token_but_not_an_expired_or_refuse
         .all(|r| auth_of(r) == Some("Bearer dyn_token_1")));
 
     // Expired and the refresh fails: TokenUnavailable, nothing more is sent.
-    let provider = Scripted {
-        ttl: Some(Duration::from_millis(30)),
-        fail_from: 2,
-        ..Scripted::new()
-    };
+    let provider = Scripted::new().ttl(Duration::from_millis(30)).fail_from(2);
     let client = provider_client(&server, provider.clone());
     client.get_wallet(ENV, WALLET).await.expect("first token");
     tokio::time::sleep(Duration::from_millis(60)).await;
@@ -533,15 +461,8 @@ async fn a_failed_refresh_keeps_a_still_valid_token_but_not_an_expired_or_refuse
     assert_eq!(requests(&server).await.len(), 3);
 
     // Refused with 401 and the refresh fails: the refused token is not sent again.
-    let refusing = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(unauthorized_401())
-        .mount(&refusing)
-        .await;
-    let provider = Scripted {
-        fail_from: 2,
-        ..Scripted::new()
-    };
+    let refusing = answering(unauthorized_401(), None).await;
+    let provider = Scripted::new().fail_from(2);
     let client = provider_client(&refusing, provider.clone());
     let err = create(&client).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::TokenUnavailable, "{err}");
@@ -551,16 +472,8 @@ async fn a_failed_refresh_keeps_a_still_valid_token_but_not_an_expired_or_refuse
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_on_clones_share_one_provider_call() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path(wallet_path()))
-        .respond_with(wallet_200())
-        .mount(&server)
-        .await;
-    let provider = Scripted {
-        delay: Duration::from_millis(50),
-        ..Scripted::new()
-    };
+    let server = wallet_server().await;
+    let provider = Scripted::new().delay(Duration::from_millis(50));
     let client = provider_client(&server, provider.clone());
 
     let mut calls = tokio::task::JoinSet::new();
@@ -596,19 +509,6 @@ fn describe(err: &Error, out: &mut Vec<String>) {
     }
 }
 
-#[derive(Clone)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Gives `SECRET` once (valid 10 s, so inside REFRESH_AHEAD), then fails.
 struct SecretOnce(AtomicUsize);
 
@@ -623,54 +523,33 @@ impl TokenProvider for SecretOnce {
     }
 }
 
-/// Everything this test binary logs at TRACE. A global subscriber, not `set_default`:
-/// tracing caches each callsite's interest process-wide, so a thread-local subscriber can miss
-/// events whose callsites another test's thread registered first. The other tests' events
-/// land here too, which only widens the check.
-fn trace_buffer() -> Arc<Mutex<Vec<u8>>> {
-    static BUFFER: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
-    BUFFER
-        .get_or_init(|| {
-            let buffer = Arc::new(Mutex::new(Vec::new()));
-            let writer = Captured(buffer.clone());
-            let subscriber = tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .finish();
-            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-            buffer
-        })
-        .clone()
+/// The create route of a server, answering `responses` in order.
+async fn create_route(server: &MockServer, responses: impl IntoIterator<Item = ResponseTemplate>) {
+    Mock::given(method("POST"))
+        .and(path(create_path()))
+        .respond_with(InOrder::new(responses))
+        .mount(server)
+        .await;
+}
+
+fn redirect(status: u16, to: String) -> ResponseTemplate {
+    ResponseTemplate::new(status).insert_header("Location", to)
+}
+
+fn retry_now(status: u16) -> ResponseTemplate {
+    ResponseTemplate::new(status).insert_header("Retry-After", "0")
 }
 
 #[tokio::test]
 async fn the_token_never_appears_in_logs_errors_or_debug_output() {
-    let buffer = trace_buffer();
+    // Everything this test binary logs at TRACE; the other tests' events land here too,
+    // which only widens the check.
+    let logs = support::captured_logs(tracing::Level::TRACE);
     let mut printed: Vec<String> = Vec::new();
 
     // A full call with retries: 503 + Retry-After 0, 429 + Retry-After 0, then 201.
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(create_path()))
-        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "0"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(create_path()))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
-        .up_to_n_times(1)
-        .with_priority(2)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(create_path()))
-        .respond_with(created_201())
-        .with_priority(3)
-        .mount(&server)
-        .await;
+    create_route(&server, [retry_now(503), retry_now(429), created_201()]).await;
     let builder = Client::builder()
         .base_url(server.uri())
         .token(SECRET)
@@ -690,30 +569,19 @@ async fn the_token_never_appears_in_logs_errors_or_debug_output() {
     );
 
     // 401.
-    let refusing = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(unauthorized_401())
-        .mount(&refusing)
-        .await;
+    let refusing = answering(unauthorized_401(), None).await;
     let err = create(&client(&refusing, SECRET)).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Unauthorized);
     describe(&err, &mut printed);
 
     // 500 on the create and on every wallet read: outcome unknown.
-    let failing = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(
-            ResponseTemplate::new(500).set_body_json(serde_json::json!({"error": "boom"})),
-        )
-        .mount(&failing)
-        .await;
+    let failing = answering(
+        ResponseTemplate::new(500).set_body_json(serde_json::json!({"error": "boom"})),
+        None,
+    )
+    .await;
     let err = client(&failing, SECRET)
-        .create_backup_locations(
-            ENV,
-            WALLET,
-            USER,
-            [LocationRequest::from(BackupLocation::GoogleDrive)],
-        )
+        .create_backup_locations(ENV, WALLET, USER, [support::google_drive()])
         .retry_policy(fast().max_attempts(2))
         .await
         .unwrap_err();
@@ -745,7 +613,7 @@ async fn the_token_never_appears_in_logs_errors_or_debug_output() {
     assert!(err.is_invalid_input());
     describe(&err, &mut printed);
 
-    let logs = String::from_utf8(buffer.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     // The capture works (so the next assertion can fail).
     assert!(logs.contains("retrying"), "logs: {logs}");
     assert!(logs.contains("refreshing the token"), "logs: {logs}");
@@ -789,19 +657,7 @@ fn assert_user_agent(request: &Request) {
 #[tokio::test]
 async fn every_attempt_has_the_user_agent_and_its_own_request_id() {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(create_path()))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(create_path()))
-        .respond_with(created_201())
-        .with_priority(2)
-        .mount(&server)
-        .await;
+    create_route(&server, [retry_now(429), created_201()]).await;
     let created = create(&client_for(&server))
         .await
         .expect("created on the retry");
@@ -813,11 +669,7 @@ async fn every_attempt_has_the_user_agent_and_its_own_request_id() {
     assert_eq!(created.request_id(), ids[1]);
 
     // A final error carries the last attempt's id.
-    let limited = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "0"))
-        .mount(&limited)
-        .await;
+    let limited = answering(retry_now(429), None).await;
     let client = client_for(&limited);
     let err = create(&client).await.unwrap_err();
     assert!(
@@ -877,28 +729,12 @@ fn plain_http_is_refused_except_to_loopback() {
 
 #[tokio::test]
 async fn a_redirect_to_another_origin_is_not_followed() {
-    let elsewhere = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(created_201())
-        .mount(&elsewhere)
-        .await;
+    let elsewhere = answering(created_201(), None).await;
     let api = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(create_path()))
-        .respond_with(
-            ResponseTemplate::new(307)
-                .insert_header("Location", format!("{}{}", elsewhere.uri(), create_path())),
-        )
-        .mount(&api)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(wallet_path()))
-        .respond_with(
-            ResponseTemplate::new(302)
-                .insert_header("Location", format!("{}{}", elsewhere.uri(), wallet_path())),
-        )
-        .mount(&api)
-        .await;
+    let (create_at, wallet_at) = (create_path(), wallet_path());
+    let target = |at: &str| format!("{}{at}", elsewhere.uri());
+    support::on(&api, "POST", &*create_at, redirect(307, target(&create_at))).await;
+    support::on(&api, "GET", &*wallet_at, redirect(302, target(&wallet_at))).await;
     let client = client(&api, "dyn_redirected");
 
     let err = create(&client).await.unwrap_err();
@@ -930,10 +766,7 @@ async fn a_redirect_to_another_origin_is_not_followed() {
     let port = same_port.address().port();
     Mock::given(method("POST"))
         .and(path(create_path()))
-        .respond_with(
-            ResponseTemplate::new(307)
-                .insert_header("Location", format!("http://localhost:{port}/moved")),
-        )
+        .respond_with(redirect(307, format!("http://localhost:{port}/moved")))
         .expect(1)
         .mount(&same_port)
         .await;
@@ -954,29 +787,12 @@ async fn a_redirect_to_another_origin_is_not_followed() {
 #[tokio::test]
 async fn a_same_origin_redirect_is_followed() {
     let api = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path(create_path()))
-        .respond_with(ResponseTemplate::new(307).insert_header("Location", "/moved/create"))
-        .mount(&api)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/moved/create"))
-        .respond_with(created_201())
-        .mount(&api)
-        .await;
-    Mock::given(method("GET"))
-        .and(path(wallet_path()))
-        .respond_with(
-            ResponseTemplate::new(302)
-                .insert_header("Location", format!("{}/moved/wallet", api.uri())),
-        )
-        .mount(&api)
-        .await;
-    Mock::given(method("GET"))
-        .and(path("/moved/wallet"))
-        .respond_with(wallet_200())
-        .mount(&api)
-        .await;
+    let to_create = redirect(307, "/moved/create".into());
+    support::on(&api, "POST", create_path(), to_create).await;
+    support::on(&api, "POST", "/moved/create", created_201()).await;
+    let to_wallet = format!("{}/moved/wallet", api.uri());
+    support::on(&api, "GET", wallet_path(), redirect(302, to_wallet)).await;
+    support::on(&api, "GET", "/moved/wallet", wallet_200()).await;
     let client = client(&api, "dyn_same_origin");
 
     let created = create(&client).await.expect("followed");
@@ -1007,20 +823,12 @@ async fn a_same_origin_redirect_is_followed() {
 /// the redirect policy and, for plain-http loopback, no proxy.
 #[tokio::test]
 async fn shaping_the_http_client_keeps_the_token_rules() {
-    let elsewhere = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(created_201())
-        .expect(0)
-        .mount(&elsewhere)
-        .await;
+    let elsewhere = answering(created_201(), Some(0)).await;
     let api = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path(create_path()))
         .and(header("x-shaped", "yes"))
-        .respond_with(
-            ResponseTemplate::new(307)
-                .insert_header("Location", format!("{}/moved", elsewhere.uri())),
-        )
+        .respond_with(redirect(307, format!("{}/moved", elsewhere.uri())))
         .expect(1)
         .mount(&api)
         .await;

@@ -10,23 +10,17 @@ use dynamic_waas::{
 };
 use dynamic_waas_sandbox::{Sandbox, Seed, Wallet};
 use serde_json::{json, Value};
-use support::{client_at, fast, google_drive, ids, Fault, Faulty};
+use support::{
+    client_at, fast, fixture, google_drive, ids, server, Fault, Faulty, ENV, USER, WALLET,
+};
 use wiremock::matchers::{body_json, method};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{Mock, ResponseTemplate};
 
-const ENV: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
-const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
-const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
 const SHARE_SET: &str = "5f0c6d9e-0d1b-4c3e-9a57-2f1f8f0b7a11";
-
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
-}
 
 #[tokio::test]
 async fn the_example_request_is_sent_and_the_example_response_read_with_its_new_fields() {
-    let server = MockServer::start().await;
+    let server = server().await;
     Mock::given(method("POST"))
         .and(body_json(fixture("current_request.json")))
         .respond_with(
@@ -60,7 +54,7 @@ async fn the_example_request_is_sent_and_the_example_response_read_with_its_new_
 
 #[tokio::test]
 async fn null_absent_and_unknown_values_of_the_new_fields_are_read() {
-    let server = MockServer::start().await;
+    let server = server().await;
     let mut body = fixture("current_response_201.json");
     body["shareSetId"] = Value::Null;
     body["shareSetType"] = Value::Null;
@@ -90,7 +84,7 @@ async fn null_absent_and_unknown_values_of_the_new_fields_are_read() {
 
 #[tokio::test]
 async fn an_invalid_share_set_id_is_refused_before_anything_is_sent() {
-    let server = MockServer::start().await;
+    let server = server().await;
     let client = client_at(&server.uri(), "dyn_x", fast());
     for bad in ["not-a-uuid", "5F0C6D9E-0D1B-4C3E-9A57-2F1F8F0B7A11", ""] {
         let err = client

@@ -14,11 +14,22 @@ use dynamic_waas::{
     BackupLocation, Client, ErrorKind, LocationRequest, RetryPolicy, Token, TokenError,
     TokenFuture, TokenProvider,
 };
-use dynamic_waas_sandbox::{Sandbox, Seed, Wallet};
+use dynamic_waas_sandbox::{Sandbox, Seed};
 use support::{fast, google_drive, ids, Answer, Fault, Faulty};
 
 fn lagging(lag: Duration) -> dynamic_waas_sandbox::SandboxBuilder {
     Seed::example().builder().read_lag(lag)
+}
+
+/// The example behind a proxy that stalls the body of a 502 for every request nothing is queued
+/// for, with these attempt and total timeouts (in milliseconds).
+async fn stalling(attempt_ms: u64, total_ms: u64) -> Faulty {
+    let policy = fast()
+        .attempt_timeout(Duration::from_millis(attempt_ms))
+        .total_timeout(Duration::from_millis(total_ms));
+    let f = Faulty::start(policy).await;
+    f.proxy.rule(|_, _| Fault::StallErrorBody(502));
+    f
 }
 
 fn unknown_reason(err: &dynamic_waas::Error) -> &str {
@@ -301,12 +312,8 @@ impl TokenProvider for FailsAfterFirst {
 #[tokio::test]
 async fn a_token_provider_failing_after_an_ambiguous_attempt_is_outcome_unknown() {
     let f = Faulty::start(fast()).await;
-    let client = Client::builder()
-        .base_url(f.proxy.uri())
-        .token_provider(FailsAfterFirst(AtomicU32::new(0)))
-        .retry_policy(fast())
-        .build()
-        .unwrap();
+    let client =
+        support::provider_client_at(f.proxy.uri(), FailsAfterFirst(AtomicU32::new(0)), fast());
     f.proxy.next("POST", [Fault::ApplyThenDrop]);
     let err = f.create_with(&client, &[google_drive()]).await.unwrap_err();
     let reason = unknown_reason(&err);
@@ -317,13 +324,9 @@ async fn a_token_provider_failing_after_an_ambiguous_attempt_is_outcome_unknown(
 
 #[tokio::test]
 async fn a_deadline_spent_after_an_ambiguous_attempt_is_outcome_unknown() {
-    let policy = fast()
-        .attempt_timeout(Duration::from_millis(400))
-        .total_timeout(Duration::from_millis(900));
-    let f = Faulty::start(policy).await;
     // The create hangs after the server applied it; every read stalls its error body.
+    let f = stalling(400, 900).await;
     f.proxy.next("POST", [Fault::ApplyThenHang]);
-    f.proxy.rule(|_, _| Fault::StallErrorBody(502));
     let started = Instant::now();
     let err = f.create(&[google_drive()]).await.unwrap_err();
     unknown_reason(&err);
@@ -359,13 +362,9 @@ async fn reconciliation_matches_external_ids_and_counts() {
 #[tokio::test]
 async fn a_wallet_holding_more_shares_at_a_location_than_asked_is_not_claimed() {
     // Two shares at googleDrive already; the create's 502 hides the server's refusal.
-    let wallet = Wallet::new(
-        Seed::example().wallet_id,
-        Seed::example().environment_id,
-        Seed::example().user_id,
-    )
-    .backed_up_to("googleDrive")
-    .backed_up_to("googleDrive");
+    let wallet = support::example_wallet()
+        .backed_up_to("googleDrive")
+        .backed_up_to("googleDrive");
     let f = Faulty::start_with(Seed::example().builder().wallet(wallet), fast()).await;
     f.proxy.next("POST", [Fault::Answer(Answer::new(502, ""))]);
     let err = f.create(&[google_drive()]).await.unwrap_err();
@@ -378,11 +377,7 @@ async fn a_wallet_holding_more_shares_at_a_location_than_asked_is_not_claimed() 
 
 #[tokio::test]
 async fn a_stalled_error_body_cannot_hold_a_call_past_its_deadline() {
-    let policy = fast()
-        .attempt_timeout(Duration::from_millis(300))
-        .total_timeout(Duration::from_millis(1200));
-    let f = Faulty::start(policy).await;
-    f.proxy.rule(|_, _| Fault::StallErrorBody(502));
+    let f = stalling(300, 1200).await;
     let started = Instant::now();
     let err = f
         .client
@@ -423,12 +418,11 @@ impl TokenProvider for Slow {
 #[tokio::test]
 async fn time_spent_waiting_for_the_token_is_taken_from_the_attempt_not_added_to_the_call() {
     let f = Faulty::start(fast()).await;
-    let client = Client::builder()
-        .base_url(f.proxy.uri())
-        .token_provider(Slow(Duration::from_millis(300)))
-        .retry_policy(fast().total_timeout(Duration::from_millis(1200)))
-        .build()
-        .unwrap();
+    let client = support::provider_client_at(
+        f.proxy.uri(),
+        Slow(Duration::from_millis(300)),
+        fast().total_timeout(Duration::from_millis(1200)),
+    );
     f.proxy.next("POST", [Fault::ApplyThenHang]);
     let started = Instant::now();
     let created = f.create_with(&client, &[google_drive()]).await.unwrap();
@@ -453,12 +447,11 @@ impl TokenProvider for Hangs {
 #[tokio::test]
 async fn a_hanging_token_provider_is_bounded_by_each_calls_deadline() {
     let (sandbox, seed) = Sandbox::seeded().await;
-    let client = Client::builder()
-        .base_url(sandbox.uri())
-        .token_provider(Hangs)
-        .retry_policy(fast().total_timeout(Duration::from_millis(300)))
-        .build()
-        .unwrap();
+    let client = support::provider_client_at(
+        &sandbox.uri(),
+        Hangs,
+        fast().total_timeout(Duration::from_millis(300)),
+    );
     let started = Instant::now();
     let clone = client.clone();
     let (a, b) = tokio::join!(
@@ -535,13 +528,7 @@ async fn a_fifth_of_creates_lost_after_apply_all_come_back_with_their_ids() {
     for wallet in wallets.clone() {
         let f = Arc::clone(&f);
         tasks.push(tokio::spawn(async move {
-            f.client
-                .create_backup_locations(
-                    &f.seed.environment_id,
-                    &wallet,
-                    f.seed.user_id,
-                    [google_drive()],
-                )
+            f.create_for(&wallet)
                 .await
                 .map(|c| (ids(&c), c.is_reconciled()))
         }));
@@ -549,14 +536,7 @@ async fn a_fifth_of_creates_lost_after_apply_all_come_back_with_their_ids() {
     let mut reconciled = 0;
     for (task, wallet) in tasks.into_iter().zip(&wallets) {
         let (got, was_reconciled) = task.await.unwrap().unwrap();
-        let stored: Vec<String> = f
-            .sandbox
-            .key_shares(wallet)
-            .unwrap()
-            .iter()
-            .map(|s| s.id.to_string())
-            .collect();
-        assert_eq!(got, stored);
+        assert_eq!(got, f.stored_ids_of(wallet));
         reconciled += usize::from(was_reconciled);
     }
     assert_eq!(reconciled, WALLETS / 5);

@@ -9,6 +9,8 @@ use dynamic_waas_sandbox::{
 };
 use uuid::Uuid;
 
+mod support;
+
 const ENV_A: &str = "0a0a0a0a-0a0a-4a0a-8a0a-0a0a0a0a0a0a";
 const ENV_B: &str = "0b0b0b0b-0b0b-4b0b-8b0b-0b0b0b0b0b0b";
 const WALLET_A: &str = "1a1a1a1a-1a1a-4a1a-8a1a-1a1a1a1a1a1a";
@@ -48,16 +50,7 @@ async fn sandbox() -> Sandbox {
 }
 
 fn client(sandbox: &Sandbox, token: &str) -> Client {
-    Client::builder()
-        .base_url(sandbox.uri())
-        .token(token.to_owned())
-        .retry_policy(
-            RetryPolicy::default()
-                .initial_backoff(Duration::from_millis(5))
-                .max_backoff(Duration::from_millis(20)),
-        )
-        .build()
-        .unwrap()
+    support::client_at(&sandbox.uri(), token, support::fast())
 }
 
 async fn create_in_a(
@@ -98,29 +91,18 @@ async fn a_token_for_another_environment_is_forbidden() {
 #[tokio::test]
 async fn a_location_the_server_does_not_accept_is_a_bad_request_naming_the_field() {
     let sandbox = sandbox().await;
+    let client = client(&sandbox, TOKEN_A);
     // A value this SDK passes through (forward compatible), but this server does not know.
-    let err = client(&sandbox, TOKEN_A)
-        .create_backup_locations(
-            ENV_A,
-            WALLET_A,
-            user(1),
-            [BackupLocation::from("carrierPigeon").into()],
-        )
-        .await
-        .unwrap_err();
+    let pigeon = || {
+        let location = BackupLocation::from("carrierPigeon");
+        client.create_backup_locations(ENV_A, WALLET_A, user(1), [location.into()])
+    };
+    let err = pigeon().await.unwrap_err();
     assert_eq!(*err.kind(), ErrorKind::BadRequest);
     assert!(err.upstream_error().unwrap().contains("location"), "{err}");
     // Once the server knows it, the same call succeeds.
     sandbox.accept_location("carrierPigeon");
-    let created = client(&sandbox, TOKEN_A)
-        .create_backup_locations(
-            ENV_A,
-            WALLET_A,
-            user(1),
-            [BackupLocation::from("carrierPigeon").into()],
-        )
-        .await
-        .unwrap();
+    let created = pigeon().await.unwrap();
     assert_eq!(
         created.locations_with_key_shares()[0].location.as_str(),
         "carrierPigeon"

@@ -8,77 +8,50 @@ use std::time::{Duration, Instant, SystemTime};
 
 use dynamic_waas::{BackupLocation, Client, ErrorKind, RetryPolicy};
 use serde_json::{json, Value};
-use wiremock::matchers::{any, body_json, header, method, path, path_regex};
+use wiremock::matchers::{body_json, header, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 mod support;
-use support::fast;
+use support::{
+    count, create_example as create, created_201, fast, fixture, fixture_path, in_order, server,
+    wallet_path, ENV, USER, WALLET,
+};
 
-const ENV: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
-const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
-const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
 const TOKEN: &str = "dyn_retry_tests";
-const CREATE: &str = "/environments/0b1c2d3e-4f50-4617-8899-aabbccddeeff/waas/95b11417-f18f-457f-8804-68e361f9164f/keyShares/backup/locations";
-const READ: &str =
-    "/environments/0b1c2d3e-4f50-4617-8899-aabbccddeeff/waas/95b11417-f18f-457f-8804-68e361f9164f";
-
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
-}
 
 fn client(server: &MockServer, policy: RetryPolicy) -> Client {
-    Client::builder()
-        .base_url(server.uri())
-        .token(TOKEN)
-        .retry_policy(policy)
-        .build()
-        .unwrap()
+    support::mock_client(server, TOKEN, policy)
 }
 
-/// A server whose catch-all fails the test on any request no mock expects.
-async fn server() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(599))
-        .with_priority(u8::MAX)
-        .expect(0)
-        .named("catch-all: no unexpected request")
-        .mount(&server)
-        .await;
-    server
-}
-
-async fn create(client: &Client) -> Result<dynamic_waas::CreatedBackup, dynamic_waas::Error> {
-    client
-        .create_backup_locations(ENV, WALLET, USER, [BackupLocation::GoogleDrive.into()])
-        .await
-}
-
-fn wallet(shares: Value) -> Value {
+/// The example wallet holding `shares`, as a 200.
+fn wallet_200(shares: Value) -> ResponseTemplate {
     let mut body = fixture("wallet_without_key_shares.json");
     body["wallet"]["keyShares"] = shares;
-    body
+    ResponseTemplate::new(200).set_body_json(body)
 }
 
-async fn count(server: &MockServer, verb: &str) -> usize {
-    server
-        .received_requests()
-        .await
+/// A client of a port where nothing listens (yet).
+fn client_of_port(port: u16, policy: RetryPolicy) -> Client {
+    support::client_at(&format!("http://127.0.0.1:{port}"), TOKEN, policy)
+}
+
+/// A port nothing listens on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
-        .iter()
-        .filter(|r| r.method.as_str() == verb)
-        .count()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 #[tokio::test]
 async fn happy_path_sends_the_seed_request_and_reads_the_seed_response() {
     let server = server().await;
     Mock::given(method("POST"))
-        .and(path(CREATE))
+        .and(path(support::create_path()))
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
         .and(body_json(fixture("seed_request.json")))
-        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
+        .respond_with(created_201())
         .expect(1)
         .mount(&server)
         .await;
@@ -199,11 +172,8 @@ async fn each_error_status_maps_to_its_kind() {
     ];
     for (status, body, is_kind) in cases {
         let server = server().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(status).set_body_json(&body))
-            .expect(1)
-            .mount(&server)
-            .await;
+        let answer = ResponseTemplate::new(status).set_body_json(&body);
+        support::route(&server, "POST", answer, Some(1)).await;
         let err = create(&client(&server, fast())).await.unwrap_err();
         assert!(is_kind(err.kind()), "{status}: {err:?}");
         assert_eq!(err.status().unwrap().as_u16(), status);
@@ -221,7 +191,7 @@ async fn a_proxys_html_error_keeps_status_and_body() {
     let server = server().await;
     let html = "<html><body><h1>502 Bad Gateway</h1></body></html>";
     Mock::given(method("GET"))
-        .and(path(READ))
+        .and(path(wallet_path()))
         .respond_with(ResponseTemplate::new(502).set_body_raw(html, "text/html"))
         .expect(1)
         .mount(&server)
@@ -236,48 +206,34 @@ async fn a_proxys_html_error_keeps_status_and_body() {
     assert!(err.is_retryable());
 }
 
-#[tokio::test]
-async fn rate_limited_then_created_waits_retry_after_seconds() {
+/// A create answered `first`, then 201: its attempts and how long it took.
+async fn created_after(first: ResponseTemplate) -> (u32, Duration) {
     let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(429)
-                .insert_header("retry-after", "1")
-                .set_body_json(json!({"error": "Too many requests. Please try again later."})),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
-        .mount(&server)
-        .await;
+    in_order(&server, "POST", [first, created_201()], None).await;
     let started = Instant::now();
     let created = create(&client(&server, fast())).await.unwrap();
-    let waited = started.elapsed();
-    assert_eq!(created.attempts(), 2);
+    (created.attempts(), started.elapsed())
+}
+
+#[tokio::test]
+async fn rate_limited_then_created_waits_retry_after_seconds() {
+    let (attempts, waited) = created_after(
+        ResponseTemplate::new(429)
+            .insert_header("retry-after", "1")
+            .set_body_json(json!({"error": "Too many requests. Please try again later."})),
+    )
+    .await;
+    assert_eq!(attempts, 2);
     assert!(waited >= Duration::from_secs(1), "{waited:?}");
     assert!(waited < Duration::from_millis(2500), "{waited:?}");
 }
 
 #[tokio::test]
 async fn retry_after_as_an_http_date_is_honoured() {
-    let server = server().await;
     let at = httpdate_in(2);
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", at.as_str()))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
-        .mount(&server)
-        .await;
-    let started = Instant::now();
-    create(&client(&server, fast())).await.unwrap();
-    let waited = started.elapsed();
+    let (attempts, waited) =
+        created_after(ResponseTemplate::new(429).insert_header("retry-after", at.as_str())).await;
+    assert_eq!(attempts, 2);
     // The date has one-second resolution: the wait is between 1 and 2 seconds.
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
     assert!(waited < Duration::from_millis(3000), "{waited:?}");
@@ -312,11 +268,8 @@ fn httpdate_in(seconds: u64) -> String {
 #[tokio::test]
 async fn retry_after_beyond_the_cap_stops_and_says_how_long() {
     let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "3600"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let answer = ResponseTemplate::new(429).insert_header("retry-after", "3600");
+    support::route(&server, "POST", answer, Some(1)).await;
     let started = Instant::now();
     let err = create(&client(&server, fast())).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(1));
@@ -335,16 +288,9 @@ async fn retry_after_beyond_the_cap_stops_and_says_how_long() {
 #[tokio::test]
 async fn a_503_burst_with_retry_after_is_ridden_out() {
     let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "0"))
-        .up_to_n_times(3)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
-        .mount(&server)
-        .await;
+    let busy = ResponseTemplate::new(503).insert_header("retry-after", "0");
+    let answers = [busy.clone(), busy.clone(), busy.clone(), created_201()];
+    in_order(&server, "POST", answers, None).await;
     let created = create(&client(&server, fast().max_attempts(4)))
         .await
         .unwrap();
@@ -352,11 +298,7 @@ async fn a_503_burst_with_retry_after_is_ridden_out() {
     drop(server);
     // With fewer attempts than the burst, the caller gets the rate limit.
     let server2 = self::server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "0"))
-        .expect(3)
-        .mount(&server2)
-        .await;
+    support::route(&server2, "POST", busy, Some(3)).await;
     let err = create(&client(&server2, fast())).await.unwrap_err();
     assert_eq!(
         *err.kind(),
@@ -370,10 +312,7 @@ async fn a_503_burst_with_retry_after_is_ridden_out() {
 #[tokio::test]
 async fn the_retry_budget_caps_amplification_against_a_failing_server() {
     let server = server().await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&server)
-        .await;
+    support::route(&server, "GET", ResponseTemplate::new(503), None).await;
     let client = client(
         &server,
         fast().max_attempts(3).initial_backoff(Duration::ZERO),
@@ -404,35 +343,21 @@ async fn the_retry_budget_caps_amplification_against_a_failing_server() {
 #[tokio::test]
 async fn connection_refused_then_success() {
     // A port with nothing listening yet; the server starts there 300 ms later.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let started = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
         let server = MockServer::builder().listener(listener).start().await;
-        Mock::given(method("POST"))
-            .respond_with(
-                ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")),
-            )
-            .expect(1)
-            .mount(&server)
-            .await;
+        support::route(&server, "POST", created_201(), Some(1)).await;
         server
     });
-    let client = Client::builder()
-        .base_url(format!("http://127.0.0.1:{port}"))
-        .token(TOKEN)
-        .retry_policy(
-            fast()
-                .max_attempts(8)
-                .initial_backoff(Duration::from_millis(200))
-                .max_backoff(Duration::from_millis(200)),
-        )
-        .build()
-        .unwrap();
+    let client = client_of_port(
+        port,
+        fast()
+            .max_attempts(8)
+            .initial_backoff(Duration::from_millis(200))
+            .max_backoff(Duration::from_millis(200)),
+    );
     let created = create(&client).await.unwrap();
     assert!(created.attempts() >= 2, "{}", created.attempts());
     assert!(!created.is_reconciled());
@@ -441,17 +366,7 @@ async fn connection_refused_then_success() {
 
 #[tokio::test]
 async fn connection_refused_for_good_is_a_transport_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let client = Client::builder()
-        .base_url(format!("http://127.0.0.1:{port}"))
-        .token(TOKEN)
-        .retry_policy(fast())
-        .build()
-        .unwrap();
+    let client = client_of_port(free_port(), fast());
     let err = create(&client).await.unwrap_err();
     assert_eq!(*err.kind(), ErrorKind::Transport);
     assert_eq!(err.attempts(), 3);
@@ -466,16 +381,12 @@ fn one_share() -> Value {
 #[tokio::test]
 async fn a_create_applied_but_answered_500_is_reconciled_from_the_wallet() {
     let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(500).set_body_json(json!({"error": "Internal Server Error"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let answer =
+        ResponseTemplate::new(500).set_body_json(json!({"error": "Internal Server Error"}));
+    support::route(&server, "POST", answer, Some(1)).await;
     Mock::given(method("GET"))
-        .and(path(READ))
-        .respond_with(ResponseTemplate::new(200).set_body_json(wallet(one_share())))
+        .and(path(wallet_path()))
+        .respond_with(wallet_200(one_share()))
         .expect(1)
         .mount(&server)
         .await;
@@ -498,20 +409,9 @@ async fn a_create_applied_but_answered_500_is_reconciled_from_the_wallet() {
 #[tokio::test]
 async fn a_create_answered_after_the_timeout_is_reconciled_not_resent() {
     let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(201)
-                .set_body_json(fixture("seed_response_201.json"))
-                .set_delay(Duration::from_secs(2)),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(wallet(one_share())))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let late = created_201().set_delay(Duration::from_secs(2));
+    support::route(&server, "POST", late, Some(1)).await;
+    support::route(&server, "GET", wallet_200(one_share()), Some(1)).await;
     let created = create(&client(
         &server,
         fast().attempt_timeout(Duration::from_millis(300)),
@@ -525,27 +425,10 @@ async fn a_create_answered_after_the_timeout_is_reconciled_not_resent() {
 #[tokio::test]
 async fn a_lost_create_the_wallet_shows_no_shares_for_is_retried_once() {
     let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(502).set_body_raw("<html>bad gateway</html>", "text/html"),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_json(fixture("wallet_without_key_shares.json")),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let lost = ResponseTemplate::new(502).set_body_raw("<html>bad gateway</html>", "text/html");
+    in_order(&server, "POST", [lost, created_201()], Some(2)).await;
+    let no_shares = support::answer(200, "wallet_without_key_shares.json");
+    support::route(&server, "GET", no_shares, Some(1)).await;
     let created = create(&client(&server, fast())).await.unwrap();
     assert!(!created.is_reconciled());
     assert_eq!(created.attempts(), 3, "create, read, create");
@@ -554,17 +437,9 @@ async fn a_lost_create_the_wallet_shows_no_shares_for_is_retried_once() {
 #[tokio::test]
 async fn a_lost_create_whose_wallet_cannot_be_read_is_outcome_unknown() {
     let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(504))
-        .expect(1)
-        .mount(&server)
-        .await;
+    support::route(&server, "POST", ResponseTemplate::new(504), Some(1)).await;
     // A settling read gets twice the policy's attempts: reads are what recover the ids.
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(4)
-        .mount(&server)
-        .await;
+    support::route(&server, "GET", ResponseTemplate::new(500), Some(4)).await;
     let err = create(&client(&server, fast().max_attempts(2)))
         .await
         .unwrap_err();
@@ -589,18 +464,10 @@ async fn a_lost_create_whose_wallet_cannot_be_read_is_outcome_unknown() {
 #[tokio::test]
 async fn an_unreadable_201_is_reconciled_because_the_create_happened() {
     let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_raw("{\"message\": \"cut off", "application/json"),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(wallet(one_share())))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let cut =
+        ResponseTemplate::new(201).set_body_raw("{\"message\": \"cut off", "application/json");
+    support::route(&server, "POST", cut, Some(1)).await;
+    support::route(&server, "GET", wallet_200(one_share()), Some(1)).await;
     let created = create(&client(&server, fast())).await.unwrap();
     assert!(created.is_reconciled());
 }
@@ -760,11 +627,8 @@ async fn a_response_over_the_size_bound_is_refused_with_its_status() {
     let server = server().await;
     let mut big = fixture("wallet_without_key_shares.json");
     big["wallet"]["accountAddress"] = Value::String("0".repeat(64 * 1024));
-    Mock::given(method("GET"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(big))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let big = ResponseTemplate::new(200).set_body_json(big);
+    support::route(&server, "GET", big, Some(1)).await;
     let client = Client::builder()
         .base_url(server.uri())
         .token(TOKEN)
@@ -777,54 +641,20 @@ async fn a_response_over_the_size_bound_is_refused_with_its_status() {
     assert_eq!(err.status().map(|s| s.as_u16()), Some(200));
 }
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The captured output of this test binary's global subscriber. A global one, not
-/// `set_default`: tracing caches each callsite's interest process-wide, and a thread-local
-/// subscriber can miss events whose callsites another test's thread registered first.
-fn captured_logs() -> Captured {
-    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Captured::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
-        logs
-    })
-    .clone()
-}
-
 #[tokio::test]
 async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
     // A wallet no other test uses, to pick this call's events out of the shared output.
     const TRACED_WALLET: &str = "7e7e7e7e-7e7e-4e7e-8e7e-7e7e7e7e7e7e";
-    let logs = captured_logs();
+    let logs = support::captured_logs(tracing::Level::DEBUG);
     let server = server().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "0"))
-        .up_to_n_times(2)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
-        .mount(&server)
-        .await;
+    let limited = ResponseTemplate::new(429).insert_header("retry-after", "0");
+    in_order(
+        &server,
+        "POST",
+        [limited.clone(), limited, created_201()],
+        None,
+    )
+    .await;
     client(&server, fast())
         .create_backup_locations(
             ENV,
@@ -834,7 +664,7 @@ async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
         )
         .await
         .unwrap();
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let events: Vec<&str> = text
         .lines()
         .filter(|l| l.contains(&format!("wallet_id={TRACED_WALLET}")))
@@ -869,15 +699,9 @@ async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
 #[tokio::test]
 async fn a_read_slower_than_every_attempt_is_a_timeout() {
     let server = server().await;
-    Mock::given(method("GET"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(fixture("wallet_without_key_shares.json"))
-                .set_delay(Duration::from_millis(500)),
-        )
-        .expect(2)
-        .mount(&server)
-        .await;
+    let slow = support::answer(200, "wallet_without_key_shares.json")
+        .set_delay(Duration::from_millis(500));
+    support::route(&server, "GET", slow, Some(2)).await;
     let err = client(
         &server,
         fast()
@@ -905,16 +729,9 @@ fn the_client_and_its_calls_can_be_shared_across_tasks() {
 #[tokio::test]
 async fn the_raw_201_body_is_kept_byte_for_byte_and_unknown_fields_are_typed_extras() {
     let server = server().await;
-    let raw = std::fs::read(format!(
-        "{}/tests/fixtures/response_201_unknown_location.json",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap();
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(201).set_body_raw(raw.clone(), "application/json"))
-        .expect(2)
-        .mount(&server)
-        .await;
+    let raw = std::fs::read(fixture_path("response_201_unknown_location.json")).unwrap();
+    let answer = ResponseTemplate::new(201).set_body_raw(raw.clone(), "application/json");
+    support::route(&server, "POST", answer, Some(2)).await;
     let client = client(&server, fast());
     for created in [
         // `keep_raw_body` is kept for compatibility; the body is always kept.

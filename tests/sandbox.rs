@@ -17,6 +17,8 @@ use dynamic_waas_sandbox::{
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+mod support;
+
 // ---- helpers ----
 
 fn client(sandbox: &Sandbox, token: &str) -> Client {
@@ -75,6 +77,20 @@ async fn refusal<T: std::fmt::Debug>(result: Result<T, Error<ByteStream>>) -> Er
         .expect("an HTTP response")
 }
 
+/// What the sandbox refused `client`'s create (with `request`) and read of the seed's wallet
+/// with.
+async fn refusals(
+    client: &Client,
+    seed: &Seed,
+    request: &CreateBody,
+) -> (ErrorResponse, ErrorResponse) {
+    let created = create(client, &seed.environment_id, &seed.wallet_id, request).await;
+    (
+        refusal(created).await,
+        refusal(read(client, seed).await).await,
+    )
+}
+
 fn json_of(response: &ErrorResponse) -> Value {
     serde_json::from_slice(response.body()).expect("a JSON body")
 }
@@ -86,6 +102,11 @@ fn create_url(sandbox: &Sandbox, environment: &str, wallet: &str) -> String {
     )
 }
 
+/// A raw POST to a create, for requests the generated client cannot send.
+fn raw_create(sandbox: &Sandbox, environment: &str, wallet: &str) -> reqwest::RequestBuilder {
+    reqwest::Client::new().post(create_url(sandbox, environment, wallet))
+}
+
 /// A raw POST, for requests the generated client cannot send.
 async fn post_raw(
     sandbox: &Sandbox,
@@ -94,8 +115,7 @@ async fn post_raw(
     content_type: Option<&str>,
     body: impl Into<reqwest::Body>,
 ) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
-        .post(create_url(sandbox, seed.environment_id.as_str(), wallet))
+    let mut request = raw_create(sandbox, seed.environment_id.as_str(), wallet)
         .bearer_auth(&seed.token)
         .body(body);
     if let Some(content_type) = content_type {
@@ -179,22 +199,14 @@ async fn create_answers_201_and_records_the_key_shares_the_read_returns() {
 
 #[tokio::test]
 async fn read_of_a_wallet_without_key_shares_leaves_them_out() {
-    let seed = Seed::example();
-    let sandbox = seed
-        .builder()
-        .wallet(
-            Wallet::new(
-                seed.wallet_id.clone(),
-                seed.environment_id.clone(),
-                seed.user_id,
-            )
+    let (sandbox, seed) = support::seeded_with(
+        support::example_wallet()
             .chain("SVM".into())
             .threshold_signature_scheme("TWO_OF_THREE".into())
             .account_address("So1ana")
             .derivation_path("m/44'/501'/0'/0'"),
-        )
-        .start()
-        .await;
+    )
+    .await;
     let response = reqwest::Client::new()
         .get(format!(
             "{}/environments/{}/waas/{}",
@@ -238,19 +250,8 @@ async fn a_second_create_is_refused_with_422_and_changes_nothing() {
 
 #[tokio::test]
 async fn seeded_key_shares_refuse_a_create() {
-    let seed = Seed::example();
-    let sandbox = seed
-        .builder()
-        .wallet(
-            Wallet::new(
-                seed.wallet_id.clone(),
-                seed.environment_id.clone(),
-                seed.user_id,
-            )
-            .backed_up_to("dynamic"),
-        )
-        .start()
-        .await;
+    let (sandbox, seed) =
+        support::seeded_with(support::example_wallet().backed_up_to("dynamic")).await;
     assert_eq!(sandbox.key_shares(&seed.wallet_id).unwrap().len(), 1);
     let response = refusal(create_seeded(&sandbox, &seed).await).await;
     assert_eq!(response.status().as_u16(), 422);
@@ -265,28 +266,20 @@ async fn no_token_or_an_unknown_one_is_401() {
     let anonymous = Client::new(&sandbox.uri(), RequestOptions::new());
     let request = body(seed.user_id, &["googleDrive"]);
 
-    let response =
-        refusal(create(&anonymous, &seed.environment_id, &seed.wallet_id, &request).await).await;
-    assert_eq!(response.status().as_u16(), 401);
-    assert_eq!(json_of(&response), json!({"error": "No jwt provided!"}));
-    let response = refusal(read(&anonymous, &seed).await).await;
-    assert_eq!(response.status().as_u16(), 401);
+    let (created, read) = refusals(&anonymous, &seed, &request).await;
+    assert_eq!(created.status().as_u16(), 401);
+    assert_eq!(json_of(&created), json!({"error": "No jwt provided!"}));
+    assert_eq!(read.status().as_u16(), 401);
 
     let stranger = client(&sandbox, "dyn_not_a_known_token");
-    let response =
-        refusal(create(&stranger, &seed.environment_id, &seed.wallet_id, &request).await).await;
-    assert_eq!(response.status().as_u16(), 401);
-    assert_eq!(json_of(&response), json!({"error": "Invalid token"}));
-    let response = refusal(read(&stranger, &seed).await).await;
-    assert_eq!(json_of(&response), json!({"error": "Invalid token"}));
+    let (created, read) = refusals(&stranger, &seed, &request).await;
+    assert_eq!(created.status().as_u16(), 401);
+    assert_eq!(json_of(&created), json!({"error": "Invalid token"}));
+    assert_eq!(json_of(&read), json!({"error": "Invalid token"}));
 
     // Authentication comes before validation: a bad body with no token is still a 401.
-    let response = reqwest::Client::new()
-        .post(create_url(
-            &sandbox,
-            seed.environment_id.as_str(),
-            seed.wallet_id.as_str(),
-        ))
+    let (env, wallet) = (seed.environment_id.as_str(), seed.wallet_id.as_str());
+    let response = raw_create(&sandbox, env, wallet)
         .body("{not json")
         .send()
         .await
@@ -307,24 +300,18 @@ async fn a_token_for_another_environment_is_403() {
     let other = client(&sandbox, "dyn_other_environment");
     let request = body(seed.user_id, &["googleDrive"]);
 
-    let response =
-        refusal(create(&other, &seed.environment_id, &seed.wallet_id, &request).await).await;
-    assert_eq!(response.status().as_u16(), 403);
-    assert_eq!(json_of(&response), json!({"error": "Access Forbidden"}));
-    let response = refusal(read(&other, &seed).await).await;
-    assert_eq!(response.status().as_u16(), 403);
+    let (created, read) = refusals(&other, &seed, &request).await;
+    assert_eq!(created.status().as_u16(), 403);
+    assert_eq!(json_of(&created), json!({"error": "Access Forbidden"}));
+    assert_eq!(read.status().as_u16(), 403);
 
     // The seed's token may use its own environment only, too.
     let own = client(&sandbox, &seed.token);
     let response = refusal(create(&own, &other_environment, &seed.wallet_id, &request).await).await;
     assert_eq!(response.status().as_u16(), 403);
     // A malformed environment id is no environment the token may use.
-    let response = reqwest::Client::new()
-        .post(create_url(
-            &sandbox,
-            &seed.environment_id.as_str().to_uppercase(),
-            seed.wallet_id.as_str(),
-        ))
+    let upper = seed.environment_id.as_str().to_uppercase();
+    let response = raw_create(&sandbox, &upper, seed.wallet_id.as_str())
         .bearer_auth(&seed.token)
         .json(&json!({}))
         .send()
@@ -457,58 +444,37 @@ async fn not_found_for_each_reason() {
     let client = client(&sandbox, &seed.token);
     let env = &seed.environment_id;
 
-    let unknown_wallet = WalletId::from(Uuid::new_v4());
-    let result = create(
-        &client,
-        env,
-        &unknown_wallet,
-        &body(seed.user_id, &["dynamic"]),
-    )
-    .await;
-    assert_not_found(&sandbox, refusal(result).await, "is not in environment").await;
-    let result = create(
-        &client,
-        env,
-        &foreign_wallet,
-        &body(seed.user_id, &["dynamic"]),
-    )
-    .await;
-    assert_not_found(
-        &sandbox,
-        refusal(result).await,
-        &format!("wallet {foreign_wallet} is not in environment"),
-    )
-    .await;
-
-    let result = create(&client, env, &seed.wallet_id, &body(outsider, &["dynamic"])).await;
-    assert_not_found(
-        &sandbox,
-        refusal(result).await,
-        &format!("user {outsider} is not in environment"),
-    )
-    .await;
-    let result = create(
-        &client,
-        env,
-        &seed.wallet_id,
-        &body(Uuid::new_v4(), &["dynamic"]),
-    )
-    .await;
-    assert_not_found(&sandbox, refusal(result).await, "is not in environment").await;
-
-    let result = create(
-        &client,
-        env,
-        &neighbours_wallet,
-        &body(seed.user_id, &["dynamic"]),
-    )
-    .await;
-    assert_not_found(
-        &sandbox,
-        refusal(result).await,
-        &format!("is owned by user {neighbour}, not {}", seed.user_id),
-    )
-    .await;
+    let cases = [
+        (
+            WalletId::from(Uuid::new_v4()),
+            seed.user_id,
+            "is not in environment".to_owned(),
+        ),
+        (
+            foreign_wallet.clone(),
+            seed.user_id,
+            format!("wallet {foreign_wallet} is not in environment"),
+        ),
+        (
+            seed.wallet_id.clone(),
+            outsider,
+            format!("user {outsider} is not in environment"),
+        ),
+        (
+            seed.wallet_id.clone(),
+            Uuid::new_v4(),
+            "is not in environment".to_owned(),
+        ),
+        (
+            neighbours_wallet.clone(),
+            seed.user_id,
+            format!("is owned by user {neighbour}, not {}", seed.user_id),
+        ),
+    ];
+    for (wallet, user, reason) in cases {
+        let result = create(&client, env, &wallet, &body(user, &["dynamic"])).await;
+        assert_not_found(&sandbox, refusal(result).await, &reason).await;
+    }
 
     let result = client
         .get_waas_wallet_by_wallet_id(env, &foreign_wallet)

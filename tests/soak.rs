@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dynamic_waas::{ErrorKind, RetryPolicy};
-use support::{google_drive, ids, with_wallets, Answer, Fault, Faulty};
+use support::{ids, with_wallets, Answer, Fault, Faulty};
 use tokio::sync::Semaphore;
 
 const WALLETS: u128 = 1000;
@@ -58,14 +58,7 @@ async fn soak(lag: Duration, seed: u64) -> Report {
         let (f, gate) = (Arc::clone(&f), Arc::clone(&gate));
         tasks.push(tokio::spawn(async move {
             let _permit = gate.acquire().await.unwrap();
-            f.client
-                .create_backup_locations(
-                    &f.seed.environment_id,
-                    &wallet,
-                    f.seed.user_id,
-                    [google_drive()],
-                )
-                .await
+            f.create_for(&wallet).await
         }));
     }
     let mut report = Report {
@@ -83,13 +76,7 @@ async fn soak(lag: Duration, seed: u64) -> Report {
     for (task, wallet) in tasks.into_iter().zip(&wallets) {
         let result = task.await.unwrap();
         let applied = f.sandbox.creates_applied_to(wallet) > 0;
-        let stored: Vec<String> = f
-            .sandbox
-            .key_shares(wallet)
-            .unwrap()
-            .iter()
-            .map(|s| s.id.to_string())
-            .collect();
+        let stored = f.stored_ids_of(wallet);
         match &result {
             Ok(created) => {
                 if created.is_reconciled() {

@@ -4,120 +4,17 @@
 use std::process::{Command, Output};
 
 use assert_cmd::assert::OutputAssertExt;
-use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Sandbox, Seed, Wallet};
+use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Sandbox, Seed};
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use serde_json::Value;
-use wiremock::matchers::{any, method, path_regex};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
-const ENVIRONMENT: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
-const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
-const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
-const TOKEN: &str = "dyn_canary_7Qx9zW2mLk4pR8vT";
-
-const READ_PATH: &str = r"^/environments/[^/]+/waas/[^/]+$";
-const CREATE_PATH: &str = r"^/environments/[^/]+/waas/[^/]+/keyShares/backup/locations$";
-
-/// The binary, with none of the caller's API settings.
-fn cli() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynamic-waas"));
-    for var in ["DYNAMIC_API_TOKEN", "DYN_API_TOKEN", "DYNAMIC_BASE_URL"] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-/// `cli()` against `base_url` with the test token, JSON output and short timeouts.
-fn cli_at(base_url: &str) -> Command {
-    let mut cmd = cli();
-    cmd.env("DYNAMIC_API_TOKEN", TOKEN).args([
-        "--base-url",
-        base_url,
-        "--output",
-        "json",
-        "--timeout",
-        "5",
-    ]);
-    cmd
-}
-
-fn wallet_get(cmd: &mut Command) -> &mut Command {
-    cmd.args([
-        "wallet",
-        "get",
-        "--environment-id",
-        ENVIRONMENT,
-        "--wallet-id",
-        WALLET,
-    ])
-}
-
-fn create<'c>(cmd: &'c mut Command, locations: &[&str]) -> &'c mut Command {
-    cmd.args([
-        "backup-locations",
-        "create",
-        "--environment-id",
-        ENVIRONMENT,
-        "--wallet-id",
-        WALLET,
-        "--user-id",
-        USER,
-    ]);
-    for location in locations {
-        cmd.args(["--location", location]);
-    }
-    cmd
-}
-
-/// Runs the binary off the test's runtime, so that servers in this process keep answering.
-async fn run(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs"))
-        .await
-        .expect("the runner thread")
-}
-
-/// Stdout as exactly one JSON document.
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}): {}",
-            String::from_utf8_lossy(&output.stdout)
-        )
-    })
-}
-
-/// Asserts the exit code and the JSON error's kind; returns the error object.
-fn assert_error(output: &Output, code: i32, kind: &str) -> Value {
-    output.clone().assert().code(code);
-    let doc = json(output);
-    let error = doc["error"].clone();
-    assert_eq!(error["kind"], kind, "{doc}");
-    for field in ["status", "message", "requestId", "attempts"] {
-        assert!(error.get(field).is_some(), "no {field} in {doc}");
-    }
-    error
-}
-
-/// The example sandbox, with [`TOKEN`] also valid for its environment.
-async fn sandbox() -> Sandbox {
-    let seed = Seed::example();
-    seed.builder()
-        .token(TOKEN, seed.environment_id.clone())
-        .start()
-        .await
-}
-
-/// A wiremock server that fails the test if anything reaches it.
-async fn untouchable() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(500))
-        .expect(0)
-        .mount(&server)
-        .await;
-    server
-}
+mod support;
+use support::{
+    answering, assert_error, cli, cli_at, create, json, run, sandbox, untouchable, wallet_get,
+    CREATE_PATH, READ_PATH, TOKEN, USER, WALLET,
+};
 
 #[cfg(feature = "sandbox")]
 #[test]
@@ -364,10 +261,7 @@ fn exit_2_without_a_token() {
     cmd.args(["--output", "json"]);
     let output = wallet_get(&mut cmd).output().unwrap();
     let error = assert_error(&output, 2, "invalid_input");
-    assert!(error["message"]
-        .as_str()
-        .unwrap()
-        .contains("DYNAMIC_API_TOKEN"));
+    assert!(support::message(&error).contains("DYNAMIC_API_TOKEN"));
     assert_eq!(error["attempts"], 0);
 }
 
@@ -376,7 +270,7 @@ fn exit_2_for_plain_http_to_another_host() {
     let mut cmd = cli_at("http://example.com/api/v0");
     let output = wallet_get(&mut cmd).output().unwrap();
     let error = assert_error(&output, 2, "invalid_input");
-    assert!(error["message"].as_str().unwrap().contains("https"));
+    assert!(support::message(&error).contains("https"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -386,7 +280,7 @@ async fn exit_2_for_an_unknown_location_unless_allowed() {
     create(&mut cmd, &["googleDrive", "paperWallet"]);
     let output = run(cmd).await;
     let error = assert_error(&output, 2, "invalid_input");
-    let message = error["message"].as_str().unwrap();
+    let message = support::message(&error);
     assert!(message.contains("paperWallet") && message.contains("googleDrive, iCloud"));
     drop(server); // verifies nothing was sent
 
@@ -407,17 +301,10 @@ async fn exit_2_for_an_unknown_location_unless_allowed() {
 async fn exit_2_for_a_malformed_id() {
     let server = untouchable().await;
     let mut cmd = cli_at(&server.uri());
-    cmd.args([
-        "wallet",
-        "get",
-        "--environment-id",
-        ENVIRONMENT,
-        "--wallet-id",
-        "not-a-uuid",
-    ]);
+    support::wallet_get_of(&mut cmd, "not-a-uuid");
     let output = run(cmd).await;
     let error = assert_error(&output, 2, "invalid_input");
-    assert!(error["message"].as_str().unwrap().contains("walletId"));
+    assert!(support::message(&error).contains("walletId"));
 }
 
 #[test]
@@ -437,20 +324,8 @@ fn exit_2_for_usage_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_3_when_the_wallet_is_already_backed_up() {
-    let seed = Seed::example();
-    let sandbox = seed
-        .builder()
-        .token(TOKEN, seed.environment_id.clone())
-        .wallet(
-            Wallet::new(
-                seed.wallet_id.clone(),
-                seed.environment_id.clone(),
-                seed.user_id,
-            )
-            .backed_up_to("dynamic"),
-        )
-        .start()
-        .await;
+    let sandbox =
+        support::sandbox_with(vec![support::example_wallet().backed_up_to("dynamic")]).await;
     let mut cmd = cli_at(&sandbox.uri());
     create(&mut cmd, &["googleDrive"]);
     let output = run(cmd).await;
@@ -477,15 +352,8 @@ async fn exit_3_when_the_token_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_4_after_a_server_error() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path_regex(READ_PATH))
-        .respond_with(
-            ResponseTemplate::new(500).set_body_json(serde_json::json!({"error": "boom"})),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    let answer = ResponseTemplate::new(500).set_body_json(serde_json::json!({"error": "boom"}));
+    let server = answering("GET", READ_PATH, answer, Some(1)).await;
     let mut cmd = cli_at(&server.uri());
     wallet_get(&mut cmd).args(["--max-attempts", "1"]);
     let output = run(cmd).await;
@@ -496,13 +364,8 @@ async fn exit_4_after_a_server_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_4_when_rate_limited_beyond_the_cap() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path_regex(READ_PATH))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "3600"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let answer = ResponseTemplate::new(429).insert_header("retry-after", "3600");
+    let server = answering("GET", READ_PATH, answer, Some(1)).await;
     let mut cmd = cli_at(&server.uri());
     wallet_get(&mut cmd);
     let output = run(cmd).await;
@@ -514,28 +377,16 @@ async fn exit_4_when_rate_limited_beyond_the_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_5_when_the_create_failed_and_the_wallet_cannot_be_read() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path_regex(CREATE_PATH))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let answer = ResponseTemplate::new(500);
+    let server = answering("POST", CREATE_PATH, answer, Some(1)).await;
     // The settling read gets twice the attempts: 2 with --max-attempts 1.
-    Mock::given(method("GET"))
-        .and(path_regex(READ_PATH))
-        .respond_with(ResponseTemplate::new(500))
-        .expect(2)
-        .mount(&server)
-        .await;
+    let failed = ResponseTemplate::new(500);
+    support::route(&server, "GET", READ_PATH, failed, Some(2)).await;
     let mut cmd = cli_at(&server.uri());
     create(&mut cmd, &["googleDrive"]).args(["--max-attempts", "1"]);
     let output = run(cmd).await;
     let error = assert_error(&output, 5, "outcome_unknown");
-    assert!(error["message"]
-        .as_str()
-        .unwrap()
-        .contains("read the wallet"));
+    assert!(support::message(&error).contains("read the wallet"));
     assert_eq!(error["attempts"], 3);
 }
 
@@ -558,14 +409,8 @@ fn exit_6_when_nothing_listens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_7_when_the_wallet_is_not_json() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path_regex(READ_PATH))
-        .respond_with(
-            ResponseTemplate::new(200).set_body_raw("<html>hello</html>", "application/json"),
-        )
-        .mount(&server)
-        .await;
+    let answer = ResponseTemplate::new(200).set_body_raw("<html>hello</html>", "application/json");
+    let server = answering("GET", READ_PATH, answer, None).await;
     let mut cmd = cli_at(&server.uri());
     wallet_get(&mut cmd).args(["--max-attempts", "1"]);
     let output = run(cmd).await;
@@ -585,13 +430,9 @@ fn assert_no_token(output: &Output) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_is_never_printed() {
     let sandbox = sandbox().await;
-    let failing = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(
-            ResponseTemplate::new(401).set_body_json(serde_json::json!({"error": "Invalid token"})),
-        )
-        .mount(&failing)
-        .await;
+    let refused =
+        ResponseTemplate::new(401).set_body_json(serde_json::json!({"error": "Invalid token"}));
+    let failing = support::answering_all(refused).await;
 
     for format in ["json", "text"] {
         // Success with trace logs, then (the wallet is backed up by then) a 422.
@@ -632,25 +473,35 @@ async fn the_token_is_never_printed() {
     assert_no_token(&output);
 }
 
-/// `--output json` prints the 201 body as received: fields the SDK does not know survive.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn json_output_is_the_201_body_as_received() {
-    let server = MockServer::start().await;
-    let body = r#"{"message":"ok","walletId":"95b11417-f18f-457f-8804-68e361f9164f","backupActionId":"ba-1","locationsWithKeyShares":[{"location":"paperWallet","keyShareId":"0f0e0d0c-0b0a-4908-8706-050403020100","externalKeyShareId":"0f0e0d0c-0b0a-4908-8706-050403020101","createdAt":"2026-11-24T12:00:00Z"}]}"#;
-    Mock::given(method("POST"))
-        .and(path_regex(CREATE_PATH))
-        .respond_with(ResponseTemplate::new(201).set_body_raw(body, "application/json"))
-        .expect(1)
-        .mount(&server)
-        .await;
+/// Runs `command` against a server whose `verb` route at `at` answers `status` with `body`,
+/// and asserts stdout is that body as received.
+async fn assert_printed_as_received(
+    verb: &str,
+    at: &str,
+    status: u16,
+    body: &str,
+    command: impl FnOnce(&mut Command) -> &mut Command,
+) {
+    let answer = ResponseTemplate::new(status).set_body_raw(body, "application/json");
+    let server = answering(verb, at, answer, Some(1)).await;
     let mut cmd = cli_at(&server.uri());
-    create(&mut cmd, &["paperWallet"]).arg("--allow-unknown-location");
+    command(&mut cmd);
     let output = run(cmd).await;
     output.clone().assert().success();
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
         format!("{body}\n")
     );
+}
+
+/// `--output json` prints the 201 body as received: fields the SDK does not know survive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_is_the_201_body_as_received() {
+    let body = r#"{"message":"ok","walletId":"95b11417-f18f-457f-8804-68e361f9164f","backupActionId":"ba-1","locationsWithKeyShares":[{"location":"paperWallet","keyShareId":"0f0e0d0c-0b0a-4908-8706-050403020100","externalKeyShareId":"0f0e0d0c-0b0a-4908-8706-050403020101","createdAt":"2026-11-24T12:00:00Z"}]}"#;
+    assert_printed_as_received("POST", CREATE_PATH, 201, body, |cmd| {
+        create(cmd, &["paperWallet"]).arg("--allow-unknown-location")
+    })
+    .await;
 }
 
 #[cfg(feature = "sandbox")]
@@ -691,22 +542,8 @@ fn share_set_id_is_sent_and_the_summary_shows_the_share_set() {
 /// `wallet get --output json` echoes the wallet as received: fields the SDK does not know survive.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wallet_get_json_is_the_body_as_received() {
-    let server = MockServer::start().await;
     let body = r#"{"wallet":{"walletId":"95b11417-f18f-457f-8804-68e361f9164f","accountAddress":"0xabc","chainName":"EVM","derivationPath":"m/0","thresholdSignatureScheme":"TWO_OF_TWO","keyShares":[{"id":"k-1","backupLocation":"googleDrive","passwordEncrypted":false,"createdAt":"2026-11-24T12:00:00Z"}],"shareSetId":"5f0c6d9e-0d1b-4c3e-9a57-2f1f8f0b7a11"}}"#;
-    Mock::given(method("GET"))
-        .and(path_regex(READ_PATH))
-        .respond_with(ResponseTemplate::new(200).set_body_raw(body, "application/json"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let mut cmd = cli_at(&server.uri());
-    wallet_get(&mut cmd);
-    let output = run(cmd).await;
-    output.clone().assert().success();
-    assert_eq!(
-        String::from_utf8(output.stdout).unwrap(),
-        format!("{body}\n")
-    );
+    assert_printed_as_received("GET", READ_PATH, 200, body, wallet_get).await;
 }
 
 // The `sandbox` feature.
@@ -818,7 +655,7 @@ async fn usage_errors_print_one_json_document_when_json_is_asked_for() {
             assert_eq!(error["status"], Value::Null);
             assert_eq!(error["requestId"], Value::Null);
             assert_eq!(error["attempts"], 0);
-            let message = error["message"].as_str().unwrap();
+            let message = support::message(&error);
             assert!(message.contains(named), "{args:?}: {message}");
             assert!(!message.starts_with("error:"), "{message}");
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -957,7 +794,7 @@ async fn exit_2_for_a_bad_location_json_naming_the_flag_and_the_field() {
         create(&mut cmd, &["googleDrive"]).args(["--location-json", value]);
         let output = run(cmd).await;
         let error = assert_error(&output, 2, "invalid_input");
-        let message = error["message"].as_str().unwrap();
+        let message = support::message(&error);
         assert!(
             message.contains("--location-json") && message.contains(field),
             "{value}: {message}"
@@ -973,9 +810,6 @@ async fn exit_2_for_a_bad_location_json_naming_the_flag_and_the_field() {
     ]);
     let output = run(cmd).await;
     let error = assert_error(&output, 2, "invalid_input");
-    assert!(
-        error["message"].as_str().unwrap().contains("keygenId"),
-        "{error}"
-    );
+    assert!(support::message(&error).contains("keygenId"), "{error}");
     drop(server); // verifies nothing was sent
 }

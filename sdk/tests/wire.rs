@@ -2,52 +2,20 @@
 
 use dynamic_waas_api::enums::{ThresholdSignatureScheme, WaasBackupOptionsEnum, WaasChainEnum};
 use dynamic_waas_api::error::{ErrorResponse, DEFAULT_ERROR_BODY_LIMIT};
-use dynamic_waas_api::ids::{EnvironmentId, WalletId};
 use dynamic_waas_api::{types, Client, Error, RequestOptions};
 use serde_json::Value;
-use wiremock::matchers::{any, body_json, header, method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, ResponseTemplate};
 
-const ENV: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
-const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
-const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
-const TOKEN: &str = "dyn_test_token_0123456789";
-const CREATE_PATH: &str =
-    "/environments/0b1c2d3e-4f50-4617-8899-aabbccddeeff/waas/95b11417-f18f-457f-8804-68e361f9164f/keyShares/backup/locations";
-const WALLET_PATH: &str =
-    "/environments/0b1c2d3e-4f50-4617-8899-aabbccddeeff/waas/95b11417-f18f-457f-8804-68e361f9164f";
+mod support;
+use support::{
+    client, create_answered, create_path, fixture, ids, read_answered, server, wallet_path, TOKEN,
+    USER, WALLET,
+};
 
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
-}
-
-/// A server whose catch-all mock fails the test on any request no other mock expects.
-async fn server() -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(599).set_body_string("unexpected request"))
-        .with_priority(u8::MAX)
-        .expect(0)
-        .named("catch-all: no unexpected request")
-        .mount(&server)
-        .await;
-    server
-}
-
-fn client(server: &MockServer) -> Client {
-    Client::new(
-        &server.uri(),
-        RequestOptions::new().bearer_token(TOKEN).unwrap(),
-    )
-}
-
-fn ids() -> (EnvironmentId, WalletId) {
-    (ENV.parse().unwrap(), WALLET.parse().unwrap())
-}
-
-fn seed_body() -> types::BackupKeySharesToLocationsWithUserIdRequest {
-    serde_json::from_value(fixture("seed_request.json")).unwrap()
+/// The error response a failed call ended with.
+async fn error_response(err: Error<dynamic_waas_api::ByteStream>, limit: usize) -> ErrorResponse {
+    ErrorResponse::from_error(err, limit).await.unwrap()
 }
 
 #[tokio::test]
@@ -56,7 +24,7 @@ fn seed_body() -> types::BackupKeySharesToLocationsWithUserIdRequest {
 async fn sends_exactly_the_request_the_spec_describes() {
     let server = server().await;
     Mock::given(method("POST"))
-        .and(path(CREATE_PATH))
+        .and(path(create_path()))
         .and(header("content-type", "application/json"))
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
         .and(body_json(fixture("seed_request.json")))
@@ -92,17 +60,9 @@ async fn sends_exactly_the_request_the_spec_describes() {
 
 #[tokio::test]
 async fn parses_the_seed_201_response_into_typed_values() {
-    let server = server().await;
-    Mock::given(method("POST"))
-        .and(path(CREATE_PATH))
-        .respond_with(ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json")))
-        .mount(&server)
-        .await;
-    let (env, wallet) = ids();
-    let response = client(&server)
-        .backup_key_shares_to_locations_for_pregen(&env, &wallet, &seed_body())
-        .await
-        .unwrap();
+    let answer = ResponseTemplate::new(201).set_body_json(fixture("seed_response_201.json"));
+    let (_server, response) = create_answered(answer).await;
+    let response = response.unwrap();
     assert_eq!(response.status(), 201);
     let created = response.into_inner();
     assert_eq!(created.message, "<string>");
@@ -134,23 +94,12 @@ async fn each_documented_error_status_is_a_typed_error_with_status_and_body() {
         (500, serde_json::json!({"error": "Internal Server Error"})),
     ];
     for (status, body) in cases {
-        let server = server().await;
-        Mock::given(method("POST"))
-            .and(path(CREATE_PATH))
-            .respond_with(ResponseTemplate::new(status).set_body_json(&body))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let (env, wallet) = ids();
-        let err = client(&server)
-            .backup_key_shares_to_locations_for_pregen(&env, &wallet, &seed_body())
-            .await
-            .unwrap_err();
+        let (server, err) =
+            create_answered(ResponseTemplate::new(status).set_body_json(&body)).await;
+        let err = err.unwrap_err();
         assert!(matches!(err, Error::ErrorResponse(_)), "{status}: {err:?}");
         assert_eq!(err.status().map(|s| s.as_u16()), Some(status));
-        let response = ErrorResponse::from_error(err, DEFAULT_ERROR_BODY_LIMIT)
-            .await
-            .unwrap();
+        let response = error_response(err, DEFAULT_ERROR_BODY_LIMIT).await;
         assert_eq!(response.status().as_u16(), status);
         // Compared as JSON: the folded schema's field types follow the documented errors.
         let parsed = serde_json::to_value(response.parsed().expect("a JSON error body")).unwrap();
@@ -158,6 +107,7 @@ async fn each_documented_error_status_is_a_typed_error_with_status_and_body() {
         assert_eq!(parsed["code"], body["code"]);
         assert_eq!(response.error_text(), body["error"].as_str());
         assert_eq!(response.code(), body["code"].as_str());
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
     }
 }
 
@@ -177,28 +127,16 @@ async fn undocumented_statuses_keep_status_headers_and_raw_body() {
         (502, "<html><body>502 Bad Gateway</body></html>", None),
     ];
     for (status, body, code) in cases {
-        let server = server().await;
-        Mock::given(method("POST"))
-            .and(path(CREATE_PATH))
-            .respond_with(
-                ResponseTemplate::new(status)
-                    .insert_header("retry-after", "7")
-                    .set_body_raw(body, "application/json"),
-            )
-            .mount(&server)
-            .await;
-        let (env, wallet) = ids();
-        let err = client(&server)
-            .backup_key_shares_to_locations_for_pregen(&env, &wallet, &seed_body())
-            .await
-            .unwrap_err();
+        let answer = ResponseTemplate::new(status)
+            .insert_header("retry-after", "7")
+            .set_body_raw(body, "application/json");
+        let (_server, err) = create_answered(answer).await;
+        let err = err.unwrap_err();
         assert!(
             matches!(err, Error::UnexpectedResponse(_)),
             "{status}: {err:?}"
         );
-        let response = ErrorResponse::from_error(err, DEFAULT_ERROR_BODY_LIMIT)
-            .await
-            .unwrap();
+        let response = error_response(err, DEFAULT_ERROR_BODY_LIMIT).await;
         assert_eq!(response.status().as_u16(), status);
         assert_eq!(response.headers()["retry-after"], "7");
         assert_eq!(response.body().as_ref(), body.as_bytes());
@@ -215,24 +153,11 @@ async fn non_json_error_bodies_keep_status_headers_and_raw_body() {
         (401, "not json {", "application/json"),
     ];
     for (status, body, content_type) in cases {
-        let server = server().await;
-        Mock::given(method("GET"))
-            .and(path(WALLET_PATH))
-            .respond_with(
-                ResponseTemplate::new(status)
-                    .insert_header("x-proxy", "edge-1")
-                    .set_body_raw(body, content_type),
-            )
-            .mount(&server)
-            .await;
-        let (env, wallet) = ids();
-        let err = client(&server)
-            .get_waas_wallet_by_wallet_id(&env, &wallet)
-            .await
-            .unwrap_err();
-        let response = ErrorResponse::from_error(err, DEFAULT_ERROR_BODY_LIMIT)
-            .await
-            .unwrap();
+        let answer = ResponseTemplate::new(status)
+            .insert_header("x-proxy", "edge-1")
+            .set_body_raw(body, content_type);
+        let (_server, read) = read_answered(answer).await;
+        let response = error_response(read.unwrap_err(), DEFAULT_ERROR_BODY_LIMIT).await;
         assert_eq!(response.status().as_u16(), status);
         assert_eq!(response.headers()["x-proxy"], "edge-1");
         assert_eq!(response.body().as_ref(), body.as_bytes());
@@ -243,39 +168,19 @@ async fn non_json_error_bodies_keep_status_headers_and_raw_body() {
 
 #[tokio::test]
 async fn a_long_error_body_is_cut_at_the_limit() {
-    let server = server().await;
     let body = "x".repeat(10_000);
-    Mock::given(method("GET"))
-        .and(path(WALLET_PATH))
-        .respond_with(ResponseTemplate::new(503).set_body_string(body))
-        .mount(&server)
-        .await;
-    let (env, wallet) = ids();
-    let err = client(&server)
-        .get_waas_wallet_by_wallet_id(&env, &wallet)
-        .await
-        .unwrap_err();
-    let response = ErrorResponse::from_error(err, 100).await.unwrap();
+    let (_server, read) = read_answered(ResponseTemplate::new(503).set_body_string(body)).await;
+    let response = error_response(read.unwrap_err(), 100).await;
     assert_eq!(response.body().len(), 100);
     assert!(response.is_truncated());
 }
 
 #[tokio::test]
 async fn unknown_location_and_unknown_fields_are_parsed_and_kept() {
-    let server = server().await;
-    Mock::given(method("POST"))
-        .and(path(CREATE_PATH))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(fixture("response_201_unknown_location.json")),
-        )
-        .mount(&server)
-        .await;
-    let (env, wallet) = ids();
-    let created = client(&server)
-        .backup_key_shares_to_locations_for_pregen(&env, &wallet, &seed_body())
-        .await
-        .unwrap()
-        .into_inner();
+    let answer =
+        ResponseTemplate::new(201).set_body_json(fixture("response_201_unknown_location.json"));
+    let (_server, created) = create_answered(answer).await;
+    let created = created.unwrap().into_inner();
     let share = &created.locations_with_key_shares[0];
     assert!(share.location.is_unknown());
     assert_eq!(share.location.as_str(), "paperWallet");
@@ -292,24 +197,12 @@ async fn unknown_location_and_unknown_fields_are_parsed_and_kept() {
 
 #[tokio::test]
 async fn a_success_body_over_the_limit_is_refused_without_reading_it_whole() {
-    let server = server().await;
     let mut big = fixture("seed_response_201.json");
     big["message"] = Value::String("m".repeat(2 << 20));
-    Mock::given(method("POST"))
-        .and(path(CREATE_PATH))
-        .respond_with(ResponseTemplate::new(201).set_body_json(big))
-        .mount(&server)
-        .await;
-    let client = Client::new(
-        &server.uri(),
-        RequestOptions::new()
-            .bearer_token(TOKEN)
-            .unwrap()
-            .max_response_bytes(64 * 1024),
-    );
-    let (env, wallet) = ids();
-    let err = client
-        .backup_key_shares_to_locations_for_pregen(&env, &wallet, &seed_body())
+    let answer = ResponseTemplate::new(201).set_body_json(big);
+    let server = support::answering("POST", create_path(), answer).await;
+    let options = RequestOptions::new().max_response_bytes(64 * 1024);
+    let err = support::create_with(&support::client_with(&server, options))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::ResponseBodyError(_)), "{err:?}");
@@ -324,15 +217,13 @@ async fn wallet_read_round_trips_with_and_without_key_shares() {
         let server = server().await;
         let expected = fixture(name);
         Mock::given(method("GET"))
-            .and(path(WALLET_PATH))
+            .and(path(wallet_path()))
             .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
             .respond_with(ResponseTemplate::new(200).set_body_json(&expected))
             .expect(1)
             .mount(&server)
             .await;
-        let (env, wallet) = ids();
-        let read = client(&server)
-            .get_waas_wallet_by_wallet_id(&env, &wallet)
+        let read = support::read_with(&client(&server))
             .await
             .unwrap()
             .into_inner();
@@ -392,11 +283,7 @@ async fn a_chunked_body_over_the_limit_is_refused() {
             .unwrap()
             .max_response_bytes(32 * 1024),
     );
-    let (env, wallet) = ids();
-    let err = client
-        .backup_key_shares_to_locations_for_pregen(&env, &wallet, &seed_body())
-        .await
-        .unwrap_err();
+    let err = support::create_with(&client).await.unwrap_err();
     assert!(matches!(err, Error::ResponseBodyError(_)), "{err:?}");
     drop(client);
     let _ = server.await;

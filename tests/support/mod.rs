@@ -1,16 +1,221 @@
-//! What the facade's tests share: a fast policy, a client for a URI, and the fault proxy.
+//! What the facade's tests share: the example ids, the fixtures, a fast policy, a client for a
+//! URI, a wiremock server that fails on any unexpected request, a route answering in order,
+//! log capture, and the fault proxy.
 
 #![allow(dead_code)] // each test binary uses part of it
 
 pub mod fault_proxy;
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use dynamic_waas::{BackupLocation, Client, CreatedBackup, Error, LocationRequest, RetryPolicy};
 use dynamic_waas_sandbox::{Sandbox, Seed};
+use serde_json::Value;
+use wiremock::matchers::{any, method};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 #[allow(unused_imports)] // each test binary uses part of it
 pub use fault_proxy::{Answer, Fault, FaultProxy};
+
+/// The example environment, wallet and user (those of the fixtures and of `Seed::example()`).
+pub const ENV: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
+pub const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
+pub const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+
+/// The path of the example wallet's create.
+pub fn create_path() -> String {
+    format!("/environments/{ENV}/waas/{WALLET}/keyShares/backup/locations")
+}
+
+/// The path of the example wallet's read.
+pub fn wallet_path() -> String {
+    format!("/environments/{ENV}/waas/{WALLET}")
+}
+
+/// The path of `tests/fixtures/{name}`.
+pub fn fixture_path(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `tests/fixtures/{name}` as JSON.
+pub fn fixture(name: &str) -> Value {
+    let path = fixture_path(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
+}
+
+/// A `status` answer with `tests/fixtures/{name}` as its JSON body.
+pub fn answer(status: u16, name: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(fixture(name))
+}
+
+/// The example create's 201.
+pub fn created_201() -> ResponseTemplate {
+    answer(201, "seed_response_201.json")
+}
+
+/// A wiremock server whose catch-all fails the test (when the server drops) on any request no
+/// other mock takes.
+pub async fn server() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(599).set_body_string("unexpected request"))
+        .with_priority(u8::MAX)
+        .expect(0)
+        .named("catch-all: no unexpected request")
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A wiremock server answering every request with `response`; with `expect`, it checks when
+/// it drops that it took that many.
+pub async fn answering(response: ResponseTemplate, expect: Option<u64>) -> MockServer {
+    let server = MockServer::start().await;
+    expecting(Mock::given(any()).respond_with(response), expect)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A client of a wiremock server with `token` and `policy`.
+pub fn mock_client(server: &MockServer, token: &str, policy: RetryPolicy) -> Client {
+    client_at(&server.uri(), token, policy)
+}
+
+/// The example wallet's create, with one googleDrive location.
+pub async fn create_example(client: &Client) -> Result<CreatedBackup, Error> {
+    client
+        .create_backup_locations(ENV, WALLET, USER, [google_drive()])
+        .await
+}
+
+/// Every request the server received.
+pub async fn requests(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.expect("recording is on")
+}
+
+/// How many `verb` requests the server received.
+pub async fn count(server: &MockServer, verb: &str) -> usize {
+    requests(server)
+        .await
+        .iter()
+        .filter(|r| r.method.as_str() == verb)
+        .count()
+}
+
+/// Answers with the given responses in order, then with the last one again.
+pub struct InOrder(Mutex<VecDeque<ResponseTemplate>>);
+
+impl InOrder {
+    pub fn new(responses: impl IntoIterator<Item = ResponseTemplate>) -> Self {
+        let responses: VecDeque<_> = responses.into_iter().collect();
+        assert!(!responses.is_empty(), "at least one response");
+        Self(Mutex::new(responses))
+    }
+}
+
+impl Respond for InOrder {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let mut responses = self.0.lock().unwrap();
+        if responses.len() > 1 {
+            responses.pop_front().unwrap()
+        } else {
+            responses[0].clone()
+        }
+    }
+}
+
+/// Mounts a route for `verb` (any path) answering with `responses` in order, the last one
+/// again after that. With `expect`, the server checks, when it drops, that the route took that
+/// many requests.
+pub async fn in_order(
+    server: &MockServer,
+    verb: &str,
+    responses: impl IntoIterator<Item = ResponseTemplate>,
+    expect: Option<u64>,
+) {
+    expecting(
+        Mock::given(method(verb)).respond_with(InOrder::new(responses)),
+        expect,
+    )
+    .mount(server)
+    .await;
+}
+
+/// Mounts a route for `verb` (any path) answering `response`; with `expect`, checked as for
+/// [`in_order`].
+pub async fn route(
+    server: &MockServer,
+    verb: &str,
+    response: ResponseTemplate,
+    expect: Option<u64>,
+) {
+    in_order(server, verb, [response], expect).await;
+}
+
+/// Mounts a route for `verb` requests to `at` (a path) answering `response`.
+pub async fn on(
+    server: &MockServer,
+    verb: &str,
+    at: impl Into<String>,
+    response: ResponseTemplate,
+) {
+    Mock::given(method(verb))
+        .and(wiremock::matchers::path(at.into()))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+/// `mock`, expecting `expect` requests if given.
+pub fn expecting(mock: Mock, expect: Option<u64>) -> Mock {
+    match expect {
+        Some(n) => mock.expect(n),
+        None => mock,
+    }
+}
+
+/// What this test binary's global subscriber wrote.
+#[derive(Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The captured output of this test binary's global subscriber, at `level` and above (the
+/// first call's level holds for the binary). A global one, not `set_default`: tracing caches
+/// each callsite's interest process-wide, and a thread-local subscriber can miss events whose
+/// callsites another test's thread registered first. Other tests' events land here too.
+pub fn captured_logs(level: tracing::Level) -> Captured {
+    static LOGS: OnceLock<Captured> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        logs
+    })
+    .clone()
+}
 
 /// Short waits so the suite stays fast; the rules are the same as the defaults'.
 pub fn fast() -> RetryPolicy {
@@ -27,6 +232,20 @@ pub fn client_at(uri: &str, token: &str, policy: RetryPolicy) -> Client {
     Client::builder()
         .base_url(uri)
         .token(token.to_owned())
+        .retry_policy(policy)
+        .build()
+        .unwrap()
+}
+
+/// A client of `uri` whose tokens come from `provider`, with `policy`.
+pub fn provider_client_at(
+    uri: &str,
+    provider: impl dynamic_waas::TokenProvider,
+    policy: RetryPolicy,
+) -> Client {
+    Client::builder()
+        .base_url(uri)
+        .token_provider(provider)
         .retry_policy(policy)
         .build()
         .unwrap()
@@ -81,10 +300,30 @@ impl Faulty {
             .await
     }
 
+    /// Creates `wallet`'s backup at googleDrive, for the example user.
+    pub async fn create_for(
+        &self,
+        wallet: &dynamic_waas::WalletId,
+    ) -> Result<CreatedBackup, Error> {
+        self.client
+            .create_backup_locations(
+                &self.seed.environment_id,
+                wallet,
+                self.seed.user_id,
+                [google_drive()],
+            )
+            .await
+    }
+
     /// The key share ids the sandbox holds for the example wallet.
     pub fn stored_ids(&self) -> Vec<String> {
+        self.stored_ids_of(&self.seed.wallet_id)
+    }
+
+    /// The key share ids the sandbox holds for `wallet`.
+    pub fn stored_ids_of(&self, wallet: &dynamic_waas::WalletId) -> Vec<String> {
         self.sandbox
-            .key_shares(&self.seed.wallet_id)
+            .key_shares(wallet)
             .unwrap()
             .iter()
             .map(|s| s.id.to_string())
@@ -94,6 +333,19 @@ impl Faulty {
     pub fn applied(&self) -> usize {
         self.sandbox.creates_applied_to(&self.seed.wallet_id)
     }
+}
+
+/// The example wallet (of `Seed::example()`), to change before seeding it.
+pub fn example_wallet() -> dynamic_waas_sandbox::Wallet {
+    let seed = Seed::example();
+    dynamic_waas_sandbox::Wallet::new(seed.wallet_id, seed.environment_id, seed.user_id)
+}
+
+/// The example sandbox with its wallet replaced by `wallet`, and its seed.
+pub async fn seeded_with(wallet: dynamic_waas_sandbox::Wallet) -> (Sandbox, Seed) {
+    let seed = Seed::example();
+    let sandbox = seed.builder().wallet(wallet).start().await;
+    (sandbox, seed)
 }
 
 /// The example seed with `count` more wallets of its user, and their ids (`first`, `first + 1`,

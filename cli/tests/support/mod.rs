@@ -1,0 +1,184 @@
+//! What the CLI's tests share: the example ids and a token, the binary with and without API
+//! settings, its JSON output, the example sandbox, and wiremock servers that fail on any
+//! unexpected request.
+
+#![allow(dead_code)] // each test binary uses part of it
+
+use std::process::{Command, Output};
+
+use assert_cmd::assert::OutputAssertExt;
+use dynamic_waas_sandbox::{Sandbox, Seed, Wallet};
+use serde_json::Value;
+use wiremock::matchers::{any, method, path_regex};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+pub const ENVIRONMENT: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
+pub const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
+pub const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+pub const TOKEN: &str = "dyn_canary_7Qx9zW2mLk4pR8vT";
+
+pub const READ_PATH: &str = r"^/environments/[^/]+/waas/[^/]+$";
+pub const CREATE_PATH: &str = r"^/environments/[^/]+/waas/[^/]+/keyShares/backup/locations$";
+
+/// The binary, with none of the caller's API settings.
+pub fn cli() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dynamic-waas"));
+    for var in ["DYNAMIC_API_TOKEN", "DYN_API_TOKEN", "DYNAMIC_BASE_URL"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// `cli()` against `base_url` with the test token, JSON output and short timeouts.
+pub fn cli_at(base_url: &str) -> Command {
+    let mut cmd = cli();
+    cmd.env("DYNAMIC_API_TOKEN", TOKEN).args([
+        "--base-url",
+        base_url,
+        "--output",
+        "json",
+        "--timeout",
+        "5",
+    ]);
+    cmd
+}
+
+/// `wallet get` of the example wallet.
+pub fn wallet_get(cmd: &mut Command) -> &mut Command {
+    wallet_get_of(cmd, WALLET)
+}
+
+/// `wallet get` of `wallet` in the example environment.
+pub fn wallet_get_of<'c>(cmd: &'c mut Command, wallet: &str) -> &'c mut Command {
+    cmd.args(["wallet", "get", "--environment-id", ENVIRONMENT])
+        .args(["--wallet-id", wallet])
+}
+
+pub fn create<'c>(cmd: &'c mut Command, locations: &[&str]) -> &'c mut Command {
+    cmd.args([
+        "backup-locations",
+        "create",
+        "--environment-id",
+        ENVIRONMENT,
+        "--wallet-id",
+        WALLET,
+        "--user-id",
+        USER,
+    ]);
+    for location in locations {
+        cmd.args(["--location", location]);
+    }
+    cmd
+}
+
+/// Runs the binary off the test's runtime, so that servers in this process keep answering.
+pub async fn run(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("the binary runs"))
+        .await
+        .expect("the runner thread")
+}
+
+/// Stdout as exactly one JSON document.
+pub fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}): {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })
+}
+
+/// The message of a JSON error.
+pub fn message(error: &Value) -> &str {
+    error["message"].as_str().expect("a message")
+}
+
+/// Asserts the exit code and the JSON error's kind; returns the error object.
+pub fn assert_error(output: &Output, code: i32, kind: &str) -> Value {
+    output.clone().assert().code(code);
+    let doc = json(output);
+    let error = doc["error"].clone();
+    assert_eq!(error["kind"], kind, "{doc}");
+    for field in ["status", "message", "requestId", "attempts"] {
+        assert!(error.get(field).is_some(), "no {field} in {doc}");
+    }
+    error
+}
+
+/// The example sandbox, with [`TOKEN`] also valid for its environment.
+pub async fn sandbox() -> Sandbox {
+    sandbox_with(Vec::new()).await
+}
+
+/// [`sandbox()`], with these wallets seeded.
+pub async fn sandbox_with(wallets: Vec<Wallet>) -> Sandbox {
+    let seed = Seed::example();
+    let builder = seed.builder().token(TOKEN, seed.environment_id.clone());
+    wallets
+        .into_iter()
+        .fold(builder, |builder, wallet| builder.wallet(wallet))
+        .start()
+        .await
+}
+
+/// The example wallet, to change before seeding it.
+pub fn example_wallet() -> Wallet {
+    let seed = Seed::example();
+    Wallet::new(seed.wallet_id, seed.environment_id, seed.user_id)
+}
+
+/// A wiremock server that fails the test (when it drops) if anything reaches it that no
+/// route mounted later takes.
+pub async fn untouchable() -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(500))
+        .with_priority(u8::MAX)
+        .expect(0)
+        .named("no unexpected request")
+        .mount(&server)
+        .await;
+    server
+}
+
+/// Mounts on `server` a route for `verb` requests whose path matches `route` (a regex),
+/// answering `response`; with `expect`, checked when the server drops.
+pub async fn route(
+    server: &MockServer,
+    verb: &str,
+    route: &str,
+    response: ResponseTemplate,
+    expect: Option<u64>,
+) {
+    let mock = Mock::given(method(verb))
+        .and(path_regex(route))
+        .respond_with(response);
+    match expect {
+        Some(n) => mock.expect(n),
+        None => mock,
+    }
+    .mount(server)
+    .await;
+}
+
+/// An [`untouchable`] server with one [`route`].
+pub async fn answering(
+    verb: &str,
+    at: &str,
+    response: ResponseTemplate,
+    expect: Option<u64>,
+) -> MockServer {
+    let server = untouchable().await;
+    route(&server, verb, at, response, expect).await;
+    server
+}
+
+/// A server answering every request with `response`.
+pub async fn answering_all(response: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(response)
+        .mount(&server)
+        .await;
+    server
+}
