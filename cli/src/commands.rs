@@ -66,16 +66,7 @@ async fn create(global: &GlobalArgs, args: CreateArgs, printer: Printer) -> Resu
     }
     let target = Target::new(global).await;
     let seed = target.seeded_ids();
-    let environment_id = required(
-        args.ids.environment_id,
-        seed.as_ref().map(|s| s.environment_id.as_str()),
-        "--environment-id",
-    )?;
-    let wallet_id = required(
-        args.ids.wallet_id,
-        seed.as_ref().map(|s| s.wallet_id.as_str()),
-        "--wallet-id",
-    )?;
+    let (environment_id, wallet_id) = wallet_ids(args.ids, seed.as_ref())?;
     let user_id = required(
         args.user_id,
         seed.as_ref().map(|s| s.user_id.as_str()),
@@ -102,22 +93,29 @@ async fn create(global: &GlobalArgs, args: CreateArgs, printer: Printer) -> Resu
 async fn get_wallet(global: &GlobalArgs, ids: WalletIds, printer: Printer) -> Result<(), CliError> {
     let target = Target::new(global).await;
     let seed = target.seeded_ids();
-    let environment_id = required(
-        ids.environment_id,
-        seed.as_ref().map(|s| s.environment_id.as_str()),
-        "--environment-id",
-    )?;
-    let wallet_id = required(
-        ids.wallet_id,
-        seed.as_ref().map(|s| s.wallet_id.as_str()),
-        "--wallet-id",
-    )?;
+    let (environment_id, wallet_id) = wallet_ids(ids, seed.as_ref())?;
     let client = target.client(global)?;
     let (wallet, raw) = client
         .get_wallet(environment_id, wallet_id)
         .with_raw_body()
         .await?;
     printer.wallet(&wallet, &raw).map_err(stdout_error)
+}
+
+/// The environment and wallet ids given, else the sandbox's seeded ones.
+fn wallet_ids(ids: WalletIds, seed: Option<&SeededIds>) -> Result<(String, String), CliError> {
+    Ok((
+        required(
+            ids.environment_id,
+            seed.map(|s| s.environment_id.as_str()),
+            "--environment-id",
+        )?,
+        required(
+            ids.wallet_id,
+            seed.map(|s| s.wallet_id.as_str()),
+            "--wallet-id",
+        )?,
+    ))
 }
 
 /// The given id, else the sandbox's seeded one.
