@@ -30,6 +30,31 @@
 //! ```
 #![forbid(unsafe_code)]
 
+/// What every validated-text newtype of the sdk (ids, labels) implements the same way: its text
+/// as `AsRef<str>`, `Display` and `Serialize`.
+macro_rules! text_newtype {
+    ($name:ident) => {
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+    };
+}
+pub(crate) use text_newtype;
+
 pub mod enums;
 pub mod error;
 mod generated;
