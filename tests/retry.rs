@@ -1,5 +1,6 @@
 //! Retries, `Retry-After`, the retry budget and reconciliation of lost creates, over real
-//! HTTP on loopback (wiremock).
+//! HTTP on loopback: on the sandbox (`dynamic_waas_sandbox`) where it models the case, on raw
+//! wiremock where the point is a wire detail scripted exactly.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -7,13 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use dynamic_waas::{BackupLocation, Client, ErrorKind, RetryPolicy};
+use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Rate, Sandbox, Seed};
 use serde_json::{json, Value};
 use wiremock::matchers::{body_json, header, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 mod support;
 use support::{
-    count, create_example as create, created_201, fast, fixture, fixture_path, in_order, server,
+    create_example as create, created_201, fast, fixture, fixture_path, ids, in_order, server,
     wallet_path, ENV, USER, WALLET,
 };
 
@@ -23,11 +25,33 @@ fn client(server: &MockServer, policy: RetryPolicy) -> Client {
     support::mock_client(server, TOKEN, policy)
 }
 
-/// The example wallet holding `shares`, as a 200.
-fn wallet_200(shares: Value) -> ResponseTemplate {
-    let mut body = fixture("wallet_without_key_shares.json");
-    body["wallet"]["keyShares"] = shares;
-    ResponseTemplate::new(200).set_body_json(body)
+/// The example sandbox (its wallet is `WALLET`, with no key shares).
+async fn sandbox() -> Sandbox {
+    Sandbox::seeded().await.0
+}
+
+/// A client of `sandbox` with the example seed's token and `policy`.
+fn client_of(sandbox: &Sandbox, policy: RetryPolicy) -> Client {
+    support::client_at(&sandbox.uri(), &Seed::example().token, policy)
+}
+
+/// How many wallet reads `sandbox` received.
+fn reads(sandbox: &Sandbox) -> usize {
+    sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.operation == Some(Operation::Read))
+        .count()
+}
+
+/// The key share ids the sandbox recorded on the example wallet.
+fn stored_ids(sandbox: &Sandbox) -> Vec<String> {
+    sandbox
+        .key_shares(&Seed::example().wallet_id)
+        .unwrap()
+        .iter()
+        .map(|s| s.id.to_string())
+        .collect()
 }
 
 /// A client of a port where nothing listens (yet).
@@ -188,6 +212,7 @@ async fn each_error_status_maps_to_its_kind() {
 
 #[tokio::test]
 async fn a_proxys_html_error_keeps_status_and_body() {
+    // Stays on wiremock: its point is a proxy's HTML page, byte for byte, with its exact headers.
     let server = server().await;
     let html = "<html><body><h1>502 Bad Gateway</h1></body></html>";
     Mock::given(method("GET"))
@@ -206,7 +231,7 @@ async fn a_proxys_html_error_keeps_status_and_body() {
     assert!(err.is_retryable());
 }
 
-/// A create answered `first`, then 201: its attempts and how long it took.
+/// A create answered `first`, then 201 (wiremock): its attempts and how long it took.
 async fn created_after(first: ResponseTemplate) -> (u32, Duration) {
     let server = server().await;
     in_order(&server, "POST", [first, created_201()], None).await;
@@ -217,19 +242,27 @@ async fn created_after(first: ResponseTemplate) -> (u32, Duration) {
 
 #[tokio::test]
 async fn rate_limited_then_created_waits_retry_after_seconds() {
-    let (attempts, waited) = created_after(
-        ResponseTemplate::new(429)
-            .insert_header("retry-after", "1")
-            .set_body_json(json!({"error": "Too many requests. Please try again later."})),
-    )
-    .await;
-    assert_eq!(attempts, 2);
+    let sandbox = sandbox().await;
+    sandbox.fail_next(
+        Operation::Create,
+        1,
+        FaultResponse::new(429)
+            .retry_after(1)
+            .json(json!({"error": "Too many requests. Please try again later."})),
+    );
+    let started = Instant::now();
+    let created = create(&client_of(&sandbox, fast())).await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(created.attempts(), 2);
     assert!(waited >= Duration::from_secs(1), "{waited:?}");
     assert!(waited < Duration::from_millis(2500), "{waited:?}");
+    assert_eq!(sandbox.creates_received(), 2);
+    assert_eq!(sandbox.creates_applied(), 1);
 }
 
 #[tokio::test]
 async fn retry_after_as_an_http_date_is_honoured() {
+    // Stays on wiremock: its point is the HTTP-date form of Retry-After, scripted exactly.
     let at = httpdate_in(2);
     let (attempts, waited) =
         created_after(ResponseTemplate::new(429).insert_header("retry-after", at.as_str())).await;
@@ -267,11 +300,14 @@ fn httpdate_in(seconds: u64) -> String {
 
 #[tokio::test]
 async fn retry_after_beyond_the_cap_stops_and_says_how_long() {
-    let server = server().await;
-    let answer = ResponseTemplate::new(429).insert_header("retry-after", "3600");
-    support::route(&server, "POST", answer, Some(1)).await;
+    let sandbox = sandbox().await;
+    sandbox.fail_next(
+        Operation::Create,
+        1,
+        FaultResponse::new(429).retry_after(3600),
+    );
     let started = Instant::now();
-    let err = create(&client(&server, fast())).await.unwrap_err();
+    let err = create(&client_of(&sandbox, fast())).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(1));
     assert_eq!(
         *err.kind(),
@@ -283,23 +319,26 @@ async fn retry_after_beyond_the_cap_stops_and_says_how_long() {
     assert_eq!(err.headers().unwrap()["retry-after"], "3600");
     assert!(err.to_string().contains("asked to wait 3600s"), "{err}");
     assert_eq!(err.attempts(), 1);
+    assert_eq!(sandbox.creates_received(), 1);
+    assert_eq!(sandbox.creates_applied(), 0);
 }
 
 #[tokio::test]
 async fn a_503_burst_with_retry_after_is_ridden_out() {
-    let server = server().await;
-    let busy = ResponseTemplate::new(503).insert_header("retry-after", "0");
-    let answers = [busy.clone(), busy.clone(), busy.clone(), created_201()];
-    in_order(&server, "POST", answers, None).await;
-    let created = create(&client(&server, fast().max_attempts(4)))
+    let busy = FaultResponse::new(503).retry_after(0);
+    let sandbox = sandbox().await;
+    sandbox.fail_next(Operation::Create, 3, busy.clone());
+    let created = create(&client_of(&sandbox, fast().max_attempts(4)))
         .await
         .unwrap();
     assert_eq!(created.attempts(), 4);
-    drop(server);
+    assert_eq!(sandbox.creates_received(), 4);
+    assert_eq!(sandbox.creates_applied(), 1);
+    drop(sandbox);
     // With fewer attempts than the burst, the caller gets the rate limit.
-    let server2 = self::server().await;
-    support::route(&server2, "POST", busy, Some(3)).await;
-    let err = create(&client(&server2, fast())).await.unwrap_err();
+    let sandbox = self::sandbox().await;
+    sandbox.fail_at_rate(Operation::Create, Rate::every(1), busy);
+    let err = create(&client_of(&sandbox, fast())).await.unwrap_err();
     assert_eq!(
         *err.kind(),
         ErrorKind::RateLimited {
@@ -307,14 +346,16 @@ async fn a_503_burst_with_retry_after_is_ridden_out() {
         }
     );
     assert_eq!(err.attempts(), 3);
+    assert_eq!(sandbox.creates_received(), 3);
+    assert_eq!(sandbox.creates_applied(), 0);
 }
 
 #[tokio::test]
 async fn the_retry_budget_caps_amplification_against_a_failing_server() {
-    let server = server().await;
-    support::route(&server, "GET", ResponseTemplate::new(503), None).await;
-    let client = client(
-        &server,
+    let sandbox = sandbox().await;
+    sandbox.fail_at_rate(Operation::Read, Rate::every(1), FaultResponse::new(503));
+    let client = client_of(
+        &sandbox,
         fast().max_attempts(3).initial_backoff(Duration::ZERO),
     );
     let calls = 1000usize;
@@ -331,7 +372,7 @@ async fn the_retry_budget_caps_amplification_against_a_failing_server() {
             assert_eq!(*err.kind(), ErrorKind::ServerError);
         }
     }
-    let requests = count(&server, "GET").await;
+    let requests = reads(&sandbox);
     let amplification = requests as f64 / calls as f64;
     eprintln!("{calls} calls -> {requests} requests (x{amplification:.3})");
     // Without a budget: 3 requests per call. With it: the 50 of headroom, and no more while
@@ -373,76 +414,80 @@ async fn connection_refused_for_good_is_a_transport_error() {
     assert!(err.to_string().contains("3 attempts"), "{err}");
 }
 
-fn one_share() -> Value {
-    json!([{"id": "0f0e0d0c-0b0a-4908-8706-050403020100", "backupLocation": "googleDrive",
-            "passwordEncrypted": false, "externalKeyShareId": "0f0e0d0c-0b0a-4908-8706-050403020101"}])
-}
-
 #[tokio::test]
 async fn a_create_applied_but_answered_500_is_reconciled_from_the_wallet() {
-    let server = server().await;
-    let answer =
-        ResponseTemplate::new(500).set_body_json(json!({"error": "Internal Server Error"}));
-    support::route(&server, "POST", answer, Some(1)).await;
-    Mock::given(method("GET"))
-        .and(path(wallet_path()))
-        .respond_with(wallet_200(one_share()))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let created = create(&client(&server, fast())).await.unwrap();
+    let sandbox = sandbox().await;
+    // Applied, then answered `500 {"error": "Internal Server Error"}`.
+    sandbox.fail_next(
+        Operation::Create,
+        1,
+        Fault::ApplyThenRespond(FaultResponse::new(500)),
+    );
+    let created = create(&client_of(&sandbox, fast())).await.unwrap();
     assert!(created.is_reconciled());
     assert_eq!(created.attempts(), 2);
     let share = &created.locations_with_key_shares()[0];
-    assert_eq!(
-        share.key_share_id.as_str(),
-        "0f0e0d0c-0b0a-4908-8706-050403020100"
-    );
+    assert_eq!(vec![share.key_share_id.to_string()], stored_ids(&sandbox));
     assert_eq!(serde_json::to_value(&created).unwrap()["reconciled"], true);
     assert_eq!(
-        count(&server, "POST").await,
+        sandbox.creates_received(),
         1,
         "the create was sent exactly once"
     );
+    assert_eq!(sandbox.creates_applied(), 1);
+    assert_eq!(reads(&sandbox), 1);
 }
 
 #[tokio::test]
 async fn a_create_answered_after_the_timeout_is_reconciled_not_resent() {
-    let server = server().await;
-    let late = created_201().set_delay(Duration::from_secs(2));
-    support::route(&server, "POST", late, Some(1)).await;
-    support::route(&server, "GET", wallet_200(one_share()), Some(1)).await;
-    let created = create(&client(
-        &server,
+    let sandbox = sandbox().await;
+    sandbox.fail_next(
+        Operation::Create,
+        1,
+        Fault::ApplyThenDelay(Duration::from_secs(2)),
+    );
+    let created = create(&client_of(
+        &sandbox,
         fast().attempt_timeout(Duration::from_millis(300)),
     ))
     .await
     .unwrap();
     assert!(created.is_reconciled());
-    assert_eq!(count(&server, "POST").await, 1);
+    assert_eq!(ids(&created), stored_ids(&sandbox));
+    assert_eq!(sandbox.creates_received(), 1);
+    assert_eq!(sandbox.creates_applied(), 1);
+    assert_eq!(reads(&sandbox), 1);
 }
 
 #[tokio::test]
 async fn a_lost_create_the_wallet_shows_no_shares_for_is_retried_once() {
-    let server = server().await;
-    let lost = ResponseTemplate::new(502).set_body_raw("<html>bad gateway</html>", "text/html");
-    in_order(&server, "POST", [lost, created_201()], Some(2)).await;
-    let no_shares = support::answer(200, "wallet_without_key_shares.json");
-    support::route(&server, "GET", no_shares, Some(1)).await;
-    let created = create(&client(&server, fast())).await.unwrap();
+    let sandbox = sandbox().await;
+    // A gateway answers 502 and the create never reaches the service.
+    sandbox.fail_next(
+        Operation::Create,
+        1,
+        Fault::Reject(FaultResponse::new(502).html("<html>bad gateway</html>")),
+    );
+    let created = create(&client_of(&sandbox, fast())).await.unwrap();
     assert!(!created.is_reconciled());
     assert_eq!(created.attempts(), 3, "create, read, create");
+    assert_eq!(sandbox.creates_received(), 2, "sent again exactly once");
+    assert_eq!(sandbox.creates_applied(), 1);
+    assert_eq!(reads(&sandbox), 1);
+    assert_eq!(ids(&created), stored_ids(&sandbox));
 }
 
 #[tokio::test]
 async fn a_lost_create_whose_wallet_cannot_be_read_is_outcome_unknown() {
-    let server = server().await;
-    support::route(&server, "POST", ResponseTemplate::new(504), Some(1)).await;
-    // A settling read gets twice the policy's attempts: reads are what recover the ids.
-    support::route(&server, "GET", ResponseTemplate::new(500), Some(4)).await;
-    let err = create(&client(&server, fast().max_attempts(2)))
+    let sandbox = sandbox().await;
+    sandbox.fail_next(Operation::Create, 1, FaultResponse::new(504));
+    sandbox.fail_at_rate(Operation::Read, Rate::every(1), FaultResponse::new(500));
+    let err = create(&client_of(&sandbox, fast().max_attempts(2)))
         .await
         .unwrap_err();
+    // A settling read gets twice the policy's attempts: reads are what recover the ids.
+    assert_eq!(reads(&sandbox), 4);
+    assert_eq!(sandbox.creates_received(), 1, "never sent again");
     match err.kind() {
         ErrorKind::OutcomeUnknown { reason } => {
             assert!(reason.contains("wallet read failed"), "{reason}")
@@ -463,13 +508,15 @@ async fn a_lost_create_whose_wallet_cannot_be_read_is_outcome_unknown() {
 
 #[tokio::test]
 async fn an_unreadable_201_is_reconciled_because_the_create_happened() {
-    let server = server().await;
-    let cut =
-        ResponseTemplate::new(201).set_body_raw("{\"message\": \"cut off", "application/json");
-    support::route(&server, "POST", cut, Some(1)).await;
-    support::route(&server, "GET", wallet_200(one_share()), Some(1)).await;
-    let created = create(&client(&server, fast())).await.unwrap();
+    let sandbox = sandbox().await;
+    let cut = FaultResponse::new(201).body("{\"message\": \"cut off", "application/json");
+    sandbox.fail_next(Operation::Create, 1, Fault::ApplyThenRespond(cut));
+    let created = create(&client_of(&sandbox, fast())).await.unwrap();
     assert!(created.is_reconciled());
+    assert_eq!(ids(&created), stored_ids(&sandbox));
+    assert_eq!(sandbox.creates_received(), 1);
+    assert_eq!(sandbox.creates_applied(), 1);
+    assert_eq!(reads(&sandbox), 1);
 }
 
 /// A stateful fake for the concurrency test: it records creates per wallet and fails every
@@ -624,6 +671,7 @@ async fn two_hundred_concurrent_calls_each_end_with_one_definite_outcome() {
 
 #[tokio::test]
 async fn a_response_over_the_size_bound_is_refused_with_its_status() {
+    // Stays on wiremock: its point is a body over the size bound, scripted to the byte.
     let server = server().await;
     let mut big = fixture("wallet_without_key_shares.json");
     big["wallet"]["accountAddress"] = Value::String("0".repeat(64 * 1024));
@@ -698,12 +746,11 @@ async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
 
 #[tokio::test]
 async fn a_read_slower_than_every_attempt_is_a_timeout() {
-    let server = server().await;
-    let slow = support::answer(200, "wallet_without_key_shares.json")
-        .set_delay(Duration::from_millis(500));
-    support::route(&server, "GET", slow, Some(2)).await;
-    let err = client(
-        &server,
+    let sandbox = sandbox().await;
+    let slow = Fault::ApplyThenDelay(Duration::from_millis(500));
+    sandbox.fail_at_rate(Operation::Read, Rate::every(1), slow);
+    let err = client_of(
+        &sandbox,
         fast()
             .max_attempts(2)
             .attempt_timeout(Duration::from_millis(100)),
@@ -714,6 +761,7 @@ async fn a_read_slower_than_every_attempt_is_a_timeout() {
     assert_eq!(*err.kind(), ErrorKind::Timeout);
     assert_eq!(err.attempts(), 2);
     assert!(err.is_retryable());
+    assert_eq!(reads(&sandbox), 2);
 }
 
 #[test]
@@ -728,6 +776,7 @@ fn the_client_and_its_calls_can_be_shared_across_tasks() {
 
 #[tokio::test]
 async fn the_raw_201_body_is_kept_byte_for_byte_and_unknown_fields_are_typed_extras() {
+    // Stays on wiremock: its point is raw 201 bytes with a field the sandbox never sends.
     let server = server().await;
     let raw = std::fs::read(fixture_path("response_201_unknown_location.json")).unwrap();
     let answer = ResponseTemplate::new(201).set_body_raw(raw.clone(), "application/json");
