@@ -515,7 +515,7 @@ async fn a_5_kb_422_body_is_still_recognised() {
 async fn a_fifth_of_creates_lost_after_apply_all_come_back_with_their_ids() {
     // More lost answers (60) than the budget's headroom (50): only refills keep reads going.
     const WALLETS: usize = 300;
-    let (builder, wallets) = support::with_wallets(0xa000, WALLETS as u128);
+    let (builder, wallets) = support::with_wallets(WALLETS);
     let f = Arc::new(Faulty::start_with(builder, fast()).await);
     // Every fifth create is applied and then its answer is lost, in turns of three kinds.
     f.proxy.rule(|method, n| match (method, n % 15) {
@@ -536,7 +536,7 @@ async fn a_fifth_of_creates_lost_after_apply_all_come_back_with_their_ids() {
     let mut reconciled = 0;
     for (task, wallet) in tasks.into_iter().zip(&wallets) {
         let (got, was_reconciled) = task.await.unwrap().unwrap();
-        assert_eq!(got, f.stored_ids_of(wallet));
+        assert_eq!(got, f.stored_ids_of(&wallet.wallet_id));
         reconciled += usize::from(was_reconciled);
     }
     assert_eq!(reconciled, WALLETS / 5);

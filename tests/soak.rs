@@ -31,7 +31,7 @@ struct Report {
 }
 
 async fn soak(lag: Duration, seed: u64) -> Report {
-    let (builder, wallets) = with_wallets(0x50a4_0000, WALLETS);
+    let (builder, wallets) = with_wallets(WALLETS as usize);
     let builder = builder.read_lag(lag);
     let policy = RetryPolicy::default()
         .attempt_timeout(Duration::from_secs(1))
@@ -75,8 +75,8 @@ async fn soak(lag: Duration, seed: u64) -> Report {
     };
     for (task, wallet) in tasks.into_iter().zip(&wallets) {
         let result = task.await.unwrap();
-        let applied = f.sandbox.creates_applied_to(wallet) > 0;
-        let stored = f.stored_ids_of(wallet);
+        let applied = f.sandbox.creates_applied_to(&wallet.wallet_id) > 0;
+        let stored = f.stored_ids_of(&wallet.wallet_id);
         match &result {
             Ok(created) => {
                 if created.is_reconciled() {

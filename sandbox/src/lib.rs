@@ -102,7 +102,7 @@ use wiremock::{Mock, MockServer};
 pub use faults::{Fault, FaultResponse, Operation, Rate, Target};
 pub use rate_limit::RateLimit;
 pub use record::{RecordedBody, RecordedRequest, RECORDED_BODY_LIMIT, RECORDED_REQUESTS_LIMIT};
-pub use seed::{SandboxBuilder, Seed, Wallet, KNOWN_LOCATIONS};
+pub use seed::{Pregenerated, SandboxBuilder, Seed, Wallet, KNOWN_LOCATIONS};
 pub use validate::MAX_BODY_BYTES;
 
 use responder::{lock, Responder};

@@ -143,6 +143,24 @@ impl Wallet {
     }
 }
 
+/// A pregenerated wallet and the user who owns it (see [`SandboxBuilder::pregenerated`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Pregenerated {
+    /// The environment the wallet is in.
+    pub environment_id: EnvironmentId,
+    /// The wallet, with no key shares.
+    pub wallet_id: WalletId,
+    /// The user who owns it.
+    pub user_id: Uuid,
+}
+
+/// A UUID v4 from a seeded generator: the same `n`, the same id.
+fn deterministic_uuid(n: u64) -> Uuid {
+    let mut rng = fastrand::Rng::with_seed(n ^ 0x5eed_0f_ba11);
+    uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes()).into_uuid()
+}
+
 /// A key share as a wallet read shows it, built from JSON so that fields upstream adds later
 /// need no edit here.
 pub(crate) fn key_share(id: Uuid, location: &str, external: Option<&str>) -> WalletKeyShareInfo {
@@ -251,6 +269,47 @@ impl SandboxBuilder {
     pub fn read_lag(mut self, lag: std::time::Duration) -> Self {
         self.read_lag = lag;
         self
+    }
+
+    /// `count` pregenerated wallets in `environment`, each owned by a user of its own with no
+    /// key shares yet, as an integration that backs up wallets in bulk has them. The ids are
+    /// deterministic (row `i` always has the same ids), so that an input file written once
+    /// matches every run.
+    ///
+    /// ```
+    /// use dynamic_waas_sandbox::{SandboxBuilder, Seed};
+    ///
+    /// let seed = Seed::example();
+    /// let (builder, rows) = SandboxBuilder::new()
+    ///     .token(seed.token.clone(), seed.environment_id.clone())
+    ///     .pregenerated(&seed.environment_id, 3);
+    /// assert_eq!(rows.len(), 3);
+    /// let (_, again) = SandboxBuilder::new().pregenerated(&seed.environment_id, 3);
+    /// assert_eq!(rows, again);
+    /// # let _ = builder;
+    /// ```
+    pub fn pregenerated(
+        mut self,
+        environment: &EnvironmentId,
+        count: usize,
+    ) -> (Self, Vec<Pregenerated>) {
+        let rows: Vec<Pregenerated> = (0..count as u64)
+            .map(|i| Pregenerated {
+                environment_id: environment.clone(),
+                wallet_id: WalletId::from(deterministic_uuid(2 * i)),
+                user_id: deterministic_uuid(2 * i + 1),
+            })
+            .collect();
+        for row in &rows {
+            self = self
+                .user(row.user_id, environment.clone())
+                .wallet(Wallet::new(
+                    row.wallet_id.clone(),
+                    environment.clone(),
+                    row.user_id,
+                ));
+        }
+        (self, rows)
     }
 
     /// Starts the sandbox on a free loopback port.

@@ -301,15 +301,16 @@ impl Faulty {
     }
 
     /// Creates `wallet`'s backup at googleDrive, for the example user.
+    /// Backs up a pregenerated wallet (see [`with_wallets`]) to Google Drive.
     pub async fn create_for(
         &self,
-        wallet: &dynamic_waas::WalletId,
+        row: &dynamic_waas_sandbox::Pregenerated,
     ) -> Result<CreatedBackup, Error> {
         self.client
             .create_backup_locations(
-                &self.seed.environment_id,
-                wallet,
-                self.seed.user_id,
+                &row.environment_id,
+                &row.wallet_id,
+                row.user_id,
                 [google_drive()],
             )
             .await
@@ -348,27 +349,16 @@ pub async fn seeded_with(wallet: dynamic_waas_sandbox::Wallet) -> (Sandbox, Seed
     (sandbox, seed)
 }
 
-/// The example seed with `count` more wallets of its user, and their ids (`first`, `first + 1`,
-/// ... as UUIDs).
+/// The example seed with `count` pregenerated wallets, each of its own user, in its
+/// environment (see `SandboxBuilder::pregenerated`).
 pub fn with_wallets(
-    first: u128,
-    count: u128,
+    count: usize,
 ) -> (
     dynamic_waas_sandbox::SandboxBuilder,
-    Vec<dynamic_waas::WalletId>,
+    Vec<dynamic_waas_sandbox::Pregenerated>,
 ) {
     let seed = Seed::example();
-    let ids: Vec<dynamic_waas::WalletId> = (first..first + count)
-        .map(|i| uuid::Uuid::from_u128(i).into())
-        .collect();
-    let builder = ids.iter().fold(seed.builder(), |builder, id| {
-        builder.wallet(dynamic_waas_sandbox::Wallet::new(
-            id.clone(),
-            seed.environment_id.clone(),
-            seed.user_id,
-        ))
-    });
-    (builder, ids)
+    seed.builder().pregenerated(&seed.environment_id, count)
 }
 
 /// The key share ids of a result.
