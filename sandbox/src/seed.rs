@@ -157,7 +157,7 @@ pub struct Pregenerated {
 
 /// A UUID v4 from a seeded generator: the same `n`, the same id.
 fn deterministic_uuid(n: u64) -> Uuid {
-    let mut rng = fastrand::Rng::with_seed(n ^ 0x5eed_0f_ba11);
+    let mut rng = fastrand::Rng::with_seed(n ^ 0x005e_ed0f_ba11);
     uuid::Builder::from_random_bytes(rng.u128(..).to_le_bytes()).into_uuid()
 }
 
