@@ -179,13 +179,13 @@ impl Client {
                 // attempt left, a refusal, a token failure): the wallet still settles it,
                 // and nothing more is sent.
                 (Ended::Failed(error), Some(why)) => {
-                    let why = format!("{why}; later, {}", summary(&error));
+                    let why = format!("{why}; later, {}", error.summary());
                     (error, false, why)
                 }
                 (Ended::MayHaveApplied { error, applied }, previous) => {
                     let this = format!(
                         "create attempt {creates} may have been applied ({}, {} ms into the call)",
-                        summary(&error),
+                        error.summary(),
                         call.elapsed().as_millis()
                     );
                     let why = match previous {
@@ -243,7 +243,7 @@ impl Client {
                 Err(Ended::Failed(e) | Ended::MayHaveApplied { error: e, .. }) => {
                     let reason = format!(
                         "{why}; the wallet read failed ({}), so it is not known",
-                        summary(&e)
+                        e.summary()
                     );
                     return Settled::Done(Err(unknown(error, reason, call)));
                 }
@@ -305,15 +305,6 @@ impl Client {
             );
             tokio::time::sleep(wait).await;
         }
-    }
-}
-
-/// The call's first line of an error, for reasons.
-fn summary(error: &Error) -> String {
-    let text = error.to_string();
-    match text.split_once(" [") {
-        Some((head, _)) => head.to_owned(),
-        None => text,
     }
 }
 

@@ -306,7 +306,8 @@ impl Error {
         matches!(self.0.kind, ErrorKind::InvalidInput { .. })
     }
 
-    fn summary(&self) -> String {
+    /// What happened and what to do, without the details `Display` adds in brackets.
+    pub(crate) fn summary(&self) -> String {
         match &self.0.kind {
             ErrorKind::InvalidInput { field, reason } => {
                 format!("invalid {field}: {reason}; nothing was sent")
