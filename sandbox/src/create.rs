@@ -2,11 +2,11 @@
 
 use std::time::Instant;
 
+use dynamic_waas_api::ids::{EnvironmentId, WalletId};
 use serde_json::json;
 use uuid::Uuid;
 use wiremock::Request;
 
-use super::access::authorize;
 use super::reply::{Answer, Reply};
 use super::seed::key_share;
 use super::state::State;
@@ -15,15 +15,14 @@ use super::validate::create_request;
 /// The message of upstream's 201.
 const CREATED_MESSAGE: &str = "Backup action and event created successfully";
 
-/// Applies a create, or the refusal upstream would answer.
+/// Applies a create to a wallet the token may reach (the path ids already authorized), or
+/// the refusal upstream would answer.
 pub(crate) fn create(
     state: &mut State,
     request: &Request,
-    environment: &str,
-    wallet: &str,
+    (environment, wallet_id): (EnvironmentId, WalletId),
     now: Instant,
 ) -> Result<Answer, Answer> {
-    let (environment, wallet_id) = authorize(&state.world, &request.headers, environment, wallet)?;
     let body = create_request(&request.headers, &request.body, &state.accepted_locations)?;
     let request_share_set = body.share_set_id.clone();
 

@@ -7,6 +7,7 @@
 //!
 //! | check | answer |
 //! |---|---|
+//! | over a [`RateLimit`] or [`RateLimits`] (per client address, per environment), if set | 429 `{"error": "Too many requests. Please try again later."}` with `Retry-After` in seconds |
 //! | no bearer token / an unknown one | 401 `{"error": "No jwt provided!"}` / `{"error": "Invalid token"}` |
 //! | a token for another environment | 403 `{"error": "Access Forbidden"}` |
 //! | a malformed `walletId`, body, `userId`, `location`, `keygenId`, ... | 400 `{"error": "<message naming the field>"}` (a malformed `environmentId` is no environment the token may use: 403) |
@@ -22,9 +23,14 @@
 //! that knows a value your client does not.
 //!
 //! Tests script what goes wrong with [`Fault`]s, for the next requests
-//! ([`Sandbox::fail_next`]) or at a [`Rate`] ([`Sandbox::fail_at_rate`]), and can set a
-//! [`RateLimit`]. They inspect every request received ([`Sandbox::requests`], tokens
-//! redacted), the creates applied and the key shares on a wallet.
+//! ([`Sandbox::fail_next`]) or at a [`Rate`] ([`Sandbox::fail_at_rate`]). They can set
+//! upstream's rate limits ([`RateLimits::upstream`]: 1,500 requests a minute per client
+//! address and 3,000 per environment, on a [time scale](RateLimits::time_scale) so that a
+//! minute lasts a second; the client's address is the first `X-Forwarded-For` entry, so that
+//! a test can play several machines) or one [`RateLimit`] for everything. They inspect every
+//! request received ([`Sandbox::requests`], tokens redacted), how many there were and how
+//! many the limits refused ([`Sandbox::requests_received`], [`Sandbox::rate_limited`]), the
+//! creates applied and the key shares on a wallet.
 //!
 //! # Example: a consumer test
 //!
@@ -100,7 +106,7 @@ use wiremock::matchers::any;
 use wiremock::{Mock, MockServer};
 
 pub use faults::{Fault, FaultResponse, Operation, Rate, Target};
-pub use rate_limit::RateLimit;
+pub use rate_limit::{RateLimit, RateLimits};
 pub use record::{RecordedBody, RecordedRequest, RECORDED_BODY_LIMIT, RECORDED_REQUESTS_LIMIT};
 pub use seed::{Pregenerated, SandboxBuilder, Seed, Wallet, KNOWN_LOCATIONS};
 pub use validate::MAX_BODY_BYTES;
@@ -189,9 +195,87 @@ impl Sandbox {
         lock(&self.state).faults.clear();
     }
 
-    /// Sets (or, with `None`, lifts) the rate limit. Setting one starts with an empty window.
+    /// Sets (or, with `None`, lifts) the overall rate limit (see
+    /// [`SandboxBuilder::rate_limit`]). Setting one starts with an empty window; the limits per
+    /// client and per environment are left as they are.
+    ///
+    /// ```
+    /// use dynamic_waas_sandbox::{RateLimit, Sandbox};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (sandbox, _seed) = Sandbox::seeded().await;
+    /// sandbox.set_rate_limit(Some(RateLimit::new(1, Duration::from_secs(1))));
+    /// sandbox.set_rate_limit(None);
+    /// # }
+    /// ```
     pub fn set_rate_limit(&self, limit: Option<RateLimit>) {
-        lock(&self.state).limiter = limit.map(rate_limit::Limiter::new);
+        lock(&self.state).limiter.set_overall(limit);
+    }
+
+    /// Sets (or, with `None`, lifts) the limits per client address and per environment (see
+    /// [`RateLimits`]). Setting them starts with empty windows; the overall
+    /// [`rate_limit`](SandboxBuilder::rate_limit) is left as it is.
+    ///
+    /// ```
+    /// use dynamic_waas_sandbox::{RateLimits, Sandbox};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let (sandbox, _seed) = Sandbox::seeded().await;
+    /// sandbox.set_rate_limits(Some(RateLimits::upstream().time_scale(60.0)));
+    /// sandbox.set_rate_limits(None);
+    /// # }
+    /// ```
+    pub fn set_rate_limits(&self, limits: Option<RateLimits>) {
+        lock(&self.state).limiter.set_limits(limits);
+    }
+
+    /// How many requests the rate limits refused, each with upstream's 429 (unless a
+    /// [`Fault::ApplyThenRespond`] answered for it). A test that drives a client into the
+    /// limits checks with it that the client backed off rather than hammered.
+    ///
+    /// ```
+    /// use dynamic_waas_sandbox::{RateLimit, RateLimits, Sandbox};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), reqwest::Error> {
+    /// let (sandbox, seed) = Sandbox::seeded().await;
+    /// let one_a_minute = RateLimit::new(1, Duration::from_secs(60));
+    /// sandbox.set_rate_limits(Some(RateLimits::new().per_client(one_a_minute)));
+    /// let url = format!("{}/environments/{}/waas/{}", sandbox.uri(), seed.environment_id, seed.wallet_id);
+    /// for _ in 0..3 {
+    ///     reqwest::Client::new().get(&url).bearer_auth(&seed.token).send().await?;
+    /// }
+    /// assert_eq!(sandbox.requests_received(), 3);
+    /// assert_eq!(sandbox.rate_limited(), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn rate_limited(&self) -> usize {
+        lock(&self.state).rate_limited
+    }
+
+    /// How many requests reached the sandbox: every one, on any route, refused or not (rate
+    /// limited, faulted, unknown). Unlike [`requests`](Self::requests), it is never cleared
+    /// or capped.
+    ///
+    /// ```
+    /// use dynamic_waas_sandbox::Sandbox;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), reqwest::Error> {
+    /// let (sandbox, _seed) = Sandbox::seeded().await;
+    /// reqwest::get(format!("{}/no/such/route", sandbox.uri())).await?;
+    /// sandbox.clear_requests();
+    /// assert_eq!(sandbox.requests_received(), 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn requests_received(&self) -> usize {
+        lock(&self.state).requests_received
     }
 
     /// Sets how long wallet reads lag behind creates (see [`SandboxBuilder::read_lag`]).

@@ -2,23 +2,19 @@
 
 use std::time::Instant;
 
+use dynamic_waas_api::ids::{EnvironmentId, WalletId};
 use dynamic_waas_api::types::WalletKeyShareInfo;
 use serde_json::json;
-use wiremock::Request;
 
-use super::access::authorize;
 use super::reply::{Answer, Reply};
 use super::state::State;
 
-/// The wallet, or the refusal upstream would answer.
+/// The wallet (the path ids already authorized), or the refusal upstream would answer.
 pub(crate) fn read(
     state: &mut State,
-    request: &Request,
-    environment: &str,
-    wallet: &str,
+    (environment, wallet_id): (EnvironmentId, WalletId),
     now: Instant,
 ) -> Result<Answer, Answer> {
-    let (environment, wallet_id) = authorize(&state.world, &request.headers, environment, wallet)?;
     // A read that lags behind a create shows the wallet as it was before.
     let shown = state
         .lagging

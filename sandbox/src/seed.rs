@@ -7,7 +7,7 @@ use dynamic_waas_api::ids::{EnvironmentId, WalletId};
 use dynamic_waas_api::types::WalletKeyShareInfo;
 use uuid::Uuid;
 
-use super::rate_limit::RateLimit;
+use super::rate_limit::{RateLimit, RateLimits};
 use super::Sandbox;
 
 /// The backup locations a sandbox accepts unless told otherwise: upstream's
@@ -211,11 +211,12 @@ pub struct SandboxBuilder {
     pub(crate) wallets: Vec<Wallet>,
     pub(crate) accepted_locations: Option<Vec<String>>,
     pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) rate_limits: Option<RateLimits>,
     pub(crate) read_lag: std::time::Duration,
 }
 
 impl SandboxBuilder {
-    /// An empty sandbox: no tokens, users or wallets; the known locations; no rate limit.
+    /// An empty sandbox: no tokens, users or wallets; the known locations; no rate limits.
     pub fn new() -> Self {
         Self::default()
     }
@@ -257,9 +258,49 @@ impl SandboxBuilder {
         self
     }
 
-    /// Answers requests over `limit` with 429 and `Retry-After` (see [`RateLimit`]).
+    /// Answers requests over `limit` with 429 and `Retry-After` (see [`RateLimit`]): one
+    /// window for every request the sandbox receives, from any client to any environment.
+    /// It is kept apart from [`rate_limits`](Self::rate_limits); when both are set, a request
+    /// must pass every window.
+    ///
+    /// ```
+    /// use dynamic_waas_sandbox::{RateLimit, Sandbox};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let sandbox = Sandbox::builder()
+    ///     .rate_limit(RateLimit::new(100, Duration::from_secs(60)))
+    ///     .start()
+    ///     .await;
+    /// # let _ = sandbox;
+    /// # }
+    /// ```
     pub fn rate_limit(mut self, limit: RateLimit) -> Self {
         self.rate_limit = Some(limit);
+        self
+    }
+
+    /// Limits requests per client address and per environment, as upstream does (see
+    /// [`RateLimits`], which says how the sandbox tells clients apart). Replaces limits set
+    /// by an earlier call; the overall [`rate_limit`](Self::rate_limit) is kept apart.
+    ///
+    /// ```
+    /// use dynamic_waas_sandbox::{RateLimits, Seed};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // Upstream's limits, a minute lasting a second.
+    /// let sandbox = Seed::example()
+    ///     .builder()
+    ///     .rate_limits(RateLimits::upstream().time_scale(60.0))
+    ///     .start()
+    ///     .await;
+    /// assert_eq!(sandbox.rate_limited(), 0);
+    /// # }
+    /// ```
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = Some(limits);
         self
     }
 
@@ -328,6 +369,7 @@ impl fmt::Debug for SandboxBuilder {
             .field("wallets", &self.wallets)
             .field("accepted_locations", &self.accepted_locations)
             .field("rate_limit", &self.rate_limit)
+            .field("rate_limits", &self.rate_limits)
             .field("read_lag", &self.read_lag)
             .finish()
     }

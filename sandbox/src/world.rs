@@ -45,9 +45,8 @@ impl World {
         self.users.get(user)
     }
 
-    /// The wallet, when it exists in `environment`: a wallet of another environment is as
-    /// unknown as one that does not exist.
-    /// The wallet, or the 404 upstream gives for a wallet outside the environment.
+    /// The wallet, when it exists in `environment`; else the 404 upstream gives (a wallet of
+    /// another environment is as unknown as one that does not exist).
     pub(crate) fn wallet_in(
         &mut self,
         environment: &EnvironmentId,
