@@ -5,10 +5,12 @@
 
 use std::future::Future;
 use std::pin::pin;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use dynamic_waas_api::error::{ErrorResponse, DEFAULT_ERROR_BODY_LIMIT};
 use dynamic_waas_api::hooks::{Attempt, BodyCapture};
+use dynamic_waas_api::ids::EnvironmentId;
 use dynamic_waas_api::{ByteStream, ResponseValue};
 use reqwest::header::{HeaderValue, RETRY_AFTER};
 use reqwest::StatusCode;
@@ -30,6 +32,9 @@ pub(crate) trait Operation: Sync {
     const KIND: OpKind;
     /// The one status the generated method reads a body for.
     const SUCCESS: StatusCode;
+
+    /// The environment the request goes to, for pacing.
+    fn environment(&self) -> &EnvironmentId;
 
     /// One request through the generated client.
     fn send<'a>(
@@ -56,6 +61,9 @@ pub(crate) struct Call {
     pub(crate) deadline: Instant,
     /// The request id of the last request sent.
     pub(crate) request_id: RequestId,
+    /// The call waits in a queue for its first request's permit, and its deadline starts
+    /// once it has it (a bulk job); otherwise every wait counts against the deadline.
+    pub(crate) queued: bool,
 }
 
 impl Call {
@@ -66,7 +74,14 @@ impl Call {
             started,
             deadline: later(started, policy.get_total_timeout()),
             request_id: RequestId::default(),
+            queued: false,
         }
+    }
+
+    /// The call starts now: its first request was queued behind the pacer.
+    fn restart(&mut self, policy: &RetryPolicy) {
+        self.started = Instant::now();
+        self.deadline = later(self.started, policy.get_total_timeout());
     }
 
     /// Time since the call started, for messages.
@@ -148,6 +163,18 @@ impl Client {
                 // A provider that hangs is bounded by the call's deadline.
                 None => self.fetch_credential(call).await.map_err(Ended::Failed)?,
             };
+            if let Some(pacer) = &self.inner.pacer {
+                if call.requests == 0 && call.queued {
+                    pacer.acquire(op.environment()).await;
+                    call.restart(policy);
+                } else if tokio::time::timeout_at(call.deadline, pacer.acquire(op.environment()))
+                    .await
+                    .is_err()
+                {
+                    let error = last.take().unwrap_or_else(|| not_sent(Stop::Deadline));
+                    return Err(Ended::Failed(stopped(error, Stop::Deadline, call)));
+                }
+            }
             let time = match self.admit(policy, call, O::KIND) {
                 Ok(time) => time,
                 Err(stop) => {
@@ -157,6 +184,10 @@ impl Client {
             };
             *made += 1;
             call.requests += 1;
+            self.inner
+                .stats
+                .requests_sent
+                .fetch_add(1, Ordering::Relaxed);
             call.request_id = RequestId::fresh();
             let attempt = Attempt::new()
                 .authorization(credential.header.clone())
@@ -167,7 +198,7 @@ impl Client {
             };
             let failure = match self.send(op, attempt, time).await {
                 Ok(output) => {
-                    self.inner.budget.refill();
+                    self.healthy();
                     tracing::debug!(attempt = call.requests, request_id = %call.request_id, status = O::SUCCESS.as_u16(), "answered");
                     return Ok(output);
                 }
@@ -175,7 +206,16 @@ impl Client {
             };
             let verdict = classify(O::KIND, &failure);
             if verdict.is_healthy_answer(&failure) {
-                self.inner.budget.refill();
+                self.healthy();
+            }
+            if let ErrorKind::RateLimited { retry_after } = verdict.kind {
+                self.inner
+                    .stats
+                    .rate_limited
+                    .fetch_add(1, Ordering::Relaxed);
+                if let Some(pacer) = &self.inner.pacer {
+                    pacer.rate_limited(retry_after);
+                }
             }
             let status = failure.status().map(|s| s.as_u16());
             tracing::debug!(attempt = call.requests, request_id = %call.request_id, status, reason = %failure.reason(), "attempt failed");
@@ -220,6 +260,14 @@ impl Client {
                 }
                 Decision::AlreadyBackedUp | Decision::Stop => return Err(Ended::Failed(error)),
             }
+        }
+    }
+
+    /// A healthy answer refills the retry budget and lets the pace recover.
+    fn healthy(&self) {
+        self.inner.budget.refill();
+        if let Some(pacer) = &self.inner.pacer {
+            pacer.healthy();
         }
     }
 

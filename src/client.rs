@@ -1,10 +1,10 @@
 //! The client: what users hold, and the calls it makes.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dynamic_waas_api::ids::{EnvironmentId, WalletId};
-use dynamic_waas_api::types;
 
 use crate::auth::TokenSource;
 use crate::budget::RetryBudget;
@@ -13,6 +13,7 @@ use crate::config::ClientBuilder;
 use crate::create::CreateRequest;
 use crate::error::Error;
 use crate::model::{self, IdArg, LocationRequest};
+use crate::pace::Pacer;
 use crate::retry::RetryPolicy;
 #[cfg(doc)]
 use crate::{ErrorKind, DEFAULT_BASE_URL};
@@ -53,7 +54,28 @@ pub(crate) struct Inner {
     pub(crate) tokens: TokenSource,
     pub(crate) policy: RetryPolicy,
     pub(crate) budget: RetryBudget,
+    /// `None` when pacing is off.
+    pub(crate) pacer: Option<Pacer>,
+    pub(crate) stats: Stats,
     pub(crate) max_response_bytes: usize,
+}
+
+/// Counters shared by a client and its clones.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) requests_sent: AtomicU64,
+    pub(crate) rate_limited: AtomicU64,
+}
+
+/// What a client and its clones have sent so far (see [`Client::stats`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ClientStats {
+    /// HTTP requests sent: first attempts, retries and settling reads.
+    pub requests_sent: u64,
+    /// Answers that said "too many requests" (429, or 503 with `Retry-After`).
+    pub rate_limited: u64,
 }
 
 impl fmt::Debug for Client {
@@ -80,6 +102,20 @@ impl Client {
             builder = builder.base_url(url);
         }
         builder.build()
+    }
+
+    /// Counts of what this client and its clones have sent, for progress and summaries.
+    ///
+    /// ```
+    /// let client = dynamic_waas::Client::builder().token("dyn_example").build()?;
+    /// assert_eq!(client.stats().requests_sent, 0);
+    /// # Ok::<(), dynamic_waas::Error>(())
+    /// ```
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            requests_sent: self.inner.stats.requests_sent.load(Ordering::Relaxed),
+            rate_limited: self.inner.stats.rate_limited.load(Ordering::Relaxed),
+        }
     }
 
     /// The base URL requests go to.
@@ -150,31 +186,7 @@ impl Client {
         user_id: impl IdArg,
         locations: impl IntoIterator<Item = LocationRequest>,
     ) -> CreateBackupLocations<'_> {
-        let input = (|| {
-            let env = model::path_id::<EnvironmentId>(environment_id)?;
-            let wallet = model::path_id::<WalletId>(wallet_id)?;
-            let user_id = model::user_id(user_id)?;
-            let locations = locations
-                .into_iter()
-                .enumerate()
-                .map(|(i, l)| l.validate(i))
-                .collect::<Result<Vec<_>, _>>()?;
-            if locations.is_empty() {
-                return Err(Error::invalid_input(
-                    "locations",
-                    "at least one location is required",
-                ));
-            }
-            Ok(CreateRequest {
-                env,
-                wallet,
-                body: types::BackupKeySharesToLocationsWithUserIdRequest {
-                    user_id,
-                    locations,
-                    ..model::blank(&model::BLANK_REQUEST)?
-                },
-            })
-        })();
+        let input = CreateRequest::new(environment_id, wallet_id, user_id, locations);
         CreateBackupLocations {
             client: self,
             input,

@@ -9,8 +9,9 @@ use secrecy::SecretString;
 
 use crate::auth::{TokenProvider, TokenSource, TOKEN_ENV_VARS};
 use crate::budget::RetryBudget;
-use crate::client::{Client, Inner};
+use crate::client::{Client, Inner, Stats};
 use crate::error::Error;
+use crate::pace::Pacing;
 use crate::retry::RetryPolicy;
 
 /// Dynamic's API, as its own generated clients default to.
@@ -45,6 +46,7 @@ pub struct ClientBuilder {
     policy: RetryPolicy,
     connect_timeout: Duration,
     max_response_bytes: usize,
+    pacing: Pacing,
     shape_http: Option<ShapeHttp>,
 }
 
@@ -56,6 +58,7 @@ impl fmt::Debug for ClientBuilder {
             .field("base_url", &self.base_url)
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
             .field("policy", &self.policy)
+            .field("pacing", &self.pacing)
             .field("http_client", &self.shape_http.as_ref().map(|_| "shaped"))
             .finish()
     }
@@ -69,6 +72,7 @@ impl Default for ClientBuilder {
             policy: RetryPolicy::default(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            pacing: Pacing::upstream(),
             shape_http: None,
         }
     }
@@ -133,6 +137,13 @@ impl ClientBuilder {
         self
     }
 
+    /// How requests are paced (default [`Pacing::upstream`], just under Dynamic's published
+    /// limits). Clones of the client share the pacer.
+    pub fn pacing(mut self, pacing: Pacing) -> Self {
+        self.pacing = pacing;
+        self
+    }
+
     /// Shapes the `reqwest` client: a proxy, extra root certificates, a client certificate,
     /// pool sizes, HTTP/2 settings. `shape` gets a builder that already has the facade's
     /// `User-Agent` and connect timeout (which it may change).
@@ -185,6 +196,7 @@ impl ClientBuilder {
                 ))
             }
         };
+        let pacer = self.pacing.build()?;
         #[cfg(feature = "rustls-ring")]
         {
             // reqwest needs a process-wide provider when built without its own; one installed
@@ -215,6 +227,8 @@ impl ClientBuilder {
                 tokens,
                 policy: self.policy,
                 budget: RetryBudget::default(),
+                pacer,
+                stats: Stats::default(),
                 max_response_bytes: self.max_response_bytes,
             }),
         })

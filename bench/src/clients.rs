@@ -243,6 +243,8 @@ impl Facade {
         let client = dynamic_waas::Client::builder()
             .base_url(base)
             .token(secrecy::SecretString::from(TOKEN))
+            // The engine's own cost is measured, not the pace of upstream's limits.
+            .pacing(dynamic_waas::Pacing::unlimited())
             .build()?;
         Ok(Self {
             client,
