@@ -9,7 +9,7 @@ use dynamic_waas_api::types;
 use tracing::Instrument;
 
 use crate::client::Client;
-use crate::create::CreateRequest;
+use crate::create::{CreateRequest, Start};
 use crate::error::Error;
 use crate::model::{CreatedBackup, IdArg};
 use crate::retry::RetryPolicy;
@@ -58,9 +58,8 @@ impl CreateBackupLocations<'_> {
     /// ```
     pub fn share_set_id(mut self, share_set_id: impl IdArg) -> Self {
         if let Ok(request) = &mut self.input {
-            match crate::model::share_set_id(share_set_id) {
-                Ok(id) => request.body.share_set_id = Some(id),
-                Err(e) => self.input = Err(e),
+            if let Err(e) = request.set_share_set_id(share_set_id) {
+                self.input = Err(e);
             }
         }
         self
@@ -83,7 +82,10 @@ impl<'c> IntoFuture for CreateBackupLocations<'c> {
                 wallet_id = %request.wallet,
                 locations = request.body.locations.len(),
             );
-            self.client.create(&request, &policy).instrument(span).await
+            self.client
+                .create(&request, &policy, Start::default())
+                .instrument(span)
+                .await
         })
     }
 }

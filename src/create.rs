@@ -13,15 +13,65 @@ use crate::attempt::{Call, Ended, Operation, Sent};
 use crate::classify::OpKind;
 use crate::client::Client;
 use crate::error::{Error, ErrorKind};
-use crate::model::{BackupLocation, CreatedBackup};
+use crate::model::{self, BackupLocation, CreatedBackup, IdArg, LocationRequest};
 use crate::reconcile::{match_request, Match};
 use crate::retry::{later, plan, RetryPolicy, MIN_ATTEMPT_TIME};
 
 /// A checked create request.
+#[derive(Clone, Debug)]
 pub(crate) struct CreateRequest {
     pub(crate) env: EnvironmentId,
     pub(crate) wallet: WalletId,
     pub(crate) body: types::BackupKeySharesToLocationsWithUserIdRequest,
+}
+
+impl CreateRequest {
+    /// Checks everything a create needs before anything is sent.
+    pub(crate) fn new(
+        environment_id: impl IdArg,
+        wallet_id: impl IdArg,
+        user_id: impl IdArg,
+        locations: impl IntoIterator<Item = LocationRequest>,
+    ) -> Result<Self, Error> {
+        let env = model::path_id::<EnvironmentId>(environment_id)?;
+        let wallet = model::path_id::<WalletId>(wallet_id)?;
+        let user_id = model::user_id(user_id)?;
+        let locations = locations
+            .into_iter()
+            .enumerate()
+            .map(|(i, l)| l.validate(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        if locations.is_empty() {
+            return Err(Error::invalid_input(
+                "locations",
+                "at least one location is required",
+            ));
+        }
+        Ok(CreateRequest {
+            env,
+            wallet,
+            body: types::BackupKeySharesToLocationsWithUserIdRequest {
+                user_id,
+                locations,
+                ..model::blank(&model::BLANK_REQUEST)?
+            },
+        })
+    }
+
+    /// `shareSetId`, checked like the ids.
+    pub(crate) fn set_share_set_id(&mut self, share_set_id: impl IdArg) -> Result<(), Error> {
+        self.body.share_set_id = Some(model::share_set_id(share_set_id)?);
+        Ok(())
+    }
+}
+
+/// How a create call starts.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Start {
+    /// Its first request waits for the pacer outside its deadline (a bulk job).
+    pub(crate) queued: bool,
+    /// An earlier run may have sent it: the wallet is read before anything is created.
+    pub(crate) resumed: bool,
 }
 
 struct CreateOp<'r> {
@@ -33,6 +83,10 @@ impl Operation for CreateOp<'_> {
     type Output = types::BackupKeySharesToLocationsResponse;
     const KIND: OpKind = OpKind::Create;
     const SUCCESS: StatusCode = StatusCode::CREATED;
+
+    fn environment(&self) -> &EnvironmentId {
+        &self.request.env
+    }
 
     fn send<'a>(
         &'a self,
@@ -83,6 +137,10 @@ impl Operation for ReadOp<'_> {
     type Output = types::WaasWalletResponse;
     const KIND: OpKind = OpKind::Read;
     const SUCCESS: StatusCode = StatusCode::OK;
+
+    fn environment(&self) -> &EnvironmentId {
+        self.env
+    }
 
     fn send<'a>(
         &'a self,
@@ -138,6 +196,7 @@ impl Client {
         &self,
         request: &CreateRequest,
         policy: &RetryPolicy,
+        start: Start,
     ) -> Result<CreatedBackup, Error> {
         let op = CreateOp {
             request,
@@ -146,9 +205,21 @@ impl Client {
             capture: Some(BodyCapture::new()),
         };
         let mut call = Call::new(policy);
+        call.queued = start.queued;
         let mut creates = 0;
         // Why an attempt may have been applied, once one may have been.
         let mut may_have_applied: Option<String> = None;
+        if start.resumed {
+            let why = "an earlier run may have sent this create";
+            let error = Error::new(ErrorKind::OutcomeUnknown { reason: why.into() });
+            match self
+                .settle(request, policy, &mut call, creates, true, why, error)
+                .await
+            {
+                Settled::Done(result) => return result,
+                Settled::SendAgain(note) => may_have_applied = Some(format!("{why}; {note}")),
+            }
+        }
         loop {
             let ended = match self
                 .attempts(

@@ -8,7 +8,7 @@ use dynamic_waas_api::labels::{ExternalKeyShareId, KeygenId};
 use dynamic_waas_api::types;
 use std::sync::LazyLock;
 
-use serde::ser::{SerializeMap, SerializeStruct};
+use serde::ser::SerializeStruct;
 
 use crate::error::Error;
 
@@ -226,7 +226,11 @@ impl From<BackupLocation> for LocationRequest {
 }
 
 /// A key share the create made.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Serializes as the API does: `location`, `keyShareId` and, when known,
+/// `externalKeyShareId`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CreatedKeyShare {
     /// Where the share is backed up.
     pub location: BackupLocation,
@@ -234,6 +238,7 @@ pub struct CreatedKeyShare {
     pub key_share_id: ResourceId,
     /// Dynamic's `externalKeyShareId` for it (absent when a reconciliation read did not
     /// show one).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub external_key_share_id: Option<ResourceId>,
 }
 
@@ -454,24 +459,11 @@ impl CreatedBackup {
 
 impl serde::Serialize for CreatedBackup {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        struct Share<'a>(&'a CreatedKeyShare);
-        impl serde::Serialize for Share<'_> {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                let mut map = s.serialize_map(None)?;
-                map.serialize_entry("location", &self.0.location)?;
-                map.serialize_entry("keyShareId", &self.0.key_share_id)?;
-                if let Some(external) = &self.0.external_key_share_id {
-                    map.serialize_entry("externalKeyShareId", external)?;
-                }
-                map.end()
-            }
-        }
-        let shares: Vec<Share<'_>> = self.shares.iter().map(Share).collect();
         let fields = if self.reconciled { 4 } else { 3 };
         let mut out = serializer.serialize_struct("CreatedBackup", fields)?;
         out.serialize_field("message", &self.message)?;
         out.serialize_field("walletId", &self.wallet_id)?;
-        out.serialize_field("locationsWithKeyShares", &shares)?;
+        out.serialize_field("locationsWithKeyShares", &self.shares)?;
         if self.reconciled {
             out.serialize_field("reconciled", &true)?;
         }

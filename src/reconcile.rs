@@ -83,6 +83,23 @@ pub(crate) fn match_request(asked: &[Asked], wallet: &WaasWallet) -> Match {
     Match::Found(shares.into_iter().flatten().collect())
 }
 
+/// Every key share the wallet holds, for a wallet backed up before (by another run, say):
+/// they are its backup, whatever was asked this time.
+pub(crate) fn held_shares(wallet: &WaasWallet) -> Vec<CreatedKeyShare> {
+    wallet
+        .key_shares
+        .iter()
+        .map(|s| CreatedKeyShare {
+            location: BackupLocation::from(s.backup_location.as_str()),
+            key_share_id: s.id.clone(),
+            external_key_share_id: s
+                .external_key_share_id
+                .as_ref()
+                .map(|e| ResourceId::received(e.to_string())),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
