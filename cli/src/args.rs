@@ -105,6 +105,134 @@ pub enum BackupLocationsCommand {
     /// The create is not idempotent: after an ambiguous failure the wallet is read to find
     /// out whether it happened (exit 5 when that cannot be settled).
     Create(CreateArgs),
+    /// Back up many wallets from a file: paced under Dynamic's limits, resumable, one JSON
+    /// line per wallet in --results.
+    ///
+    /// Input: JSON lines ({"environmentId", "walletId", "userId", "shareSetId"?,
+    /// "locations"?}) or CSV with a header (environmentId,walletId,userId[,shareSetId]
+    /// [,locations]; locations as --location values joined by ';'). Rows without locations
+    /// take the --location flags. Prints a JSON summary on stdout; progress on stderr.
+    CreateMany(CreateManyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CreateManyArgs {
+    /// The input file, or - for stdin
+    #[arg(long, value_name = "FILE")]
+    pub input: String,
+
+    /// The input's format [default: csv for *.csv, else from the first character: '{' is
+    /// JSON lines]
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<InputFormat>,
+
+    /// Where outcomes go: one JSON line per wallet, appended, synced to disk as they come;
+    /// FILE.inflight records the wallets whose create may have been sent
+    #[arg(long, value_name = "FILE")]
+    pub results: String,
+
+    /// Continue an earlier run: skip wallets whose outcome in --results is settled; read the
+    /// wallet first (never create blindly) for those that were in flight or unknown
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Rows without an environmentId use this one
+    #[arg(long, value_name = "UUID")]
+    pub environment_id: Option<String>,
+
+    /// Locations for rows that name none (repeatable; same syntax as for create)
+    #[arg(
+        long = "location",
+        value_name = "LOCATION[,KEY=VALUE...]",
+        value_parser = parse_location
+    )]
+    pub locations: Vec<LocationSpec>,
+
+    /// A location as a JSON object, for rows that name none (repeatable)
+    #[arg(long = "location-json", value_name = "JSON", value_parser = parse_location_json)]
+    pub location_json: Vec<LocationSpec>,
+
+    /// Send location values this version does not know, as they are
+    #[arg(long)]
+    pub allow_unknown_location: bool,
+
+    /// Wallets in flight at once
+    #[arg(long, default_value_t = 16, value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+
+    /// Requests a minute from this process (upstream allows 1,500 per IP)
+    #[arg(long, default_value_t = 1_440, value_name = "PER_MINUTE",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate: u32,
+
+    /// Requests a minute to each environment (upstream allows 3,000); with several machines
+    /// on one environment, give each its share
+    #[arg(long, default_value_t = 2_880, value_name = "PER_MINUTE",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub env_rate: u32,
+
+    /// Only the wallets of shard K of N (by wallet id), so that N machines share one input
+    /// without overlapping
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+
+    /// What a bad row (invalid id, unknown field, broken JSON) does: skip it (it is reported
+    /// on stderr and in --results with its line number) or stop the run (after draining)
+    #[arg(long, value_enum, default_value_t = BadRows::Skip, value_name = "ACTION")]
+    pub bad_rows: BadRows,
+
+    /// Seconds between progress lines when stderr is not a terminal (0: none)
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub progress_interval: u64,
+}
+
+/// The format of create-many's input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InputFormat {
+    /// One JSON object per line
+    Jsonl,
+    /// Comma-separated values with a header line
+    Csv,
+}
+
+/// What create-many does with a bad row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BadRows {
+    /// Report it and go on
+    Skip,
+    /// Report it, stop reading, drain what is in flight, exit 2
+    Stop,
+}
+
+/// `--shard K/N`: 1-based.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// Whether `wallet` is in this shard: its UUID as a number, modulo the count.
+    pub fn contains(&self, wallet: uuid::Uuid) -> bool {
+        wallet.as_u128() % u128::from(self.count) == u128::from(self.index - 1)
+    }
+}
+
+fn parse_shard(value: &str) -> Result<Shard, String> {
+    let (k, n) = value
+        .split_once('/')
+        .ok_or_else(|| format!("{value:?} is not K/N (e.g. 1/3)"))?;
+    let parse = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{v:?} is not a number"))
+    };
+    let (index, count) = (parse(k)?, parse(n)?);
+    if count == 0 || index == 0 || index > count {
+        return Err(format!("K/N needs 1 <= K <= N, got {value}"));
+    }
+    Ok(Shard { index, count })
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +313,29 @@ pub struct ServeArgs {
     /// The port to listen on [default: a free one]
     #[arg(long)]
     pub port: Option<u16>,
+
+    /// Also seed N pregenerated wallets, each of its own user, in the example environment
+    /// (deterministic ids)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub wallets: usize,
+
+    /// Write the pregenerated wallets as create-many input (JSON lines, or CSV for *.csv)
+    #[arg(long, value_name = "FILE", requires = "wallets")]
+    pub write_input: Option<String>,
+
+    /// Enforce upstream's limits (1,500 requests a minute per client address, 3,000 per
+    /// environment), answering 429 with Retry-After
+    #[arg(long)]
+    pub upstream_limits: bool,
+
+    /// Run the limits' clock this many times faster (60: a minute lasts a second)
+    #[arg(
+        long,
+        value_name = "FACTOR",
+        default_value_t = 1.0,
+        requires = "upstream_limits"
+    )]
+    pub time_scale: f64,
 }
 
 /// One `--location` value.
@@ -198,37 +349,53 @@ impl CreateArgs {
     /// Every location, `--location` and `--location-json` together, in the order given on
     /// the command line (`matches` are the `create` subcommand's).
     pub fn take_locations(&mut self, matches: Option<&ArgMatches>) -> Vec<LocationSpec> {
-        let indices = |id: &str, count: usize| -> Vec<usize> {
-            matches
-                .and_then(|m| m.indices_of(id))
-                .map(|i| i.collect())
-                .filter(|i: &Vec<usize>| i.len() == count)
-                // Without indices (never expected), --location values come first.
-                .unwrap_or_else(|| (0..count).collect())
-        };
-        let flags = std::mem::take(&mut self.locations);
-        let json = std::mem::take(&mut self.location_json);
-        let mut all: Vec<(usize, usize, LocationSpec)> = indices("locations", flags.len())
-            .into_iter()
-            .zip(flags)
-            .map(|(i, spec)| (i, 0, spec))
-            .chain(
-                indices("location_json", json.len())
-                    .into_iter()
-                    .zip(json)
-                    .map(|(i, spec)| (i, 1, spec)),
-            )
-            .collect();
-        all.sort_by_key(|(index, flag, _)| (*index, *flag));
-        all.into_iter().map(|(_, _, spec)| spec).collect()
+        in_given_order(&mut self.locations, &mut self.location_json, matches)
     }
+}
+
+impl CreateManyArgs {
+    /// As [`CreateArgs::take_locations`], for the rows that name no locations.
+    pub fn take_locations(&mut self, matches: Option<&ArgMatches>) -> Vec<LocationSpec> {
+        in_given_order(&mut self.locations, &mut self.location_json, matches)
+    }
+}
+
+/// `--location` and `--location-json` values together, in command-line order.
+fn in_given_order(
+    flags: &mut Vec<LocationSpec>,
+    json: &mut Vec<LocationSpec>,
+    matches: Option<&ArgMatches>,
+) -> Vec<LocationSpec> {
+    let indices = |id: &str, count: usize| -> Vec<usize> {
+        matches
+            .and_then(|m| m.indices_of(id))
+            .map(|i| i.collect())
+            .filter(|i: &Vec<usize>| i.len() == count)
+            // Without indices (never expected), --location values come first.
+            .unwrap_or_else(|| (0..count).collect())
+    };
+    let flags = std::mem::take(flags);
+    let json = std::mem::take(json);
+    let mut all: Vec<(usize, usize, LocationSpec)> = indices("locations", flags.len())
+        .into_iter()
+        .zip(flags)
+        .map(|(i, spec)| (i, 0, spec))
+        .chain(
+            indices("location_json", json.len())
+                .into_iter()
+                .zip(json)
+                .map(|(i, spec)| (i, 1, spec)),
+        )
+        .collect();
+    all.sort_by_key(|(index, flag, _)| (*index, *flag));
+    all.into_iter().map(|(_, _, spec)| spec).collect()
 }
 
 /// The fields of a `--location-json` object.
 const LOCATION_JSON_FIELDS: &str =
     "location, keygenId, thresholdSignatureScheme, externalKeyShareId";
 
-fn parse_location_json(value: &str) -> Result<LocationSpec, String> {
+pub fn parse_location_json(value: &str) -> Result<LocationSpec, String> {
     let object = match serde_json::from_str::<Value>(value) {
         Ok(Value::Object(object)) => object,
         Ok(_) => return Err("not a JSON object".into()),
@@ -279,7 +446,7 @@ fn known_scheme(value: &str) -> Result<ThresholdSignatureScheme, String> {
     Ok(scheme)
 }
 
-fn parse_location(value: &str) -> Result<LocationSpec, String> {
+pub fn parse_location(value: &str) -> Result<LocationSpec, String> {
     let mut parts = value.split(',');
     let name = parts.next().unwrap_or_default().trim();
     if name.is_empty() {
@@ -324,6 +491,19 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn shards_partition_wallets() {
+        assert_eq!(parse_shard("2/3"), Ok(Shard { index: 2, count: 3 }));
+        for bad in ["0/3", "4/3", "1/0", "1", "a/b", "1/-2"] {
+            assert!(parse_shard(bad).is_err(), "{bad}");
+        }
+        let shards: Vec<Shard> = (1..=3).map(|k| Shard { index: k, count: 3 }).collect();
+        for n in 0..300u128 {
+            let wallet = uuid::Uuid::from_u128(n * 7919 + 11);
+            assert_eq!(shards.iter().filter(|s| s.contains(wallet)).count(), 1);
+        }
     }
 
     #[test]

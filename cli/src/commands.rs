@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use dynamic_waas::{BackupLocation, Client, RetryPolicy};
+use dynamic_waas::{BackupLocation, Client, Pacing, RetryPolicy};
 #[cfg(feature = "sandbox")]
 use dynamic_waas_sandbox::{Sandbox, Seed};
 
@@ -29,6 +29,9 @@ pub async fn run(global: &GlobalArgs, command: Command, printer: Printer) -> Res
     match command {
         Command::BackupLocations(BackupLocationsCommand::Create(args)) => {
             create(global, args, printer).await
+        }
+        Command::BackupLocations(BackupLocationsCommand::CreateMany(args)) => {
+            crate::bulk::create_many(global, args, printer).await
         }
         Command::Wallet(WalletCommand::Get(ids)) => get_wallet(global, ids, printer).await,
         #[cfg(feature = "sandbox")]
@@ -72,7 +75,7 @@ async fn create(global: &GlobalArgs, args: CreateArgs, printer: Printer) -> Resu
         seed.as_ref().map(|s| s.user_id.as_str()),
         "--user-id",
     )?;
-    let client = target.client(global)?;
+    let client = target.client(global, Pacing::default())?;
     let mut call = client.create_backup_locations(
         environment_id,
         wallet_id,
@@ -94,7 +97,7 @@ async fn get_wallet(global: &GlobalArgs, ids: WalletIds, printer: Printer) -> Re
     let target = Target::new(global).await;
     let seed = target.seeded_ids();
     let (environment_id, wallet_id) = wallet_ids(ids, seed.as_ref())?;
-    let client = target.client(global)?;
+    let client = target.client(global, Pacing::default())?;
     let (wallet, raw) = client
         .get_wallet(environment_id, wallet_id)
         .with_raw_body()
@@ -135,14 +138,14 @@ fn stdout_error(err: std::io::Error) -> CliError {
 }
 
 /// Where calls go: the configured API, or a sandbox started for this command.
-enum Target {
+pub enum Target {
     Api,
     #[cfg(feature = "sandbox")]
     Sandbox(Sandbox, Seed),
 }
 
 impl Target {
-    async fn new(global: &GlobalArgs) -> Self {
+    pub async fn new(global: &GlobalArgs) -> Self {
         #[cfg(feature = "sandbox")]
         if global.sandbox {
             let (sandbox, seed) = Sandbox::seeded().await;
@@ -165,8 +168,9 @@ impl Target {
         }
     }
 
-    /// A client for the target; the configuration is checked, nothing is sent.
-    fn client(&self, global: &GlobalArgs) -> Result<Client, CliError> {
+    /// A client for the target, paced by `pacing`; the configuration is checked, nothing is
+    /// sent.
+    pub fn client(&self, global: &GlobalArgs, pacing: Pacing) -> Result<Client, CliError> {
         let builder = match self {
             Target::Api => Client::builder()
                 .base_url(global.base_url.as_str())
@@ -188,7 +192,7 @@ impl Target {
             policy = policy.attempt_timeout(timeout).total_timeout(total);
             builder = builder.connect_timeout(timeout.min(dynamic_waas::DEFAULT_CONNECT_TIMEOUT));
         }
-        let client = builder.retry_policy(policy).build()?;
+        let client = builder.retry_policy(policy).pacing(pacing).build()?;
         tracing::debug!(base_url = client.base_url(), "client configured");
         Ok(client)
     }

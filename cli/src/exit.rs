@@ -38,6 +38,16 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
         "the create succeeded, but stdout could not take the result: the key share ids are \
          on stderr, in one JSON line {\"created\": {...}}; do not create again",
     ),
+    (
+        PARTIAL,
+        "create-many finished, but some wallets failed or are unknown, or some rows were \
+         invalid: the results file says which; --resume retries what is not settled",
+    ),
+    (
+        INTERRUPTED,
+        "create-many was stopped by Ctrl-C (or SIGTERM) after writing the outcomes of the \
+         wallets in flight; --resume continues",
+    ),
 ];
 
 /// The environment variables the CLI reads, for `--help`.
@@ -99,6 +109,9 @@ pub const OUTCOME_UNKNOWN: u8 = 5;
 pub const TRANSPORT: u8 = 6;
 pub const INVALID_RESPONSE: u8 = 7;
 pub const RESULT_ON_STDERR: u8 = 8;
+pub const PARTIAL: u8 = 9;
+/// As shells report a process stopped by SIGINT.
+pub const INTERRUPTED: u8 = 130;
 
 /// A failed command.
 #[derive(Debug)]
@@ -111,6 +124,9 @@ pub enum CliError {
     ResultOnStderr(String),
     /// Something else went wrong.
     Other(String),
+    /// The command printed its own report (create-many's summary); only the exit code is
+    /// left to give.
+    Reported(u8),
 }
 
 impl CliError {
@@ -120,6 +136,7 @@ impl CliError {
             CliError::InvalidInput(_) => INVALID_INPUT,
             CliError::ResultOnStderr(_) => RESULT_ON_STDERR,
             CliError::Other(_) => FAILURE,
+            CliError::Reported(code) => *code,
         }
     }
 
@@ -130,6 +147,7 @@ impl CliError {
             CliError::InvalidInput(_) => "invalid_input",
             CliError::ResultOnStderr(_) => "result_on_stderr",
             CliError::Other(_) => "failure",
+            CliError::Reported(_) => "reported",
         }
     }
 }
@@ -146,6 +164,7 @@ impl fmt::Display for CliError {
                  ({message}); the key share ids are on stderr; do not create again"
             ),
             CliError::Other(message) => f.write_str(message),
+            CliError::Reported(code) => write!(f, "exit {code}: see the summary"),
         }
     }
 }
@@ -200,7 +219,9 @@ mod tests {
     #[test]
     fn every_exit_code_is_in_the_table_once() {
         let codes: Vec<u8> = EXIT_CODES.iter().map(|(code, _)| *code).collect();
-        assert_eq!(codes, (0..=RESULT_ON_STDERR).collect::<Vec<_>>());
+        let mut expected: Vec<u8> = (0..=PARTIAL).collect();
+        expected.push(INTERRUPTED);
+        assert_eq!(codes, expected);
     }
 
     #[test]

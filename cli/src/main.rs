@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod bulk;
 mod commands;
 mod exit;
 mod output;
@@ -52,6 +53,12 @@ fn main() -> ExitCode {
             .subcommand_matches("backup-locations")
             .and_then(|m| m.subcommand_matches("create"));
         args.locations = args.take_locations(create);
+    }
+    if let Command::BackupLocations(BackupLocationsCommand::CreateMany(args)) = &mut cli.command {
+        let many = matches
+            .subcommand_matches("backup-locations")
+            .and_then(|m| m.subcommand_matches("create-many"));
+        args.locations = args.take_locations(many);
     }
     init_logs(cli.global.verbose);
     let printer = Printer::new(cli.global.output);
@@ -148,7 +155,8 @@ fn init_logs(verbose: u8) {
     ));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // Around create-many's progress bar, when one is shown.
+        .with_writer(|| bulk::LogWriter)
         .with_ansi(use_ansi(
             std::env::var_os("NO_COLOR").as_deref(),
             std::io::stderr().is_terminal(),

@@ -127,6 +127,9 @@ impl Printer {
     /// Reports a failure: a one-line message on stderr, and in JSON mode the error document
     /// on stdout.
     pub fn error(&self, err: &CliError) {
+        if matches!(err, CliError::Reported(_)) {
+            return;
+        }
         // A closed stderr must not panic (as `eprintln!` would): the exit code still tells.
         let _ = writeln!(io::stderr().lock(), "error: {err}");
         if self.is_json() {
@@ -155,9 +158,10 @@ pub fn error_document(err: &CliError) -> Value {
             api.request_id().map(str::to_owned),
             api.attempts(),
         ),
-        CliError::InvalidInput(_) | CliError::ResultOnStderr(_) | CliError::Other(_) => {
-            (None, None, 0)
-        }
+        CliError::InvalidInput(_)
+        | CliError::ResultOnStderr(_)
+        | CliError::Other(_)
+        | CliError::Reported(_) => (None, None, 0),
     };
     json!({
         "error": {

@@ -2,7 +2,9 @@
 
 use std::net::Ipv4Addr;
 
-use dynamic_waas_sandbox::{Sandbox, Seed};
+use std::io::Write;
+
+use dynamic_waas_sandbox::{Pregenerated, RateLimits, Sandbox, Seed};
 use serde_json::json;
 
 use crate::args::ServeArgs;
@@ -11,12 +13,32 @@ use crate::output::Printer;
 
 pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
     let seed = Seed::example();
+    let (mut builder, wallets) = seed
+        .builder()
+        .pregenerated(&seed.environment_id, args.wallets);
+    if args.upstream_limits {
+        if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
+            return Err(CliError::InvalidInput(format!(
+                "--time-scale must be a number above 0, not {}",
+                args.time_scale
+            )));
+        }
+        builder = builder.rate_limits(RateLimits::upstream().time_scale(args.time_scale));
+    }
+    if let Some(path) = &args.write_input {
+        write_input(path, &wallets)?;
+        eprintln!(
+            "wrote {} rows of create-many input to {path}",
+            wallets.len()
+        );
+    }
+    drop(wallets);
     let sandbox = match args.port {
-        None => Sandbox::start(seed.builder()).await,
+        None => Sandbox::start(builder).await,
         Some(port) => {
             let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
                 .map_err(|e| CliError::Other(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
-            Sandbox::start_on(seed.builder(), listener).await
+            Sandbox::start_on(builder, listener).await
         }
     };
     let url = sandbox.uri();
@@ -45,4 +67,28 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
         .map_err(|e| CliError::Other(format!("cannot wait for Ctrl-C: {e}")))?;
     eprintln!("stopped");
     Ok(())
+}
+
+/// The pregenerated wallets as create-many input: CSV for `*.csv`, else JSON lines.
+fn write_input(path: &str, wallets: &[Pregenerated]) -> Result<(), CliError> {
+    let fail = |e: std::io::Error| CliError::Other(format!("cannot write {path}: {e}"));
+    let file = std::fs::File::create(path).map_err(fail)?;
+    let mut out = std::io::BufWriter::new(file);
+    let csv = path.to_ascii_lowercase().ends_with(".csv");
+    if csv {
+        writeln!(out, "environmentId,walletId,userId").map_err(fail)?;
+    }
+    for w in wallets {
+        if csv {
+            writeln!(out, "{},{},{}", w.environment_id, w.wallet_id, w.user_id)
+        } else {
+            writeln!(
+                out,
+                "{}",
+                json!({"environmentId": w.environment_id, "walletId": w.wallet_id, "userId": w.user_id})
+            )
+        }
+        .map_err(fail)?;
+    }
+    out.flush().map_err(fail)
 }

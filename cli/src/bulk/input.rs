@@ -1,0 +1,429 @@
+//! create-many's input: JSON lines or CSV, read row by row on a thread of its own (memory stays
+//! flat however long the file), each row checked into a job or reported as a bad row with its
+//! line number. Rows of other shards and rows a resumed run has settled are counted, not sent.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+
+use dynamic_waas::{BackupJob, LocationRequest, NextRun};
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+use super::results::Sink;
+use super::tally::Tally;
+use crate::args::{parse_location, parse_location_json, BadRows, InputFormat, Shard};
+use crate::exit::CliError;
+
+/// A checked row, ready to send.
+pub struct Row {
+    pub line: u64,
+    pub job: BackupJob,
+}
+
+/// What every row shares, and what decides whether it is sent.
+pub struct Rules {
+    pub environment_id: Option<String>,
+    pub locations: Vec<LocationRequest>,
+    pub allow_unknown_location: bool,
+    pub shard: Option<Shard>,
+    pub bad_rows: BadRows,
+    /// From a resumed run's results: what to do per wallet (absent: create).
+    pub resume: HashMap<u128, NextRun>,
+}
+
+/// How reading ended.
+pub enum Ended {
+    /// Every row was read.
+    Complete,
+    /// A bad row stopped the run (`--bad-rows stop`).
+    BadRow,
+    /// The run stopped taking rows (Ctrl-C).
+    Stopped,
+}
+
+/// Opens `path` (`-` for stdin) and picks the format.
+pub fn open(
+    path: &str,
+    format: Option<InputFormat>,
+) -> Result<(Box<dyn BufRead + Send>, InputFormat), CliError> {
+    let mut reader: Box<dyn BufRead + Send> = if path == "-" {
+        Box::new(BufReader::new(io::stdin()))
+    } else {
+        let file = File::open(path)
+            .map_err(|e| CliError::InvalidInput(format!("cannot open --input {path}: {e}")))?;
+        Box::new(BufReader::with_capacity(64 * 1024, file))
+    };
+    let format = match format {
+        Some(format) => format,
+        None if path.to_ascii_lowercase().ends_with(".csv") => InputFormat::Csv,
+        None => {
+            let head = reader
+                .fill_buf()
+                .map_err(|e| CliError::InvalidInput(format!("cannot read --input {path}: {e}")))?;
+            match head.iter().find(|b| !b.is_ascii_whitespace()) {
+                Some(b'{') | None => InputFormat::Jsonl,
+                Some(_) => InputFormat::Csv,
+            }
+        }
+    };
+    Ok((reader, format))
+}
+
+/// Counts the data rows of a file (not stdin), for progress: lines, less a CSV header.
+pub fn count_rows(path: &str, format: InputFormat) -> Option<u64> {
+    if path == "-" {
+        return None;
+    }
+    let mut file = BufReader::with_capacity(256 * 1024, File::open(path).ok()?);
+    let mut lines = 0u64;
+    let mut last = b'\n';
+    loop {
+        let buf = file.fill_buf().ok()?;
+        if buf.is_empty() {
+            break;
+        }
+        lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        last = buf[buf.len() - 1];
+        let n = buf.len();
+        file.consume(n);
+    }
+    if last != b'\n' {
+        lines += 1;
+    }
+    Some(match format {
+        InputFormat::Csv => lines.saturating_sub(1),
+        InputFormat::Jsonl => lines,
+    })
+}
+
+/// Reads every row, sending jobs to `jobs` and reporting the others to `sink` and `tally`.
+/// Blocking: run it on a thread of its own.
+pub fn read(
+    reader: Box<dyn BufRead + Send>,
+    format: InputFormat,
+    rules: &Rules,
+    jobs: &mpsc::Sender<Row>,
+    sink: &Sink,
+    tally: &Tally,
+) -> Result<Ended, CliError> {
+    let mut each = |line: u64, fields: Result<Fields, String>| -> Step {
+        match fields.and_then(|f| rules.check(f)) {
+            Ok(Checked::Send(job)) => {
+                if jobs.blocking_send(Row { line, job }).is_err() {
+                    return Step::Stop(Ended::Stopped);
+                }
+            }
+            Ok(Checked::Skip) => tally.skipped(),
+            Ok(Checked::OtherShard) => tally.other_shard(),
+            Err(message) => {
+                tracing::warn!(line, "bad row: {message}");
+                sink.bad_row(line, &message);
+                if rules.bad_rows == BadRows::Stop {
+                    return Step::Stop(Ended::BadRow);
+                }
+            }
+        }
+        Step::Next
+    };
+    match format {
+        InputFormat::Jsonl => read_jsonl(reader, &mut each),
+        InputFormat::Csv => read_csv(reader, &mut each),
+    }
+}
+
+enum Step {
+    Next,
+    Stop(Ended),
+}
+
+/// A row's fields, as the input names them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Fields {
+    environment_id: Option<String>,
+    wallet_id: String,
+    user_id: String,
+    share_set_id: Option<String>,
+    locations: Option<Vec<Value>>,
+}
+
+const CSV_COLUMNS: [&str; 5] = [
+    "environmentId",
+    "walletId",
+    "userId",
+    "shareSetId",
+    "locations",
+];
+
+fn read_jsonl(
+    mut reader: Box<dyn BufRead + Send>,
+    each: &mut dyn FnMut(u64, Result<Fields, String>) -> Step,
+) -> Result<Ended, CliError> {
+    let mut text = String::new();
+    let mut line = 0u64;
+    loop {
+        text.clear();
+        line += 1;
+        let read = reader.read_line(&mut text);
+        match read {
+            Ok(0) => return Ok(Ended::Complete),
+            Ok(_) => {}
+            // Not UTF-8: the line is bad, the rest may be fine.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                if let Step::Stop(ended) = each(line, Err("the line is not UTF-8".into())) {
+                    return Ok(ended);
+                }
+                skip_line(&mut reader)?;
+                continue;
+            }
+            Err(e) => return Err(CliError::Other(format!("cannot read the input: {e}"))),
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        let fields =
+            serde_json::from_str::<Fields>(&text).map_err(|e| format!("not a valid row: {e}"));
+        if let Step::Stop(ended) = each(line, fields) {
+            return Ok(ended);
+        }
+    }
+}
+
+/// Skips the rest of a line that could not be read as text.
+fn skip_line(reader: &mut Box<dyn BufRead + Send>) -> Result<(), CliError> {
+    let mut bytes = Vec::new();
+    reader
+        .read_until(b'\n', &mut bytes)
+        .map(|_| ())
+        .map_err(|e| CliError::Other(format!("cannot read the input: {e}")))
+}
+
+fn read_csv(
+    reader: Box<dyn BufRead + Send>,
+    each: &mut dyn FnMut(u64, Result<Fields, String>) -> Step,
+) -> Result<Ended, CliError> {
+    let mut csv = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_reader(reader.take(u64::MAX));
+    let header = csv
+        .headers()
+        .map_err(|e| CliError::InvalidInput(format!("line 1: cannot read the CSV header: {e}")))?
+        .clone();
+    let mut column: HashMap<&str, usize> = HashMap::new();
+    for (i, name) in header.iter().enumerate() {
+        let known = CSV_COLUMNS.iter().find(|c| **c == name).ok_or_else(|| {
+            CliError::InvalidInput(format!(
+                "line 1: unknown column {name:?}; expected {}",
+                CSV_COLUMNS.join(", ")
+            ))
+        })?;
+        if column.insert(known, i).is_some() {
+            return Err(CliError::InvalidInput(format!(
+                "line 1: column {name:?} appears twice"
+            )));
+        }
+    }
+    for required in ["walletId", "userId"] {
+        if !column.contains_key(required) {
+            return Err(CliError::InvalidInput(format!(
+                "line 1: the CSV header has no {required} column (expected {})",
+                CSV_COLUMNS.join(", ")
+            )));
+        }
+    }
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line_before = csv.position().line();
+        let fields = match csv.read_record(&mut record) {
+            Ok(false) => return Ok(Ended::Complete),
+            Ok(true) => {
+                let get = |name: &str| {
+                    column
+                        .get(name)
+                        .and_then(|&i| record.get(i))
+                        .filter(|v| !v.is_empty())
+                        .map(str::to_owned)
+                };
+                Ok(Fields {
+                    environment_id: get("environmentId"),
+                    wallet_id: get("walletId").unwrap_or_default(),
+                    user_id: get("userId").unwrap_or_default(),
+                    share_set_id: get("shareSetId"),
+                    locations: get("locations").map(|l| {
+                        l.split(';')
+                            .filter(|s| !s.trim().is_empty())
+                            .map(|s| Value::String(s.trim().to_owned()))
+                            .collect()
+                    }),
+                })
+            }
+            Err(e) => Err(format!("not a valid CSV row: {e}")),
+        };
+        let line = record.position().map(|p| p.line()).unwrap_or(line_before);
+        if let Step::Stop(ended) = each(line, fields) {
+            return Ok(ended);
+        }
+    }
+}
+
+enum Checked {
+    Send(BackupJob),
+    Skip,
+    OtherShard,
+}
+
+impl Rules {
+    fn check(&self, fields: Fields) -> Result<Checked, String> {
+        // The shard first: a row of another shard is that shard's to report.
+        let wallet = uuid::Uuid::try_parse(fields.wallet_id.trim()).ok();
+        if let (Some(shard), Some(wallet)) = (self.shard, wallet) {
+            if !shard.contains(wallet) {
+                return Ok(Checked::OtherShard);
+            }
+        } else if let Some(shard) = self.shard {
+            // A wallet id that is no UUID has no shard: the first reports it.
+            if shard.index != 1 {
+                return Ok(Checked::OtherShard);
+            }
+        }
+        let next = wallet
+            .and_then(|w| self.resume.get(&w.as_u128()).copied())
+            .unwrap_or(NextRun::Create);
+        if next == NextRun::Skip {
+            return Ok(Checked::Skip);
+        }
+        let environment = fields
+            .environment_id
+            .or_else(|| self.environment_id.clone())
+            .ok_or("no environmentId (give it in the row or with --environment-id)")?;
+        let locations = match fields.locations {
+            Some(locations) if !locations.is_empty() => locations
+                .iter()
+                .map(|value| {
+                    match value {
+                        Value::String(spec) => parse_location(spec),
+                        Value::Object(_) => parse_location_json(&value.to_string()),
+                        other => Err(format!("a location is a string or an object, not {other}")),
+                    }
+                    .map_err(|e| format!("locations: {e}"))
+                })
+                .collect::<Result<Vec<_>, String>>()?,
+            _ if self.locations.is_empty() => {
+                return Err("no locations (give them in the row or with --location)".into())
+            }
+            _ => Vec::new(),
+        };
+        if !self.allow_unknown_location {
+            if let Some(unknown) = locations.iter().find(|l| l.location.is_unknown()) {
+                return Err(format!(
+                    "unknown location {:?} (pass --allow-unknown-location to send it)",
+                    unknown.location.as_str()
+                ));
+            }
+        }
+        let requests = if locations.is_empty() {
+            self.locations.clone()
+        } else {
+            locations.into_iter().map(|l| l.request).collect()
+        };
+        let mut job = BackupJob::new(
+            environment.as_str(),
+            fields.wallet_id.as_str(),
+            fields.user_id.as_str(),
+            requests,
+        )
+        .map_err(|e| e.to_string())?;
+        if let Some(share_set) = fields.share_set_id {
+            job = job
+                .share_set_id(share_set.as_str())
+                .map_err(|e| e.to_string())?;
+        }
+        if next == NextRun::ReadFirst {
+            job = job.resumed();
+        }
+        Ok(Checked::Send(job))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dynamic_waas::BackupLocation;
+
+    const ENV: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
+    const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
+    const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+
+    fn rules() -> Rules {
+        Rules {
+            environment_id: None,
+            locations: vec![BackupLocation::GoogleDrive.into()],
+            allow_unknown_location: false,
+            shard: None,
+            bad_rows: BadRows::Skip,
+            resume: HashMap::new(),
+        }
+    }
+
+    fn fields(json: Value) -> Fields {
+        serde_json::from_value(json).unwrap()
+    }
+
+    #[test]
+    fn rows_are_checked_with_reasons() {
+        let r = rules();
+        let ok =
+            fields(serde_json::json!({"environmentId": ENV, "walletId": WALLET, "userId": USER}));
+        assert!(matches!(r.check(ok), Ok(Checked::Send(_))));
+        for (row, says) in [
+            (
+                serde_json::json!({"walletId": WALLET, "userId": USER}),
+                "environmentId",
+            ),
+            (
+                serde_json::json!({"environmentId": ENV, "walletId": "w", "userId": USER}),
+                "walletId",
+            ),
+            (
+                serde_json::json!({"environmentId": ENV, "walletId": WALLET, "userId": "u"}),
+                "userId",
+            ),
+            (
+                serde_json::json!({"environmentId": ENV, "walletId": WALLET, "userId": USER, "locations": ["paper"]}),
+                "unknown location",
+            ),
+            (
+                serde_json::json!({"environmentId": ENV, "walletId": WALLET, "userId": USER, "shareSetId": "x"}),
+                "shareSetId",
+            ),
+        ] {
+            let err = r
+                .check(fields(row.clone()))
+                .err()
+                .unwrap_or_else(|| panic!("{row}"));
+            assert!(err.contains(says), "{row}: {err}");
+        }
+        let unknown = serde_json::from_str::<Fields>(&format!(
+            r#"{{"walletId":"{WALLET}","userId":"{USER}","colour":"red"}}"#
+        ));
+        assert!(unknown.unwrap_err().to_string().contains("colour"));
+    }
+
+    #[test]
+    fn resume_skips_settled_wallets_and_reads_first_for_the_others() {
+        let mut r = rules();
+        let wallet = uuid::Uuid::parse_str(WALLET).unwrap().as_u128();
+        let row = || {
+            fields(serde_json::json!({"environmentId": ENV, "walletId": WALLET, "userId": USER}))
+        };
+        r.resume.insert(wallet, NextRun::Skip);
+        assert!(matches!(r.check(row()), Ok(Checked::Skip)));
+        r.resume.insert(wallet, NextRun::ReadFirst);
+        let Ok(Checked::Send(job)) = r.check(row()) else {
+            panic!("not sent")
+        };
+        assert!(format!("{job:?}").contains("resumed: true"));
+    }
+}

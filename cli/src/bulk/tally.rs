@@ -1,0 +1,115 @@
+//! What a create-many run has done so far: counted once an outcome is on disk, read by the
+//! progress display and the summary.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dynamic_waas::BackupStatus;
+use serde_json::{json, Value};
+
+/// Counters, shared by the reader, the writer and the progress display.
+#[derive(Debug, Default)]
+pub struct Tally {
+    created: AtomicU64,
+    reconciled: AtomicU64,
+    already_backed_up: AtomicU64,
+    failed: AtomicU64,
+    unknown: AtomicU64,
+    invalid: AtomicU64,
+    skipped: AtomicU64,
+    other_shard: AtomicU64,
+}
+
+fn add(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+fn get(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+impl Tally {
+    /// An outcome reached the disk.
+    pub fn outcome(&self, status: BackupStatus) {
+        add(match status {
+            BackupStatus::Created => &self.created,
+            BackupStatus::Reconciled => &self.reconciled,
+            BackupStatus::AlreadyBackedUp => &self.already_backed_up,
+            BackupStatus::Unknown => &self.unknown,
+            // Failed, and any status a later library adds.
+            _ => &self.failed,
+        });
+    }
+
+    /// A bad row was reported.
+    pub fn invalid(&self) {
+        add(&self.invalid);
+    }
+
+    /// A row a resumed run found settled.
+    pub fn skipped(&self) {
+        add(&self.skipped);
+    }
+
+    /// A row of another shard.
+    pub fn other_shard(&self) {
+        add(&self.other_shard);
+    }
+
+    /// Rows dealt with, whatever became of them.
+    pub fn rows_done(&self) -> u64 {
+        self.outcomes() + get(&self.invalid) + get(&self.skipped) + get(&self.other_shard)
+    }
+
+    /// Outcomes on disk.
+    pub fn outcomes(&self) -> u64 {
+        get(&self.created)
+            + get(&self.reconciled)
+            + get(&self.already_backed_up)
+            + get(&self.failed)
+            + get(&self.unknown)
+    }
+
+    /// Whether anything needs attention: a failure, an unknown outcome or a bad row.
+    pub fn all_well(&self) -> bool {
+        get(&self.failed) == 0 && get(&self.unknown) == 0 && get(&self.invalid) == 0
+    }
+
+    /// The counts, as the summary and the progress line show them.
+    pub fn counts(&self) -> Value {
+        json!({
+            "created": get(&self.created),
+            "reconciled": get(&self.reconciled),
+            "alreadyBackedUp": get(&self.already_backed_up),
+            "failed": get(&self.failed),
+            "unknown": get(&self.unknown),
+            "invalid": get(&self.invalid),
+            "skipped": get(&self.skipped),
+            "otherShard": get(&self.other_shard),
+        })
+    }
+
+    /// A short line: `created 10, reconciled 1, failed 2` (zeros left out).
+    pub fn brief(&self) -> String {
+        let mut parts = Vec::new();
+        for (name, counter) in [
+            ("created", &self.created),
+            ("reconciled", &self.reconciled),
+            ("already backed up", &self.already_backed_up),
+            ("failed", &self.failed),
+            ("unknown", &self.unknown),
+            ("invalid", &self.invalid),
+            ("skipped", &self.skipped),
+            ("other shard", &self.other_shard),
+        ] {
+            let n = get(counter);
+            if n > 0 {
+                parts.push(format!("{name} {n}"));
+            }
+        }
+        if parts.is_empty() {
+            "nothing done yet".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
