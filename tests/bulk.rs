@@ -1,0 +1,275 @@
+//! The bulk API against the sandbox over real HTTP: every wallet ends with its ids, no create
+//! is sent to a wallet already applied, the pacer keeps a run under the server's limits, a
+//! 429 pauses every job, and jobs are pulled only as slots free up.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dynamic_waas::{BackupJob, BackupOutcome, BackupStatus, Client, NextRun, Pacing};
+use dynamic_waas_sandbox::{
+    Fault, FaultResponse, Operation, Pregenerated, Rate, RateLimit, RateLimits, Sandbox, Seed,
+};
+use futures_util::{stream, StreamExt};
+use support::{fast, google_drive};
+
+/// A client of `sandbox` with the fast policy and `pacing`.
+fn client(sandbox: &Sandbox, pacing: Pacing) -> Client {
+    Client::builder()
+        .base_url(sandbox.uri())
+        .token(Seed::example().token)
+        .retry_policy(fast())
+        .pacing(pacing)
+        .build()
+        .unwrap()
+}
+
+fn job(row: &Pregenerated) -> BackupJob {
+    BackupJob::new(
+        &row.environment_id,
+        &row.wallet_id,
+        row.user_id,
+        [google_drive()],
+    )
+    .unwrap()
+}
+
+async fn run(client: &Client, jobs: Vec<BackupJob>, concurrency: usize) -> Vec<BackupOutcome> {
+    client
+        .create_many(stream::iter(jobs), concurrency)
+        .collect()
+        .await
+}
+
+/// The key share ids the sandbox holds for `row`'s wallet.
+fn held(sandbox: &Sandbox, row: &Pregenerated) -> Vec<String> {
+    let shares = sandbox.key_shares(&row.wallet_id).unwrap();
+    shares.iter().map(|s| s.id.to_string()).collect()
+}
+
+fn ids(outcome: &BackupOutcome) -> Vec<String> {
+    outcome
+        .key_shares
+        .iter()
+        .map(|s| s.key_share_id.to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn every_wallet_ends_with_its_ids_and_none_is_created_twice_under_ambiguous_faults() {
+    let (builder, rows) = support::with_wallets(200);
+    let sandbox = builder.start().await;
+    // 10 % of creates are applied and then answered 502, a few more applied and cut off.
+    sandbox.fail_at_rate(
+        Operation::Create,
+        Rate::random(0.1, 7),
+        Fault::ApplyThenRespond(FaultResponse::new(502).html("<h1>Bad Gateway</h1>")),
+    );
+    sandbox.fail_at_rate(
+        Operation::Create,
+        Rate::every(23),
+        Fault::ApplyThenDelay(Duration::from_secs(3)),
+    );
+    let client = Client::builder()
+        .base_url(sandbox.uri())
+        .token(Seed::example().token)
+        .retry_policy(fast().attempt_timeout(Duration::from_secs(1)))
+        .pacing(Pacing::unlimited())
+        .build()
+        .unwrap();
+    let outcomes = run(&client, rows.iter().map(job).collect(), 16).await;
+
+    assert_eq!(outcomes.len(), rows.len());
+    let by_wallet: HashMap<String, &BackupOutcome> = outcomes
+        .iter()
+        .map(|o| (o.wallet_id.to_string(), o))
+        .collect();
+    let mut reconciled = 0;
+    for row in &rows {
+        let outcome = by_wallet[&row.wallet_id.to_string()];
+        assert!(
+            matches!(
+                outcome.status,
+                BackupStatus::Created | BackupStatus::Reconciled
+            ),
+            "{outcome:?}"
+        );
+        reconciled += usize::from(outcome.status == BackupStatus::Reconciled);
+        assert_eq!(ids(outcome), held(&sandbox, row), "{outcome:?}");
+        assert_eq!(outcome.next_run(), NextRun::Skip);
+        assert_eq!(sandbox.creates_applied_to(&row.wallet_id), 1);
+    }
+    assert!(reconciled >= 10, "only {reconciled} faults fired");
+    // Counted as sent, not only as applied: no wallet got a second create.
+    assert_eq!(sandbox.creates_received(), rows.len());
+}
+
+#[tokio::test]
+async fn a_wallet_backed_up_before_comes_back_with_the_key_shares_it_holds() {
+    let (builder, rows) = support::with_wallets(2);
+    // The first wallet was backed up by an earlier run.
+    let first = &rows[0];
+    let sandbox = builder.start().await;
+    let client = client(&sandbox, Pacing::unlimited());
+    run(&client, vec![job(first)], 1).await;
+    let before = held(&sandbox, first);
+
+    let outcomes = run(&client, rows.iter().map(job).collect(), 2).await;
+    let again = outcomes.iter().find(|o| o.wallet_id == first.wallet_id).unwrap();
+    assert_eq!(again.status, BackupStatus::AlreadyBackedUp, "{again:?}");
+    assert_eq!(ids(again), before);
+    assert_eq!(again.next_run(), NextRun::Skip);
+    assert!(again.error.is_none());
+    let other = outcomes.iter().find(|o| o.wallet_id != first.wallet_id).unwrap();
+    assert_eq!(other.status, BackupStatus::Created);
+    assert_eq!(sandbox.creates_applied(), 2);
+}
+
+#[tokio::test]
+async fn a_resumed_job_reads_the_wallet_before_it_creates() {
+    let (builder, rows) = support::with_wallets(2);
+    let sandbox = builder.start().await;
+    let client = client(&sandbox, Pacing::unlimited());
+    // An earlier run applied the first wallet's create and died before writing its outcome.
+    run(&client, vec![job(&rows[0])], 1).await;
+    assert_eq!(sandbox.creates_received(), 1);
+
+    let outcomes = run(
+        &client,
+        rows.iter().map(|row| job(row).resumed()).collect(),
+        2,
+    )
+    .await;
+    let applied = outcomes.iter().find(|o| o.wallet_id == rows[0].wallet_id).unwrap();
+    assert_eq!(applied.status, BackupStatus::Reconciled, "{applied:?}");
+    assert_eq!(ids(applied), held(&sandbox, &rows[0]));
+    assert_eq!(applied.attempts, 1, "one read, no create");
+    let fresh = outcomes.iter().find(|o| o.wallet_id == rows[1].wallet_id).unwrap();
+    assert_eq!(fresh.status, BackupStatus::Created, "{fresh:?}");
+    assert_eq!(fresh.attempts, 2, "a read that showed nothing, then the create");
+    assert_eq!(sandbox.creates_received(), 2);
+}
+
+#[tokio::test]
+async fn failures_say_what_a_later_run_does_and_serialize_as_one_object() {
+    let (builder, rows) = support::with_wallets(1);
+    let sandbox = builder.start().await;
+    let client = client(&sandbox, Pacing::unlimited());
+    // A wallet the sandbox does not have: 404, settled (retrying changes nothing).
+    let missing = BackupJob::new(
+        &rows[0].environment_id,
+        uuid::Uuid::new_v4(),
+        rows[0].user_id,
+        [google_drive()],
+    )
+    .unwrap();
+    let outcomes = run(&client, vec![missing], 1).await;
+    let not_found = &outcomes[0];
+    assert_eq!(not_found.status, BackupStatus::Failed);
+    assert_eq!(not_found.next_run(), NextRun::Skip);
+    // 429s: nothing was applied, create again next time.
+    sandbox.fail_next(Operation::Create, 3, FaultResponse::new(429));
+    let outcomes = run(&client, vec![job(&rows[0])], 1).await;
+    let unavailable = &outcomes[0];
+    assert_eq!(unavailable.status, BackupStatus::Failed, "{unavailable:?}");
+    assert_eq!(unavailable.next_run(), NextRun::Create);
+
+    let json = serde_json::to_value(unavailable).unwrap();
+    assert_eq!(json["status"], "failed");
+    assert_eq!(json["walletId"], rows[0].wallet_id.to_string());
+    assert_eq!(json["error"]["kind"], "rate_limited");
+    assert_eq!(json["keyShares"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn a_429_pauses_every_job_for_its_retry_after() {
+    let (builder, rows) = support::with_wallets(20);
+    let sandbox = builder.start().await;
+    sandbox.fail_next(
+        Operation::Create,
+        1,
+        FaultResponse::new(429)
+            .retry_after(1)
+            .json(serde_json::json!({"error": "Too many requests. Please try again later."})),
+    );
+    // Fast enough that 20 wallets take a few tens of milliseconds unpaused.
+    let client = client(&sandbox, Pacing::unlimited().per_process(60_000));
+    let started = Instant::now();
+    let running = tokio::spawn({
+        let client = client.clone();
+        let jobs: Vec<BackupJob> = rows.iter().map(job).collect();
+        async move { run(&client, jobs, 4).await }
+    });
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The first wave went out before the 429 came back; nothing after it.
+    let during_pause = sandbox.requests_received();
+    assert!(during_pause <= 4, "{during_pause} requests during the pause");
+    let outcomes = running.await.unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(outcomes.iter().all(|o| o.status == BackupStatus::Created));
+    assert_eq!(client.stats().rate_limited, 1);
+    assert_eq!(client.stats().requests_sent, 21);
+}
+
+#[tokio::test]
+async fn the_pacer_keeps_a_run_under_the_servers_limits() {
+    let (builder, rows) = support::with_wallets(120);
+    let sandbox = builder
+        .rate_limits(
+            RateLimits::new()
+                .per_client(RateLimit::new(100, Duration::from_secs(1)))
+                .per_environment(RateLimit::new(200, Duration::from_secs(1))),
+        )
+        .start()
+        .await;
+    // 96 a second, 4 % under the client limit.
+    let client = client(&sandbox, Pacing::unlimited().per_process(5_760));
+    let started = Instant::now();
+    let outcomes = run(&client, rows.iter().map(job).collect(), 32).await;
+    let elapsed = started.elapsed();
+    assert!(outcomes.iter().all(|o| o.status == BackupStatus::Created));
+    assert_eq!(sandbox.rate_limited(), 0, "the server refused some requests");
+    // Paced: 120 requests at 96 a second (less a burst of 4) take over a second.
+    assert!(elapsed >= Duration::from_millis(1_150), "{elapsed:?}");
+
+    // The same run unpaced meets the limit: the pacer is what kept it under.
+    let (builder, rows) = support::with_wallets(120);
+    let sandbox = builder
+        .rate_limits(RateLimits::new().per_client(RateLimit::new(100, Duration::from_secs(1))))
+        .start()
+        .await;
+    let unpaced = self::client(&sandbox, Pacing::unlimited());
+    run(&unpaced, rows.iter().map(job).collect(), 32).await;
+    assert!(sandbox.rate_limited() > 0);
+}
+
+#[tokio::test]
+async fn jobs_are_pulled_only_as_slots_free_up() {
+    let (builder, rows) = support::with_wallets(40);
+    let sandbox = builder.start().await;
+    sandbox.fail_at_rate(
+        Operation::Create,
+        Rate::every(1),
+        Fault::ApplyThenDelay(Duration::from_millis(20)),
+    );
+    let client = client(&sandbox, Pacing::unlimited());
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let jobs = stream::iter(rows.iter().map(job).collect::<Vec<_>>()).inspect({
+        let pulled = Arc::clone(&pulled);
+        move |_| {
+            pulled.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let mut outcomes = std::pin::pin!(client.create_many(jobs, 4));
+    let mut finished = 0;
+    while let Some(outcome) = outcomes.next().await {
+        assert_eq!(outcome.status, BackupStatus::Created);
+        finished += 1;
+        // In flight: at most the concurrency, whatever the input's length.
+        assert!(pulled.load(Ordering::SeqCst) <= finished + 4);
+    }
+    assert_eq!(finished, rows.len());
+}
