@@ -1,0 +1,340 @@
+//! `backup-locations create-many` as a child process against a sandbox in this process: both
+//! input formats, bad rows, shards, a run killed with SIGKILL and resumed, Ctrl-C draining.
+//! Every test compares the results file with what the sandbox holds, and counts the creates
+//! the sandbox received, not only those it applied.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use dynamic_waas_sandbox::{Fault, Operation, Pregenerated, Rate, Sandbox, Seed};
+use serde_json::Value;
+use support::{cli_at, json, run, TOKEN};
+
+/// A sandbox with `count` pregenerated wallets; [`TOKEN`] is valid for their environment.
+async fn sandbox_with_wallets(count: usize) -> (Sandbox, Vec<Pregenerated>) {
+    let seed = Seed::example();
+    let (builder, rows) = seed
+        .builder()
+        .token(TOKEN, seed.environment_id.clone())
+        .pregenerated(&seed.environment_id, count);
+    (builder.start().await, rows)
+}
+
+/// A fresh directory for one test's files.
+fn workdir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bulk-{name}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn jsonl(rows: &[Pregenerated]) -> String {
+    rows.iter()
+        .map(|r| {
+            serde_json::json!({"environmentId": r.environment_id, "walletId": r.wallet_id, "userId": r.user_id})
+                .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+/// `create-many` of `input` into `results`, fast: no pacing to speak of.
+fn create_many(uri: &str, input: &Path, results: &Path) -> Command {
+    create_many_at(uri, input, results, "600000")
+}
+
+/// `create-many` at `rate` requests a minute.
+fn create_many_at(uri: &str, input: &Path, results: &Path, rate: &str) -> Command {
+    let mut cmd = cli_at(uri);
+    cmd.args([
+        "backup-locations",
+        "create-many",
+        "--location",
+        "googleDrive",
+    ])
+    .arg("--input")
+    .arg(input)
+    .arg("--results")
+    .arg(results)
+    .args(["--rate", rate, "--env-rate", "600000"]);
+    cmd
+}
+
+/// The results file: the last line per wallet (a resumed run appends), and the bad rows.
+fn results(path: &Path) -> (HashMap<String, Value>, Vec<Value>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut last = HashMap::new();
+    let mut bad = Vec::new();
+    for line in text.lines() {
+        let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        match value["walletId"].as_str() {
+            Some(wallet) => {
+                last.insert(wallet.to_owned(), value);
+            }
+            None => bad.push(value),
+        }
+    }
+    (last, bad)
+}
+
+fn key_share_ids(outcome: &Value) -> Vec<String> {
+    outcome["keyShares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["keyShareId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Every wallet has exactly one create applied, and its last outcome holds the ids the
+/// sandbox recorded.
+#[track_caller]
+fn assert_every_wallet_settled(sandbox: &Sandbox, rows: &[Pregenerated], results_path: &Path) {
+    let (outcomes, _) = results(results_path);
+    for row in rows {
+        let wallet = row.wallet_id.to_string();
+        let outcome = outcomes
+            .get(&wallet)
+            .unwrap_or_else(|| panic!("no outcome for {wallet}"));
+        assert_eq!(outcome["nextRun"], "skip", "{outcome}");
+        let held: Vec<String> = sandbox
+            .key_shares(&row.wallet_id)
+            .unwrap()
+            .iter()
+            .map(|s| s.id.to_string())
+            .collect();
+        assert_eq!(key_share_ids(outcome), held, "{outcome}");
+        assert_eq!(sandbox.creates_applied_to(&row.wallet_id), 1, "{wallet}");
+    }
+}
+
+fn summary(output: &Output) -> Value {
+    json(output)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_lines_and_csv_are_both_read_and_every_wallet_gets_its_ids() {
+    let (sandbox, rows) = sandbox_with_wallets(20).await;
+    let dir = workdir("formats");
+    let jsonl_input = dir.join("wallets.jsonl");
+    std::fs::write(&jsonl_input, jsonl(&rows[..10])).unwrap();
+    // CSV: columns in any order, a row naming its own locations.
+    let mut csv = String::from("userId,walletId,environmentId,locations\n");
+    for (i, r) in rows[10..].iter().enumerate() {
+        let locations = if i == 0 { "googleDrive;dynamic" } else { "" };
+        csv += &format!(
+            "{},{},{},{locations}\n",
+            r.user_id, r.wallet_id, r.environment_id
+        );
+    }
+    let csv_input = dir.join("wallets.csv");
+    std::fs::write(&csv_input, csv).unwrap();
+
+    for (input, results_file) in [(&jsonl_input, "jsonl.out"), (&csv_input, "csv.out")] {
+        let out = dir.join(results_file);
+        let output = run(create_many(&sandbox.uri(), input, &out)).await;
+        let doc = summary(&output);
+        assert_eq!(output.status.code(), Some(0), "{doc}");
+        assert_eq!(doc["run"], "complete");
+        assert_eq!(doc["created"], 10, "{doc}");
+        assert_eq!(doc["requestsSent"], 10, "{doc}");
+        // A complete run leaves no journal.
+        assert!(!dir.join(format!("{results_file}.inflight")).exists());
+    }
+    assert_every_wallet_settled(&sandbox, &rows[..10], &dir.join("jsonl.out"));
+    assert_every_wallet_settled(&sandbox, &rows[10..], &dir.join("csv.out"));
+    let (csv_outcomes, _) = results(&dir.join("csv.out"));
+    let first = &csv_outcomes[&rows[10].wallet_id.to_string()];
+    assert_eq!(first["keyShares"].as_array().unwrap().len(), 2, "{first}");
+    assert_eq!(sandbox.creates_received(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_rows_are_reported_with_their_line_and_skipped_or_stop_the_run() {
+    let (sandbox, rows) = sandbox_with_wallets(3).await;
+    let dir = workdir("bad-rows");
+    let input = dir.join("wallets.jsonl");
+    let good = jsonl(&rows);
+    let good: Vec<&str> = good.lines().collect();
+    let text = [
+        good[0],
+        "{\"walletId\": ",
+        &good[1].replace("\"userId\"", "\"colour\":\"red\",\"userId\""),
+        &good[1].replace(&rows[1].wallet_id.to_string(), "not-a-wallet"),
+        good[2],
+    ]
+    .join("\n");
+    std::fs::write(&input, text + "\n").unwrap();
+
+    let skip = dir.join("skip.out");
+    let output = run(create_many(&sandbox.uri(), &input, &skip)).await;
+    let doc = summary(&output);
+    assert_eq!(output.status.code(), Some(9), "{doc}");
+    assert_eq!(
+        (doc["created"].as_u64(), doc["invalid"].as_u64()),
+        (Some(2), Some(3)),
+        "{doc}"
+    );
+    let (_, bad) = results(&skip);
+    let lines: Vec<u64> = bad.iter().map(|b| b["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, [2, 3, 4]);
+    let messages: Vec<&str> = bad
+        .iter()
+        .map(|b| b["error"]["message"].as_str().unwrap())
+        .collect();
+    assert!(messages[1].contains("colour"), "{messages:?}");
+    assert!(messages[2].contains("walletId"), "{messages:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("line=2") || stderr.contains("line 2"),
+        "{stderr}"
+    );
+
+    // Stop: the first bad row ends the intake; the rows after it are not sent.
+    let (sandbox, rows) = sandbox_with_wallets(3).await;
+    let stop = dir.join("stop.out");
+    let mut cmd = create_many(&sandbox.uri(), &input, &stop);
+    cmd.args(["--bad-rows", "stop", "--concurrency", "1"]);
+    let output = run(cmd).await;
+    let doc = summary(&output);
+    assert_eq!(output.status.code(), Some(2), "{doc}");
+    assert_eq!(doc["run"], "stopped_at_bad_row");
+    assert_eq!(sandbox.creates_applied_to(&rows[2].wallet_id), 0);
+
+    // An unknown CSV column is refused before anything is sent.
+    let csv = dir.join("bad.csv");
+    std::fs::write(&csv, "walletId,userId,colour\n").unwrap();
+    let output = run(create_many(&sandbox.uri(), &csv, &dir.join("csv.out"))).await;
+    let error = support::assert_error(&output, 2, "invalid_input");
+    assert!(
+        support::message(&error).contains("line 1: unknown column \"colour\""),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shards_partition_the_input_without_overlap() {
+    let (sandbox, rows) = sandbox_with_wallets(40).await;
+    let dir = workdir("shards");
+    let input = dir.join("wallets.jsonl");
+    std::fs::write(&input, jsonl(&rows)).unwrap();
+    let mut seen = HashSet::new();
+    for k in 1..=3 {
+        let out = dir.join(format!("shard{k}.out"));
+        let mut cmd = create_many(&sandbox.uri(), &input, &out);
+        cmd.args(["--shard", &format!("{k}/3")]);
+        let output = run(cmd).await;
+        let doc = summary(&output);
+        assert_eq!(output.status.code(), Some(0), "{doc}");
+        let (outcomes, _) = results(&out);
+        assert_eq!(
+            doc["otherShard"].as_u64().unwrap() + outcomes.len() as u64,
+            40
+        );
+        for wallet in outcomes.keys() {
+            assert!(seen.insert(wallet.clone()), "{wallet} in two shards");
+        }
+    }
+    assert_eq!(seen.len(), 40);
+    assert_eq!(sandbox.creates_received(), 40);
+}
+
+/// The child, started with its output captured.
+fn spawn(mut cmd: Command) -> std::process::Child {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts")
+}
+
+async fn wait(child: std::process::Child) -> Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().expect("the child ends"))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_mid_way_resumes_with_every_id_and_no_create_sent_twice() {
+    let (sandbox, rows) = sandbox_with_wallets(300).await;
+    // Some creates are applied and answered late, so that some are in flight when the run
+    // dies after the server applied them.
+    sandbox.fail_at_rate(
+        Operation::Create,
+        Rate::every(5),
+        Fault::ApplyThenDelay(Duration::from_millis(1500)),
+    );
+    let dir = workdir("kill");
+    let input = dir.join("wallets.jsonl");
+    let out = dir.join("results.jsonl");
+    std::fs::write(&input, jsonl(&rows)).unwrap();
+    // 100 a second: the run takes three seconds and is killed after one.
+    let mut cmd = create_many_at(&sandbox.uri(), &input, &out, "6000");
+    cmd.args(["--concurrency", "16"]);
+    let mut child = spawn(cmd);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    child.kill().unwrap(); // SIGKILL
+    let killed = wait(child).await;
+    assert_eq!(killed.status.code(), None, "killed by a signal");
+    let sent_before = sandbox.creates_received();
+    let (before, _) = results(&out);
+    assert!(
+        before.len() < rows.len() && sent_before > before.len(),
+        "nothing was in flight"
+    );
+
+    sandbox.clear_faults();
+    let mut resume = create_many(&sandbox.uri(), &input, &out);
+    resume.arg("--resume");
+    let output = run(resume).await;
+    let doc = summary(&output);
+    assert_eq!(output.status.code(), Some(0), "{doc}");
+    assert_eq!(doc["skipped"].as_u64(), Some(before.len() as u64), "{doc}");
+    assert_every_wallet_settled(&sandbox, &rows, &out);
+    // The wallets in flight were read, not created again.
+    assert_eq!(sandbox.creates_received(), rows.len(), "{doc}");
+    assert!(!PathBuf::from(format!("{}.inflight", out.display())).exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_the_intake_and_writes_every_outcome_in_flight() {
+    let (sandbox, rows) = sandbox_with_wallets(200).await;
+    sandbox.fail_at_rate(
+        Operation::Create,
+        Rate::every(1),
+        Fault::ApplyThenDelay(Duration::from_millis(400)),
+    );
+    let dir = workdir("ctrl-c");
+    let input = dir.join("wallets.jsonl");
+    let out = dir.join("results.jsonl");
+    std::fs::write(&input, jsonl(&rows)).unwrap();
+    let mut cmd = create_many(&sandbox.uri(), &input, &out);
+    cmd.args(["--concurrency", "8"]);
+    let child = spawn(cmd);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(interrupted.success());
+    let output = wait(child).await;
+    let doc = summary(&output);
+    assert_eq!(output.status.code(), Some(130), "{doc}");
+    assert_eq!(doc["run"], "interrupted");
+    // Every create sent has its outcome on disk, and nothing more was sent.
+    let (outcomes, _) = results(&out);
+    assert_eq!(outcomes.len(), sandbox.creates_received(), "{doc}");
+    assert!(outcomes.len() < rows.len());
+    assert!(outcomes.values().all(|o| o["status"] == "created"));
+
+    sandbox.clear_faults();
+    let mut resume = create_many(&sandbox.uri(), &input, &out);
+    resume.arg("--resume");
+    let output = run(resume).await;
+    assert_eq!(output.status.code(), Some(0), "{}", summary(&output));
+    assert_every_wallet_settled(&sandbox, &rows, &out);
+    assert_eq!(sandbox.creates_received(), rows.len());
+}
