@@ -127,6 +127,7 @@ impl Pacing {
             environment: environment
                 .map(|q| RateLimiter::new(q, HashMapStateStore::default(), clock)),
             clock,
+            queue: tokio::sync::Mutex::new(()),
             paused_until: AtomicU64::new(0),
             slowdown: AtomicU32::new(0),
             healthy: AtomicU32::new(0),
@@ -191,6 +192,9 @@ pub(crate) struct Pacer {
     process: Option<Direct>,
     environment: Option<Keyed>,
     clock: TokioClock,
+    /// Requests wait their turn in order (Tokio's mutex is fair): only the first in line
+    /// watches the limiters, instead of every waiter waking for every permit.
+    queue: tokio::sync::Mutex<()>,
     /// Nanoseconds after the clock's epoch before which nothing is sent.
     paused_until: AtomicU64,
     /// Extra cells per request, `0..=CELLS`.
@@ -202,6 +206,7 @@ pub(crate) struct Pacer {
 impl Pacer {
     /// Waits until a request to `environment` may be sent.
     pub(crate) async fn acquire(&self, environment: &EnvironmentId) {
+        let _turn = self.queue.lock().await;
         self.wait_for_pause().await;
         let cost = self.cost();
         if let Some(limiter) = &self.environment {

@@ -336,6 +336,16 @@ pub struct ServeArgs {
         requires = "upstream_limits"
     )]
     pub time_scale: f64,
+
+    /// Apply this share of creates (0 to 1), then answer 502 as a proxy would: the create
+    /// happened and its answer is lost
+    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    pub ambiguous_faults: f64,
+
+    /// On Ctrl-C, write every seeded wallet's key share ids to FILE (JSON lines), to check a
+    /// bulk run's results against
+    #[arg(long, value_name = "FILE", requires = "wallets")]
+    pub dump_state: Option<String>,
 }
 
 /// One `--location` value.

@@ -4,7 +4,9 @@ use std::net::Ipv4Addr;
 
 use std::io::Write;
 
-use dynamic_waas_sandbox::{Pregenerated, RateLimits, Sandbox, Seed};
+use dynamic_waas_sandbox::{
+    Fault, FaultResponse, Operation, Pregenerated, Rate, RateLimits, Sandbox, Seed,
+};
 use serde_json::json;
 
 use crate::args::ServeArgs;
@@ -32,7 +34,12 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
             wallets.len()
         );
     }
-    drop(wallets);
+    // Kept only to dump the state at the end.
+    let wallets = if args.dump_state.is_some() {
+        wallets
+    } else {
+        Vec::new()
+    };
     let sandbox = match args.port {
         None => Sandbox::start(builder).await,
         Some(port) => {
@@ -41,6 +48,19 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
             Sandbox::start_on(builder, listener).await
         }
     };
+    if !(0.0..=1.0).contains(&args.ambiguous_faults) {
+        return Err(CliError::InvalidInput(format!(
+            "--ambiguous-faults is a share of creates, from 0 to 1, not {}",
+            args.ambiguous_faults
+        )));
+    }
+    if args.ambiguous_faults > 0.0 {
+        sandbox.fail_at_rate(
+            Operation::Create,
+            Rate::random(args.ambiguous_faults, 0x5eed),
+            Fault::ApplyThenRespond(FaultResponse::new(502).html("<h1>502 Bad Gateway</h1>")),
+        );
+    }
     let url = sandbox.uri();
     let document = json!({
         "url": url,
@@ -65,7 +85,19 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
     tokio::signal::ctrl_c()
         .await
         .map_err(|e| CliError::Other(format!("cannot wait for Ctrl-C: {e}")))?;
-    eprintln!("stopped");
+    if let Some(path) = &args.dump_state {
+        dump_state(path, &sandbox, &wallets)?;
+    }
+    // What it saw, for benchmarks and soak runs: one JSON line.
+    eprintln!(
+        "stopped: {}",
+        json!({
+            "requestsReceived": sandbox.requests_received(),
+            "createsReceived": sandbox.creates_received(),
+            "createsApplied": sandbox.creates_applied(),
+            "rateLimited": sandbox.rate_limited(),
+        })
+    );
     Ok(())
 }
 
@@ -88,6 +120,29 @@ fn write_input(path: &str, wallets: &[Pregenerated]) -> Result<(), CliError> {
                 json!({"environmentId": w.environment_id, "walletId": w.wallet_id, "userId": w.user_id})
             )
         }
+        .map_err(fail)?;
+    }
+    out.flush().map_err(fail)
+}
+
+/// Each wallet's key share ids, one JSON line per wallet.
+fn dump_state(path: &str, sandbox: &Sandbox, wallets: &[Pregenerated]) -> Result<(), CliError> {
+    let fail = |e: std::io::Error| CliError::Other(format!("cannot write {path}: {e}"));
+    let file = std::fs::File::create(path).map_err(fail)?;
+    let mut out = std::io::BufWriter::new(file);
+    for w in wallets {
+        let ids: Vec<String> = sandbox
+            .key_shares(&w.wallet_id)
+            .unwrap_or_default()
+            .iter()
+            .map(|s| s.id.to_string())
+            .collect();
+        let applied = sandbox.creates_applied_to(&w.wallet_id);
+        writeln!(
+            out,
+            "{}",
+            json!({"walletId": w.wallet_id, "keyShareIds": ids, "createsApplied": applied})
+        )
         .map_err(fail)?;
     }
     out.flush().map_err(fail)

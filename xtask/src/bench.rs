@@ -25,7 +25,16 @@ pub fn run(args: &[String]) -> Result<ExitCode> {
         [] => runtime(false),
         [flag] if flag == "--quick" => runtime(true),
         [flag] if flag == "--build-cost" => build_cost(),
-        _ => bail!("usage: cargo xtask bench [--quick | --build-cost]"),
+        [flag] if flag == "--bulk" => crate::bulk::run(false),
+        [a, b]
+            if [a, b]
+                .iter()
+                .all(|f| ["--bulk", "--quick"].contains(&f.as_str()))
+                && a != b =>
+        {
+            crate::bulk::run(true)
+        }
+        _ => bail!("usage: cargo xtask bench [--quick | --build-cost | --bulk [--quick]]"),
     }
 }
 

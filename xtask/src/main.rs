@@ -1,6 +1,7 @@
 //! Maintainer tasks: `cargo xtask generate`, `cargo xtask check`, `cargo xtask bench`.
 
 mod bench;
+mod bulk;
 mod changes;
 mod evolve;
 mod generate;
@@ -22,6 +23,10 @@ commands:
                --quick        a few seconds of measuring, noisier figures
                --build-cost   instead: clean-build time and dependency count of the facade
                               beside a reqwest + serde_json + tokio crate (several minutes)
+               --bulk         instead: create-many end to end against a sandbox process:
+                              achieved rate and 429s under upstream's limits (scaled clock),
+                              ids kept under 10 % ambiguous faults, peak memory with 100,000
+                              rows (about two minutes; --bulk --quick: a smaller run)
   soak       the fault-injection soak: 1,000 creates with a fifth of their answers lost
              after the server applied them, with and without lagging reads (about 30 s);
              fails on any lost backup

@@ -126,7 +126,16 @@ pub async fn create_many(
             let line = lines
                 .lock()
                 .ok()
-                .and_then(|mut lines| lines.get_mut(outcome.wallet_id.as_str())?.pop_front())
+                .and_then(|mut lines| {
+                    let wallet = outcome.wallet_id.as_str();
+                    let waiting = lines.get_mut(wallet)?;
+                    let line = waiting.pop_front();
+                    if waiting.is_empty() {
+                        // Only what is in flight stays: memory does not grow with the input.
+                        lines.remove(wallet);
+                    }
+                    line
+                })
                 .unwrap_or(0);
             sink.outcome(line, outcome);
         }

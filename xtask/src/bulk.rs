@@ -1,0 +1,371 @@
+//! `cargo xtask bench --bulk`: `create-many` end to end, as an operator runs it, against a
+//! sandbox in another process (release builds of both, from the CLI binary).
+//!
+//! - **paced**: upstream's limits on a scaled clock, the CLI at its default share of them:
+//!   achieved rate over the configured one, and 429s over requests.
+//! - **faults**: 10 % of creates applied and then answered 502: every applied create's ids
+//!   must be in the results file, and no create may reach a wallet already applied.
+//! - **memory**: the CLI's peak RSS and CPU per wallet for a short and a long input, unpaced:
+//!   flat memory means the long input's peak is no higher.
+//!
+//! The CLI's peak RSS and CPU are read from `/proc/<pid>` while it runs (Linux only).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+
+use crate::generate::workspace_root;
+
+/// Upstream's limits a minute, and the CLI's defaults (4 % under).
+const CLIENT_LIMIT: f64 = 1_500.0;
+const CLI_RATE: f64 = 1_440.0;
+const CLI_ENV_RATE: f64 = 2_880.0;
+
+pub fn run(quick: bool) -> Result<ExitCode> {
+    let root = workspace_root();
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .current_dir(&root)
+        .args(["build", "--quiet", "--release", "-p", "dynamic-waas-cli"])
+        .status()
+        .context("running cargo")?;
+    if !status.success() {
+        bail!("the CLI did not build");
+    }
+    let bin = root.join("target/release/dynamic-waas");
+    let dir = root.join("target/bulk-bench");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let scale = 20.0;
+    let mut ok = true;
+
+    // Paced: at a scale of 20, a "minute" lasts 3 s.
+    let wallets = if quick { 1_500 } else { 6_000 };
+    let paced = Scenario::new(&bin, &dir, "paced", wallets)
+        .serve_args(&["--upstream-limits", "--time-scale", &scale.to_string()])
+        .run_args(&[
+            "--rate",
+            &(CLI_RATE * scale).to_string(),
+            "--env-rate",
+            &(CLI_ENV_RATE * scale).to_string(),
+            "--concurrency",
+            "32",
+        ])
+        .run()?;
+    let requests = paced.summary["requestsSent"].as_f64().unwrap_or(0.0);
+    let rate_limited = paced.summary["rateLimited"].as_f64().unwrap_or(0.0);
+    let achieved = requests / paced.elapsed.as_secs_f64();
+    let configured = CLI_RATE * scale / 60.0;
+    let ratio = achieved / configured;
+    let share_429 = rate_limited / requests.max(1.0);
+    println!(
+        "paced: {wallets} wallets, {requests} requests in {:.2} s: {achieved:.1}/s against {configured:.1}/s configured ({:.0}/s upstream), ratio {ratio:.3}; 429s {rate_limited} ({:.2} %); CPU {:.0} µs/wallet",
+        paced.elapsed.as_secs_f64(),
+        CLIENT_LIMIT * scale / 60.0,
+        share_429 * 100.0,
+        paced.cpu_per_wallet_us(wallets),
+    );
+    ok &= check("achieved rate / configured >= 0.95", ratio >= 0.95);
+    ok &= check("429s <= 1 % of requests", share_429 <= 0.01);
+
+    // Faults: 10 % applied then lost.
+    let wallets = if quick { 1_000 } else { 5_000 };
+    let faults = Scenario::new(&bin, &dir, "faults", wallets)
+        .serve_args(&["--ambiguous-faults", "0.1"])
+        .run()?;
+    let (lost, duplicates, reconciled) = faults.verify()?;
+    println!(
+        "faults: {wallets} wallets, 10 % applied then answered 502: {reconciled} reconciled, {lost} applied creates without their ids in the results, {duplicates} creates sent to a wallet already applied; {:.2} s",
+        faults.elapsed.as_secs_f64()
+    );
+    ok &= check("0 lost key share ids", lost == 0);
+    ok &= check("0 creates sent to an applied wallet", duplicates == 0);
+
+    // Memory: a short and a long input, unpaced.
+    let (short, long) = if quick {
+        (2_000, 20_000)
+    } else {
+        (10_000, 100_000)
+    };
+    let mut peaks = Vec::new();
+    for wallets in [short, long] {
+        let run = Scenario::new(&bin, &dir, &format!("memory-{wallets}"), wallets)
+            .run_args(&["--concurrency", "64"])
+            .run()?;
+        println!(
+            "memory: {wallets} rows: peak RSS {} KiB, CPU {:.0} µs/wallet, {:.0} wallets/s unpaced",
+            run.peak_kib,
+            run.cpu_per_wallet_us(wallets),
+            wallets as f64 / run.elapsed.as_secs_f64()
+        );
+        peaks.push(run.peak_kib);
+    }
+    let growth = peaks[1] as f64 / peaks[0].max(1) as f64;
+    println!("memory: peak with {long} rows / with {short} rows: {growth:.2}");
+    ok &= check("flat memory (long / short peak <= 1.2)", growth <= 1.2);
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn check(what: &str, held: bool) -> bool {
+    println!("  {} {what}", if held { "ok  " } else { "FAIL" });
+    held
+}
+
+struct Scenario<'a> {
+    bin: &'a Path,
+    dir: &'a Path,
+    name: String,
+    wallets: usize,
+    serve: Vec<String>,
+    create: Vec<String>,
+}
+
+struct Outcome {
+    summary: Value,
+    elapsed: Duration,
+    peak_kib: u64,
+    cpu: Duration,
+    results: PathBuf,
+    state: PathBuf,
+    sandbox: Value,
+}
+
+impl<'a> Scenario<'a> {
+    fn new(bin: &'a Path, dir: &'a Path, name: &str, wallets: usize) -> Self {
+        Self {
+            bin,
+            dir,
+            name: name.to_owned(),
+            wallets,
+            serve: Vec::new(),
+            create: vec![
+                "--rate".into(),
+                "60000000".into(),
+                "--env-rate".into(),
+                "60000000".into(),
+            ],
+        }
+    }
+
+    fn serve_args(mut self, args: &[&str]) -> Self {
+        self.serve.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    /// Replaces the default (unpaced) rates when it names them.
+    fn run_args(mut self, args: &[&str]) -> Self {
+        if args.contains(&"--rate") {
+            self.create.clear();
+        }
+        self.create.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    fn run(self) -> Result<Outcome> {
+        let input = self.dir.join(format!("{}.jsonl", self.name));
+        let results = self.dir.join(format!("{}.out", self.name));
+        let state = self.dir.join(format!("{}.state", self.name));
+        let mut serve = Command::new(self.bin)
+            .args(["--output", "json", "sandbox", "serve", "--wallets"])
+            .arg(self.wallets.to_string())
+            .arg("--write-input")
+            .arg(&input)
+            .arg("--dump-state")
+            .arg(&state)
+            .args(&self.serve)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting the sandbox")?;
+        let document = read_document(&mut serve)?;
+        let url = document["url"]
+            .as_str()
+            .context("the sandbox's URL")?
+            .to_owned();
+        let token = document["token"]
+            .as_str()
+            .context("the sandbox's token")?
+            .to_owned();
+
+        let started = Instant::now();
+        let mut create = Command::new(self.bin)
+            .env("DYNAMIC_API_TOKEN", token)
+            // Each settled fault is a warning; the results file has them all.
+            .env("RUST_LOG", "error")
+            .args(["--base-url", &url, "--output", "json"])
+            .args([
+                "backup-locations",
+                "create-many",
+                "--location",
+                "googleDrive",
+            ])
+            .arg("--input")
+            .arg(&input)
+            .arg("--results")
+            .arg(&results)
+            .args(["--progress-interval", "0"])
+            .args(&self.create)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting create-many")?;
+        let (peak_kib, cpu) = watch(&mut create)?;
+        let output = create.wait_with_output()?;
+        let elapsed = started.elapsed();
+        let summary: Value = serde_json::from_slice(&output.stdout)
+            .with_context(|| format!("{}: the summary is not JSON", self.name))?;
+        if !output.status.success() {
+            bail!(
+                "{}: create-many failed ({}): {summary}",
+                self.name,
+                output.status
+            );
+        }
+        let sandbox = stop(serve)?;
+        Ok(Outcome {
+            summary,
+            elapsed,
+            peak_kib,
+            cpu,
+            results,
+            state,
+            sandbox,
+        })
+    }
+}
+
+impl Outcome {
+    fn cpu_per_wallet_us(&self, wallets: usize) -> f64 {
+        self.cpu.as_secs_f64() * 1e6 / wallets.max(1) as f64
+    }
+
+    /// Lost ids (a wallet with an applied create whose ids the results do not hold),
+    /// creates sent to an applied wallet, and reconciled outcomes.
+    fn verify(&self) -> Result<(usize, u64, usize)> {
+        let mut last: HashMap<String, Value> = HashMap::new();
+        for line in std::fs::read_to_string(&self.results)?.lines() {
+            let value: Value = serde_json::from_str(line)?;
+            if let Some(wallet) = value["walletId"].as_str() {
+                last.insert(wallet.to_owned(), value);
+            }
+        }
+        let reconciled = last
+            .values()
+            .filter(|v| v["status"] == "reconciled")
+            .count();
+        let mut lost = 0;
+        for line in std::fs::read_to_string(&self.state)?.lines() {
+            let state: Value = serde_json::from_str(line)?;
+            if state["createsApplied"].as_u64() == Some(0) {
+                continue;
+            }
+            let held: Vec<&str> = ids(&state["keyShareIds"], None);
+            let recorded = state["walletId"]
+                .as_str()
+                .and_then(|w| last.get(w))
+                .map(|o| ids(&o["keyShares"], Some("keyShareId")))
+                .unwrap_or_default();
+            if held != recorded {
+                lost += 1;
+            }
+        }
+        let received = self.sandbox["createsReceived"].as_u64().unwrap_or(0);
+        let applied = self.sandbox["createsApplied"].as_u64().unwrap_or(0);
+        Ok((lost, received.saturating_sub(applied), reconciled))
+    }
+}
+
+fn ids<'v>(list: &'v Value, field: Option<&str>) -> Vec<&'v str> {
+    let mut ids: Vec<&str> = list
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| match field {
+                    Some(f) => v[f].as_str(),
+                    None => v.as_str(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort_unstable();
+    ids
+}
+
+/// The sandbox's first document on stdout (pretty-printed JSON, ending with `}`).
+fn read_document(serve: &mut Child) -> Result<Value> {
+    let stdout = serve.stdout.take().context("the sandbox's stdout")?;
+    let mut text = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        text.push_str(&line);
+        if line == "}" {
+            break;
+        }
+    }
+    serde_json::from_str(&text).with_context(|| format!("the sandbox printed {text:?}"))
+}
+
+/// Stops the sandbox with SIGINT and reads the counts it prints.
+fn stop(mut serve: Child) -> Result<Value> {
+    let status = Command::new("kill")
+        .args(["-INT", &serve.id().to_string()])
+        .status()?;
+    if !status.success() {
+        bail!("could not stop the sandbox");
+    }
+    serve.wait()?;
+    let mut stderr = String::new();
+    serve
+        .stderr
+        .take()
+        .context("the sandbox's stderr")?
+        .read_to_string(&mut stderr)?;
+    let line = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("stopped: "))
+        .with_context(|| format!("the sandbox said {stderr:?}"))?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// Polls the child's peak RSS (`VmHWM`) and CPU time until it exits.
+fn watch(child: &mut Child) -> Result<(u64, Duration)> {
+    let pid = child.id();
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    let (mut peak, mut cpu) = (0u64, Duration::ZERO);
+    while child.try_wait()?.is_none() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // Fields after the command name, which is in parentheses: utime is the 12th.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, rest)| rest.split_whitespace().collect())
+                .unwrap_or_default();
+            let tick = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let ticks = tick(11) + tick(12);
+            cpu = cpu.max(Duration::from_secs_f64(ticks as f64 / ticks_per_second));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok((peak, cpu))
+}
