@@ -1,7 +1,8 @@
-//! Authentication and transport safety of the facade, over real HTTP on loopback
-//! (wiremock): tokens from the environment, refused tokens, rotation through a
-//! `TokenProvider`, redaction in logs and errors, request headers, plain-http refusal and
-//! redirects.
+//! Authentication and transport safety of the facade, over real HTTP on loopback: tokens
+//! from the environment, refused tokens, rotation through a `TokenProvider`, redaction in logs
+//! and errors, request headers, plain-http refusal and redirects. On the sandbox
+//! (`dynamic_waas_sandbox`) where it models the case; on wiremock where the point is which
+//! token was sent (the sandbox's log redacts it) or a redirect to routes it does not serve.
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
@@ -11,13 +12,16 @@ use dynamic_waas::{
     Client, ClientBuilder, Error, ErrorKind, Token, TokenError, TokenFuture, TokenProvider,
     REFRESH_AHEAD,
 };
+use dynamic_waas_sandbox::{
+    FaultResponse, Operation, Rate, RecordedRequest, Sandbox, Seed, Target,
+};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 mod support;
 use support::{
     answering, create_example as create, create_path, created_201, fast, requests, wallet_path,
-    InOrder, ENV, USER, WALLET,
+    ENV, USER, WALLET,
 };
 
 fn wallet_200() -> ResponseTemplate {
@@ -43,15 +47,21 @@ fn provider_client(server: &MockServer, provider: impl TokenProvider) -> Client 
     support::provider_client_at(&server.uri(), provider, fast())
 }
 
-fn header_of<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
-    request
-        .headers
-        .get(name)
-        .map(|v| v.to_str().expect("ASCII header"))
+/// The example sandbox. It knows none of this file's tokens but its seed's, and refuses
+/// every other with 401.
+async fn sandbox() -> Sandbox {
+    Sandbox::seeded().await.0
 }
 
+/// A client of `sandbox` with `token`.
+fn sandbox_client(sandbox: &Sandbox, token: &str) -> Client {
+    support::client_at(&sandbox.uri(), token, fast())
+}
+
+/// The `Authorization` header wiremock received.
 fn auth_of(request: &Request) -> Option<&str> {
-    header_of(request, "authorization")
+    let value = request.headers.get("authorization")?;
+    Some(value.to_str().expect("ASCII header"))
 }
 
 /// Asserts the server received exactly these tokens, in order.
@@ -372,11 +382,13 @@ async fn a_server_refusing_every_token_gives_unauthorized_after_one_refresh() {
     .await;
 
     // A fixed token cannot be refreshed: one request.
-    let fixed = answering(unauthorized_401(), None).await;
-    let err = create(&client_for(&fixed)).await.unwrap_err();
+    let refusing = sandbox().await;
+    let err = create(&sandbox_client(&refusing, "dyn_fixed"))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Unauthorized);
     assert_eq!(err.attempts(), 1);
-    assert_eq!(requests(&fixed).await.len(), 1);
+    assert_eq!(refusing.requests().len(), 1);
 }
 
 fn client_for(server: &MockServer) -> Client {
@@ -461,13 +473,13 @@ async fn a_failed_refresh_keeps_a_still_valid_token_but_not_an_expired_or_refuse
     assert_eq!(requests(&server).await.len(), 3);
 
     // Refused with 401 and the refresh fails: the refused token is not sent again.
-    let refusing = answering(unauthorized_401(), None).await;
+    let refusing = sandbox().await;
     let provider = Scripted::new().fail_from(2);
-    let client = provider_client(&refusing, provider.clone());
+    let client = support::provider_client_at(&refusing.uri(), provider.clone(), fast());
     let err = create(&client).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::TokenUnavailable, "{err}");
     assert_eq!(err.attempts(), 1);
-    assert_eq!(requests(&refusing).await.len(), 1);
+    assert_eq!(refusing.requests().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -523,21 +535,13 @@ impl TokenProvider for SecretOnce {
     }
 }
 
-/// The create route of a server, answering `responses` in order.
-async fn create_route(server: &MockServer, responses: impl IntoIterator<Item = ResponseTemplate>) {
-    Mock::given(method("POST"))
-        .and(path(create_path()))
-        .respond_with(InOrder::new(responses))
-        .mount(server)
-        .await;
-}
-
 fn redirect(status: u16, to: String) -> ResponseTemplate {
     ResponseTemplate::new(status).insert_header("Location", to)
 }
 
-fn retry_now(status: u16) -> ResponseTemplate {
-    ResponseTemplate::new(status).insert_header("Retry-After", "0")
+/// `status` with `Retry-After: 0`.
+fn retry_now(status: u16) -> FaultResponse {
+    FaultResponse::new(status).retry_after(0)
 }
 
 #[tokio::test]
@@ -547,11 +551,18 @@ async fn the_token_never_appears_in_logs_errors_or_debug_output() {
     let logs = support::captured_logs(tracing::Level::TRACE);
     let mut printed: Vec<String> = Vec::new();
 
-    // A full call with retries: 503 + Retry-After 0, 429 + Retry-After 0, then 201.
-    let server = MockServer::start().await;
-    create_route(&server, [retry_now(503), retry_now(429), created_201()]).await;
+    // A full call with retries: 503 + Retry-After 0, 429 + Retry-After 0, then 201 from a
+    // sandbox that knows the token (and so shows it was sent).
+    let seed = Seed::example();
+    let sandbox = seed
+        .builder()
+        .token(SECRET, seed.environment_id.clone())
+        .start()
+        .await;
+    sandbox.fail_next(Operation::Create, 1, retry_now(503));
+    sandbox.fail_next(Operation::Create, 1, retry_now(429));
     let builder = Client::builder()
-        .base_url(server.uri())
+        .base_url(sandbox.uri())
         .token(SECRET)
         .retry_policy(fast());
     printed.push(format!("{builder:?} {builder:#?}"));
@@ -560,27 +571,21 @@ async fn the_token_never_appears_in_logs_errors_or_debug_output() {
     let created = create(&retrying).await.expect("created after two retries");
     assert_eq!(created.attempts(), 3);
     printed.push(format!("{created:?}"));
-    let seen = requests(&server).await;
-    assert_eq!(seen.len(), 3);
-    let bearer = format!("Bearer {SECRET}");
-    assert!(
-        seen.iter().all(|r| auth_of(r) == Some(&*bearer)),
-        "the token was sent"
-    );
+    assert_eq!(sandbox.creates_received(), 3);
 
     // 401.
-    let refusing = answering(unauthorized_401(), None).await;
-    let err = create(&client(&refusing, SECRET)).await.unwrap_err();
+    let refusing = self::sandbox().await;
+    let err = create(&sandbox_client(&refusing, SECRET))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::Unauthorized);
     describe(&err, &mut printed);
 
     // 500 on the create and on every wallet read: outcome unknown.
-    let failing = answering(
-        ResponseTemplate::new(500).set_body_json(serde_json::json!({"error": "boom"})),
-        None,
-    )
-    .await;
-    let err = client(&failing, SECRET)
+    let failing = self::sandbox().await;
+    let boom = FaultResponse::new(500).json(serde_json::json!({"error": "boom"}));
+    failing.fail_at_rate(Target::Any, Rate::every(1), boom);
+    let err = sandbox_client(&failing, SECRET)
         .create_backup_locations(ENV, WALLET, USER, [support::google_drive()])
         .retry_policy(fast().max_attempts(2))
         .await
@@ -592,12 +597,18 @@ async fn the_token_never_appears_in_logs_errors_or_debug_output() {
     describe(&err, &mut printed);
 
     // A provider: 401 with a refresh that fails, and a token refused at build.
-    let rotating = provider_client(&refusing, SecretOnce(AtomicUsize::new(0)));
+    let rotating =
+        support::provider_client_at(&refusing.uri(), SecretOnce(AtomicUsize::new(0)), fast());
     let err = rotating.get_wallet(ENV, WALLET).await.unwrap_err();
     assert_eq!(err.kind(), &ErrorKind::TokenUnavailable, "{err}");
     describe(&err, &mut printed);
-    let on_refusing = requests(&refusing).await;
-    assert!(on_refusing.iter().all(|r| auth_of(r) == Some(&*bearer)));
+    let sent = [sandbox.requests(), refusing.requests()].concat();
+    assert_eq!(sent.len(), 5);
+    assert!(
+        sent.iter()
+            .all(|r| r.header("authorization") == Some("Bearer [redacted]")),
+        "{sent:?}"
+    );
 
     // Invalid input.
     for bad in [
@@ -605,7 +616,7 @@ async fn the_token_never_appears_in_logs_errors_or_debug_output() {
         format!("{SECRET}\u{7}"),
         format!(" {SECRET}"),
     ] {
-        let builder = Client::builder().base_url(server.uri()).token(bad);
+        let builder = Client::builder().base_url(sandbox.uri()).token(bad);
         printed.push(format!("{builder:?}"));
         describe(&builder.build().unwrap_err(), &mut printed);
     }
@@ -636,8 +647,10 @@ async fn the_token_never_appears_in_logs_errors_or_debug_output() {
 // ---------------------------------------------------------------------------------------
 
 #[track_caller]
-fn request_id_of(request: &Request) -> String {
-    let id = header_of(request, "x-dyn-request-id").expect("x-dyn-request-id is sent");
+fn request_id_of(request: &RecordedRequest) -> String {
+    let id = request
+        .header("x-dyn-request-id")
+        .expect("x-dyn-request-id is sent");
     let uuid = uuid::Uuid::parse_str(id).expect("a UUID");
     assert_eq!(uuid.get_version_num(), 4, "{id}");
     assert_eq!(uuid.hyphenated().to_string(), id, "canonical form");
@@ -645,8 +658,8 @@ fn request_id_of(request: &Request) -> String {
 }
 
 #[track_caller]
-fn assert_user_agent(request: &Request) {
-    let ua = header_of(request, "user-agent").expect("User-Agent is sent");
+fn assert_user_agent(request: &RecordedRequest) {
+    let ua = request.header("user-agent").expect("User-Agent is sent");
     assert!(ua.starts_with("dynamic-waas-rust/"), "{ua}");
     assert!(
         ua.len() > "dynamic-waas-rust/".len(),
@@ -656,12 +669,12 @@ fn assert_user_agent(request: &Request) {
 
 #[tokio::test]
 async fn every_attempt_has_the_user_agent_and_its_own_request_id() {
-    let server = MockServer::start().await;
-    create_route(&server, [retry_now(429), created_201()]).await;
-    let created = create(&client_for(&server))
+    let (sandbox, seed) = Sandbox::seeded().await;
+    sandbox.fail_next(Operation::Create, 1, retry_now(429));
+    let created = create(&sandbox_client(&sandbox, &seed.token))
         .await
         .expect("created on the retry");
-    let seen = requests(&server).await;
+    let seen = sandbox.requests();
     assert_eq!(seen.len(), 2);
     seen.iter().for_each(assert_user_agent);
     let ids: Vec<String> = seen.iter().map(request_id_of).collect();
@@ -669,14 +682,15 @@ async fn every_attempt_has_the_user_agent_and_its_own_request_id() {
     assert_eq!(created.request_id(), ids[1]);
 
     // A final error carries the last attempt's id.
-    let limited = answering(retry_now(429), None).await;
-    let client = client_for(&limited);
+    let limited = self::sandbox().await;
+    limited.fail_at_rate(Target::Any, Rate::every(1), retry_now(429));
+    let client = sandbox_client(&limited, &seed.token);
     let err = create(&client).await.unwrap_err();
     assert!(
         matches!(err.kind(), ErrorKind::RateLimited { .. }),
         "{err:?}"
     );
-    let seen = requests(&limited).await;
+    let seen = limited.requests();
     assert_eq!(seen.len(), 3);
     seen.iter().for_each(assert_user_agent);
     let ids: std::collections::HashSet<String> = seen.iter().map(request_id_of).collect();
@@ -685,7 +699,7 @@ async fn every_attempt_has_the_user_agent_and_its_own_request_id() {
     assert!(err.to_string().contains(&request_id_of(&seen[2])), "{err}");
 
     let err = client.get_wallet(ENV, WALLET).await.unwrap_err();
-    let seen = requests(&limited).await;
+    let seen = limited.requests();
     assert_eq!(seen.len(), 6);
     seen.iter().for_each(assert_user_agent);
     assert_eq!(err.request_id(), Some(&*request_id_of(&seen[5])));

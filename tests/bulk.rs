@@ -118,12 +118,18 @@ async fn a_wallet_backed_up_before_comes_back_with_the_key_shares_it_holds() {
     let before = held(&sandbox, first);
 
     let outcomes = run(&client, rows.iter().map(job).collect(), 2).await;
-    let again = outcomes.iter().find(|o| o.wallet_id == first.wallet_id).unwrap();
+    let again = outcomes
+        .iter()
+        .find(|o| o.wallet_id == first.wallet_id)
+        .unwrap();
     assert_eq!(again.status, BackupStatus::AlreadyBackedUp, "{again:?}");
     assert_eq!(ids(again), before);
     assert_eq!(again.next_run(), NextRun::Skip);
     assert!(again.error.is_none());
-    let other = outcomes.iter().find(|o| o.wallet_id != first.wallet_id).unwrap();
+    let other = outcomes
+        .iter()
+        .find(|o| o.wallet_id != first.wallet_id)
+        .unwrap();
     assert_eq!(other.status, BackupStatus::Created);
     assert_eq!(sandbox.creates_applied(), 2);
 }
@@ -143,13 +149,22 @@ async fn a_resumed_job_reads_the_wallet_before_it_creates() {
         2,
     )
     .await;
-    let applied = outcomes.iter().find(|o| o.wallet_id == rows[0].wallet_id).unwrap();
+    let applied = outcomes
+        .iter()
+        .find(|o| o.wallet_id == rows[0].wallet_id)
+        .unwrap();
     assert_eq!(applied.status, BackupStatus::Reconciled, "{applied:?}");
     assert_eq!(ids(applied), held(&sandbox, &rows[0]));
     assert_eq!(applied.attempts, 1, "one read, no create");
-    let fresh = outcomes.iter().find(|o| o.wallet_id == rows[1].wallet_id).unwrap();
+    let fresh = outcomes
+        .iter()
+        .find(|o| o.wallet_id == rows[1].wallet_id)
+        .unwrap();
     assert_eq!(fresh.status, BackupStatus::Created, "{fresh:?}");
-    assert_eq!(fresh.attempts, 2, "a read that showed nothing, then the create");
+    assert_eq!(
+        fresh.attempts, 2,
+        "a read that showed nothing, then the create"
+    );
     assert_eq!(sandbox.creates_received(), 2);
 }
 
@@ -206,7 +221,10 @@ async fn a_429_pauses_every_job_for_its_retry_after() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     // The first wave went out before the 429 came back; nothing after it.
     let during_pause = sandbox.requests_received();
-    assert!(during_pause <= 4, "{during_pause} requests during the pause");
+    assert!(
+        during_pause <= 4,
+        "{during_pause} requests during the pause"
+    );
     let outcomes = running.await.unwrap();
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert!(outcomes.iter().all(|o| o.status == BackupStatus::Created));
@@ -231,7 +249,11 @@ async fn the_pacer_keeps_a_run_under_the_servers_limits() {
     let outcomes = run(&client, rows.iter().map(job).collect(), 32).await;
     let elapsed = started.elapsed();
     assert!(outcomes.iter().all(|o| o.status == BackupStatus::Created));
-    assert_eq!(sandbox.rate_limited(), 0, "the server refused some requests");
+    assert_eq!(
+        sandbox.rate_limited(),
+        0,
+        "the server refused some requests"
+    );
     // Paced: 120 requests at 96 a second (less a burst of 4) take over a second.
     assert!(elapsed >= Duration::from_millis(1_150), "{elapsed:?}");
 

@@ -2,21 +2,19 @@
 //! HTTP on loopback: on the sandbox (`dynamic_waas_sandbox`) where it models the case, on raw
 //! wiremock where the point is a wire detail scripted exactly.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
-use dynamic_waas::{BackupLocation, Client, ErrorKind, RetryPolicy};
-use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Rate, Sandbox, Seed};
+use dynamic_waas::{BackupLocation, Client, CreatedBackup, Error, ErrorKind, RetryPolicy};
+use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Rate, Sandbox, Seed, Wallet};
 use serde_json::{json, Value};
-use wiremock::matchers::{body_json, header, method, path, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::matchers::{body_json, header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 mod support;
 use support::{
-    create_example as create, created_201, fast, fixture, fixture_path, ids, in_order, server,
-    wallet_path, ENV, USER, WALLET,
+    create_example as create, created_201, fast, fixture, fixture_path, ids, server, ENV, USER,
+    WALLET,
 };
 
 const TOKEN: &str = "dyn_retry_tests";
@@ -35,6 +33,20 @@ fn client_of(sandbox: &Sandbox, policy: RetryPolicy) -> Client {
     support::client_at(&sandbox.uri(), &Seed::example().token, policy)
 }
 
+/// The example sandbox with `fault` on its next create, and the example create sent to it
+/// with `policy`: what it returned and how long it took.
+async fn create_after(
+    fault: impl Into<Fault>,
+    policy: RetryPolicy,
+) -> (Sandbox, Result<CreatedBackup, Error>, Duration) {
+    let sandbox = sandbox().await;
+    sandbox.fail_next(Operation::Create, 1, fault);
+    let client = client_of(&sandbox, policy);
+    let started = Instant::now();
+    let result = create(&client).await;
+    (sandbox, result, started.elapsed())
+}
+
 /// How many wallet reads `sandbox` received.
 fn reads(sandbox: &Sandbox) -> usize {
     sandbox
@@ -42,6 +54,22 @@ fn reads(sandbox: &Sandbox) -> usize {
         .iter()
         .filter(|r| r.operation == Some(Operation::Read))
         .count()
+}
+
+/// Asserts what `sandbox` received: creates (sent, whatever became of them), creates applied
+/// and wallet reads. Counting what was sent catches a blind resend, which the sandbox would
+/// refuse and the count of creates applied would hide.
+#[track_caller]
+fn assert_received(sandbox: &Sandbox, creates: usize, applied: usize, wallet_reads: usize) {
+    assert_eq!(
+        (
+            sandbox.creates_received(),
+            sandbox.creates_applied(),
+            reads(sandbox)
+        ),
+        (creates, applied, wallet_reads),
+        "(creates received, creates applied, wallet reads)"
+    );
 }
 
 /// The key share ids the sandbox recorded on the example wallet.
@@ -54,9 +82,10 @@ fn stored_ids(sandbox: &Sandbox) -> Vec<String> {
         .collect()
 }
 
-/// A client of a port where nothing listens (yet).
+/// A client (with the example seed's token) of a port where nothing listens (yet).
 fn client_of_port(port: u16, policy: RetryPolicy) -> Client {
-    support::client_at(&format!("http://127.0.0.1:{port}"), TOKEN, policy)
+    let uri = format!("http://127.0.0.1:{port}");
+    support::client_at(&uri, &Seed::example().token, policy)
 }
 
 /// A port nothing listens on.
@@ -70,6 +99,7 @@ fn free_port() -> u16 {
 
 #[tokio::test]
 async fn happy_path_sends_the_seed_request_and_reads_the_seed_response() {
+    // Stays on wiremock: its point is the exact request (token, body) and the fixture's 201.
     let server = server().await;
     Mock::given(method("POST"))
         .and(path(support::create_path()))
@@ -194,11 +224,12 @@ async fn each_error_status_maps_to_its_kind() {
             *k == ErrorKind::Rejected
         }),
     ];
-    for (status, body, is_kind) in cases {
-        let server = server().await;
-        let answer = ResponseTemplate::new(status).set_body_json(&body);
-        support::route(&server, "POST", answer, Some(1)).await;
-        let err = create(&client(&server, fast())).await.unwrap_err();
+    let sandbox = sandbox().await;
+    let client = client_of(&sandbox, fast());
+    for (sent, (status, body, is_kind)) in cases.into_iter().enumerate() {
+        let answer = FaultResponse::new(status).json(body.clone());
+        sandbox.fail_next(Operation::Create, 1, answer);
+        let err = create(&client).await.unwrap_err();
         assert!(is_kind(err.kind()), "{status}: {err:?}");
         assert_eq!(err.status().unwrap().as_u16(), status);
         assert_eq!(err.upstream_error(), body["error"].as_str());
@@ -207,21 +238,17 @@ async fn each_error_status_maps_to_its_kind() {
         assert!(err.request_id().is_some());
         assert!(!err.is_retryable());
         assert_eq!(err.body_excerpt().unwrap(), body.to_string().as_bytes());
+        assert_received(&sandbox, sent + 1, 0, 0);
     }
 }
 
 #[tokio::test]
 async fn a_proxys_html_error_keeps_status_and_body() {
-    // Stays on wiremock: its point is a proxy's HTML page, byte for byte, with its exact headers.
-    let server = server().await;
+    let sandbox = sandbox().await;
     let html = "<html><body><h1>502 Bad Gateway</h1></body></html>";
-    Mock::given(method("GET"))
-        .and(path(wallet_path()))
-        .respond_with(ResponseTemplate::new(502).set_body_raw(html, "text/html"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let err = client(&server, RetryPolicy::no_retries())
+    let page = FaultResponse::new(502).body(html, "text/html");
+    sandbox.fail_next(Operation::Read, 1, page);
+    let err = client_of(&sandbox, RetryPolicy::no_retries())
         .get_wallet(ENV, WALLET)
         .await
         .unwrap_err();
@@ -229,47 +256,30 @@ async fn a_proxys_html_error_keeps_status_and_body() {
     assert_eq!(err.status().unwrap().as_u16(), 502);
     assert_eq!(err.body_excerpt().unwrap(), html.as_bytes());
     assert!(err.is_retryable());
-}
-
-/// A create answered `first`, then 201 (wiremock): its attempts and how long it took.
-async fn created_after(first: ResponseTemplate) -> (u32, Duration) {
-    let server = server().await;
-    in_order(&server, "POST", [first, created_201()], None).await;
-    let started = Instant::now();
-    let created = create(&client(&server, fast())).await.unwrap();
-    (created.attempts(), started.elapsed())
+    assert_eq!(reads(&sandbox), 1);
 }
 
 #[tokio::test]
 async fn rate_limited_then_created_waits_retry_after_seconds() {
-    let sandbox = sandbox().await;
-    sandbox.fail_next(
-        Operation::Create,
-        1,
-        FaultResponse::new(429)
-            .retry_after(1)
-            .json(json!({"error": "Too many requests. Please try again later."})),
-    );
-    let started = Instant::now();
-    let created = create(&client_of(&sandbox, fast())).await.unwrap();
-    let waited = started.elapsed();
-    assert_eq!(created.attempts(), 2);
+    let limited = FaultResponse::new(429)
+        .retry_after(1)
+        .json(json!({"error": "Too many requests. Please try again later."}));
+    let (sandbox, created, waited) = create_after(limited, fast()).await;
+    assert_eq!(created.unwrap().attempts(), 2);
     assert!(waited >= Duration::from_secs(1), "{waited:?}");
     assert!(waited < Duration::from_millis(2500), "{waited:?}");
-    assert_eq!(sandbox.creates_received(), 2);
-    assert_eq!(sandbox.creates_applied(), 1);
+    assert_received(&sandbox, 2, 1, 0);
 }
 
 #[tokio::test]
 async fn retry_after_as_an_http_date_is_honoured() {
-    // Stays on wiremock: its point is the HTTP-date form of Retry-After, scripted exactly.
-    let at = httpdate_in(2);
-    let (attempts, waited) =
-        created_after(ResponseTemplate::new(429).insert_header("retry-after", at.as_str())).await;
-    assert_eq!(attempts, 2);
+    let limited = FaultResponse::new(429).header("retry-after", &httpdate_in(2));
+    let (sandbox, created, waited) = create_after(limited, fast()).await;
+    assert_eq!(created.unwrap().attempts(), 2);
     // The date has one-second resolution: the wait is between 1 and 2 seconds.
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
     assert!(waited < Duration::from_millis(3000), "{waited:?}");
+    assert_received(&sandbox, 2, 1, 0);
 }
 
 fn httpdate_in(seconds: u64) -> String {
@@ -300,15 +310,10 @@ fn httpdate_in(seconds: u64) -> String {
 
 #[tokio::test]
 async fn retry_after_beyond_the_cap_stops_and_says_how_long() {
-    let sandbox = sandbox().await;
-    sandbox.fail_next(
-        Operation::Create,
-        1,
-        FaultResponse::new(429).retry_after(3600),
-    );
-    let started = Instant::now();
-    let err = create(&client_of(&sandbox, fast())).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(1));
+    let limited = FaultResponse::new(429).retry_after(3600);
+    let (sandbox, created, took) = create_after(limited, fast()).await;
+    let err = created.unwrap_err();
+    assert!(took < Duration::from_secs(1), "{took:?}");
     assert_eq!(
         *err.kind(),
         ErrorKind::RateLimited {
@@ -319,8 +324,7 @@ async fn retry_after_beyond_the_cap_stops_and_says_how_long() {
     assert_eq!(err.headers().unwrap()["retry-after"], "3600");
     assert!(err.to_string().contains("asked to wait 3600s"), "{err}");
     assert_eq!(err.attempts(), 1);
-    assert_eq!(sandbox.creates_received(), 1);
-    assert_eq!(sandbox.creates_applied(), 0);
+    assert_received(&sandbox, 1, 0, 0);
 }
 
 #[tokio::test]
@@ -332,8 +336,7 @@ async fn a_503_burst_with_retry_after_is_ridden_out() {
         .await
         .unwrap();
     assert_eq!(created.attempts(), 4);
-    assert_eq!(sandbox.creates_received(), 4);
-    assert_eq!(sandbox.creates_applied(), 1);
+    assert_received(&sandbox, 4, 1, 0);
     drop(sandbox);
     // With fewer attempts than the burst, the caller gets the rate limit.
     let sandbox = self::sandbox().await;
@@ -346,8 +349,7 @@ async fn a_503_burst_with_retry_after_is_ridden_out() {
         }
     );
     assert_eq!(err.attempts(), 3);
-    assert_eq!(sandbox.creates_received(), 3);
-    assert_eq!(sandbox.creates_applied(), 0);
+    assert_received(&sandbox, 3, 0, 0);
 }
 
 #[tokio::test]
@@ -383,14 +385,12 @@ async fn the_retry_budget_caps_amplification_against_a_failing_server() {
 
 #[tokio::test]
 async fn connection_refused_then_success() {
-    // A port with nothing listening yet; the server starts there 300 ms later.
+    // A port with nothing listening yet; the sandbox starts there 300 ms later.
     let port = free_port();
     let started = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-        let server = MockServer::builder().listener(listener).start().await;
-        support::route(&server, "POST", created_201(), Some(1)).await;
-        server
+        Sandbox::start_on(Seed::example().builder(), listener).await
     });
     let client = client_of_port(
         port,
@@ -402,7 +402,7 @@ async fn connection_refused_then_success() {
     let created = create(&client).await.unwrap();
     assert!(created.attempts() >= 2, "{}", created.attempts());
     assert!(!created.is_reconciled());
-    drop(started.await.unwrap());
+    assert_received(&started.await.unwrap(), 1, 1, 0);
 }
 
 #[tokio::test]
@@ -416,64 +416,39 @@ async fn connection_refused_for_good_is_a_transport_error() {
 
 #[tokio::test]
 async fn a_create_applied_but_answered_500_is_reconciled_from_the_wallet() {
-    let sandbox = sandbox().await;
     // Applied, then answered `500 {"error": "Internal Server Error"}`.
-    sandbox.fail_next(
-        Operation::Create,
-        1,
-        Fault::ApplyThenRespond(FaultResponse::new(500)),
-    );
-    let created = create(&client_of(&sandbox, fast())).await.unwrap();
+    let lost = Fault::ApplyThenRespond(FaultResponse::new(500));
+    let (sandbox, created, _) = create_after(lost, fast()).await;
+    let created = created.unwrap();
     assert!(created.is_reconciled());
     assert_eq!(created.attempts(), 2);
-    let share = &created.locations_with_key_shares()[0];
-    assert_eq!(vec![share.key_share_id.to_string()], stored_ids(&sandbox));
+    assert_eq!(ids(&created), stored_ids(&sandbox));
     assert_eq!(serde_json::to_value(&created).unwrap()["reconciled"], true);
-    assert_eq!(
-        sandbox.creates_received(),
-        1,
-        "the create was sent exactly once"
-    );
-    assert_eq!(sandbox.creates_applied(), 1);
-    assert_eq!(reads(&sandbox), 1);
+    // Sent exactly once, then settled by one read.
+    assert_received(&sandbox, 1, 1, 1);
 }
 
 #[tokio::test]
 async fn a_create_answered_after_the_timeout_is_reconciled_not_resent() {
-    let sandbox = sandbox().await;
-    sandbox.fail_next(
-        Operation::Create,
-        1,
-        Fault::ApplyThenDelay(Duration::from_secs(2)),
-    );
-    let created = create(&client_of(
-        &sandbox,
-        fast().attempt_timeout(Duration::from_millis(300)),
-    ))
-    .await
-    .unwrap();
+    let late = Fault::ApplyThenDelay(Duration::from_secs(2));
+    let policy = fast().attempt_timeout(Duration::from_millis(300));
+    let (sandbox, created, _) = create_after(late, policy).await;
+    let created = created.unwrap();
     assert!(created.is_reconciled());
     assert_eq!(ids(&created), stored_ids(&sandbox));
-    assert_eq!(sandbox.creates_received(), 1);
-    assert_eq!(sandbox.creates_applied(), 1);
-    assert_eq!(reads(&sandbox), 1);
+    assert_received(&sandbox, 1, 1, 1);
 }
 
 #[tokio::test]
 async fn a_lost_create_the_wallet_shows_no_shares_for_is_retried_once() {
-    let sandbox = sandbox().await;
     // A gateway answers 502 and the create never reaches the service.
-    sandbox.fail_next(
-        Operation::Create,
-        1,
-        Fault::Reject(FaultResponse::new(502).html("<html>bad gateway</html>")),
-    );
-    let created = create(&client_of(&sandbox, fast())).await.unwrap();
+    let gateway = Fault::Reject(FaultResponse::new(502).html("<html>bad gateway</html>"));
+    let (sandbox, created, _) = create_after(gateway, fast()).await;
+    let created = created.unwrap();
     assert!(!created.is_reconciled());
     assert_eq!(created.attempts(), 3, "create, read, create");
-    assert_eq!(sandbox.creates_received(), 2, "sent again exactly once");
-    assert_eq!(sandbox.creates_applied(), 1);
-    assert_eq!(reads(&sandbox), 1);
+    // Sent again exactly once, after the read showed no key shares.
+    assert_received(&sandbox, 2, 1, 1);
     assert_eq!(ids(&created), stored_ids(&sandbox));
 }
 
@@ -485,9 +460,9 @@ async fn a_lost_create_whose_wallet_cannot_be_read_is_outcome_unknown() {
     let err = create(&client_of(&sandbox, fast().max_attempts(2)))
         .await
         .unwrap_err();
-    // A settling read gets twice the policy's attempts: reads are what recover the ids.
-    assert_eq!(reads(&sandbox), 4);
-    assert_eq!(sandbox.creates_received(), 1, "never sent again");
+    // Never sent again; a settling read gets twice the policy's attempts: reads are what
+    // recover the ids.
+    assert_received(&sandbox, 1, 0, 4);
     match err.kind() {
         ErrorKind::OutcomeUnknown { reason } => {
             assert!(reason.contains("wallet read failed"), "{reason}")
@@ -508,143 +483,48 @@ async fn a_lost_create_whose_wallet_cannot_be_read_is_outcome_unknown() {
 
 #[tokio::test]
 async fn an_unreadable_201_is_reconciled_because_the_create_happened() {
-    let sandbox = sandbox().await;
     let cut = FaultResponse::new(201).body("{\"message\": \"cut off", "application/json");
-    sandbox.fail_next(Operation::Create, 1, Fault::ApplyThenRespond(cut));
-    let created = create(&client_of(&sandbox, fast())).await.unwrap();
+    let (sandbox, created, _) = create_after(Fault::ApplyThenRespond(cut), fast()).await;
+    let created = created.unwrap();
     assert!(created.is_reconciled());
     assert_eq!(ids(&created), stored_ids(&sandbox));
-    assert_eq!(sandbox.creates_received(), 1);
-    assert_eq!(sandbox.creates_applied(), 1);
-    assert_eq!(reads(&sandbox), 1);
-}
-
-/// A stateful fake for the concurrency test: it records creates per wallet and fails every
-/// fifth request, half of those failures after applying the create (a lost response).
-struct FlakyServer(Arc<Flaky>);
-
-struct Flaky {
-    requests: AtomicU32,
-    shares: Mutex<HashMap<String, Vec<(String, String)>>>,
-    applied: Mutex<HashMap<String, u32>>,
-    /// Creates received for a wallet after one was applied: each one a blind resend, which
-    /// the 422 below would otherwise hide.
-    sent_after_applied: AtomicU32,
-}
-
-impl Respond for FlakyServer {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let this = &self.0;
-        let n = this.requests.fetch_add(1, Ordering::SeqCst);
-        let segments: Vec<&str> = request.url.path().split('/').collect();
-        let wallet = segments.get(4).copied().unwrap_or_default().to_owned();
-        let fail = n % 5 == 4;
-        if request.method.as_str() == "GET" {
-            if fail {
-                return ResponseTemplate::new(500);
-            }
-            let shares = this
-                .shares
-                .lock()
-                .unwrap()
-                .get(&wallet)
-                .cloned()
-                .unwrap_or_default();
-            let shares: Vec<Value> = shares
-                .iter()
-                .map(|(id, loc)| json!({"id": id, "backupLocation": loc, "passwordEncrypted": false}))
-                .collect();
-            return ResponseTemplate::new(200).set_body_json(wallet_json(&wallet, shares));
-        }
-        if this.applied.lock().unwrap().contains_key(&wallet) {
-            this.sent_after_applied.fetch_add(1, Ordering::SeqCst);
-        }
-        if fail && n % 10 == 4 {
-            return ResponseTemplate::new(500);
-        }
-        let mut all = this.shares.lock().unwrap();
-        if all.get(&wallet).is_some_and(|s| !s.is_empty()) {
-            return ResponseTemplate::new(422)
-                .set_body_json(json!({"error": "already", "code": "key_share_already_backed_up"}));
-        }
-        let id = uuid::Uuid::new_v4().to_string();
-        all.insert(wallet.clone(), vec![(id.clone(), "googleDrive".into())]);
-        *this
-            .applied
-            .lock()
-            .unwrap()
-            .entry(wallet.clone())
-            .or_default() += 1;
-        if fail {
-            return ResponseTemplate::new(500); // applied, response lost
-        }
-        ResponseTemplate::new(201).set_body_json(json!({
-            "message": "ok", "walletId": wallet,
-            "locationsWithKeyShares": [{"location": "googleDrive", "keyShareId": id, "externalKeyShareId": uuid::Uuid::new_v4().to_string()}]
-        }))
-    }
-}
-
-fn wallet_json(wallet: &str, shares: Vec<Value>) -> Value {
-    json!({"wallet": {"accountAddress": "0xabc", "chainName": "EVM", "walletId": wallet,
-        "thresholdSignatureScheme": "TWO_OF_TWO", "derivationPath": "m/0", "keyShares": shares}})
+    assert_received(&sandbox, 1, 1, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_calls_each_end_with_one_definite_outcome() {
-    let server = MockServer::start().await;
-    let flaky = Arc::new(Flaky {
-        requests: AtomicU32::new(0),
-        shares: Mutex::new(HashMap::new()),
-        applied: Mutex::new(HashMap::new()),
-        sent_after_applied: AtomicU32::new(0),
-    });
-    Mock::given(path_regex(
-        "^/environments/[^/]+/waas/[^/]+(/keyShares/backup/locations)?$",
-    ))
-    .respond_with(FlakyServer(flaky.clone()))
-    .mount(&server)
-    .await;
-    let client = client(&server, fast().max_attempts(4));
-    let calls: Vec<_> = (0..200)
-        .map(|_| {
+    let (builder, wallets) = support::with_wallets(200);
+    let sandbox = builder.start().await;
+    // Every fifth read fails; so does every fifth create, alternately after the create was
+    // applied (a lost response) and before it reached the service (a gateway's 502). The
+    // rule added first wins when both fire.
+    sandbox.fail_at_rate(Operation::Read, Rate::every(5), FaultResponse::new(500));
+    sandbox.fail_at_rate(Operation::Create, Rate::every(10), FaultResponse::new(502));
+    let lost = Fault::ApplyThenRespond(FaultResponse::new(500));
+    sandbox.fail_at_rate(Operation::Create, Rate::every(5), lost);
+    let client = client_of(&sandbox, fast().max_attempts(4));
+    let calls: Vec<_> = wallets
+        .into_iter()
+        .map(|row| {
             let client = client.clone();
-            let wallet = uuid::Uuid::new_v4();
             tokio::spawn(async move {
-                let result = client
-                    .create_backup_locations(
-                        ENV,
-                        wallet,
-                        USER,
-                        [BackupLocation::GoogleDrive.into()],
-                    )
-                    .await;
-                (wallet.to_string(), result)
+                let result = support::create_pregenerated(&client, &row).await;
+                (row.wallet_id, result)
             })
         })
         .collect();
     let (mut ok, mut reconciled, mut unknown, mut failed) = (0, 0, 0, 0);
     for call in calls {
         let (wallet, result) = call.await.expect("no panic");
-        let applied = flaky
-            .applied
-            .lock()
-            .unwrap()
-            .get(&wallet)
-            .copied()
-            .unwrap_or(0);
-        assert!(
-            applied <= 1,
-            "{wallet}: the create was applied {applied} times"
-        );
+        let applied = sandbox.creates_applied_to(&wallet);
         match result {
             Ok(created) => {
                 ok += 1;
                 reconciled += usize::from(created.is_reconciled());
                 assert_eq!(applied, 1, "{wallet}: success means exactly one create");
-                let recorded = flaky.shares.lock().unwrap()[&wallet][0].0.clone();
+                let recorded = &sandbox.key_shares(&wallet).unwrap()[0].id;
                 assert_eq!(
-                    created.locations_with_key_shares()[0].key_share_id.as_str(),
+                    &created.locations_with_key_shares()[0].key_share_id,
                     recorded
                 );
             }
@@ -659,10 +539,25 @@ async fn two_hundred_concurrent_calls_each_end_with_one_definite_outcome() {
     eprintln!("ok {ok} (reconciled {reconciled}), outcome unknown {unknown}, failed {failed}");
     assert_eq!(ok + unknown + failed, 200);
     assert!(reconciled > 0, "some responses were lost and reconciled");
-    assert_eq!(
-        flaky.sent_after_applied.load(Ordering::SeqCst),
-        0,
-        "a create was sent again after one was applied"
+    // A create sent to a wallet after one was applied there is a blind resend, which the
+    // sandbox's 422 would otherwise hide. Applied: answered 201, or the 500 put in its place.
+    let mut applied_to = HashSet::new();
+    let resent: Vec<_> = sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.operation == Some(Operation::Create))
+        .filter(|r| {
+            let resent = applied_to.contains(&r.path);
+            if matches!(r.status, 201 | 500) {
+                applied_to.insert(r.path.clone());
+            }
+            resent
+        })
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        resent.is_empty(),
+        "sent again after one was applied: {resent:?}"
     );
     // The budget refills from healthy answers: reads that recover lost creates are not refused.
     assert_eq!(unknown, 0);
@@ -671,15 +566,12 @@ async fn two_hundred_concurrent_calls_each_end_with_one_definite_outcome() {
 
 #[tokio::test]
 async fn a_response_over_the_size_bound_is_refused_with_its_status() {
-    // Stays on wiremock: its point is a body over the size bound, scripted to the byte.
-    let server = server().await;
-    let mut big = fixture("wallet_without_key_shares.json");
-    big["wallet"]["accountAddress"] = Value::String("0".repeat(64 * 1024));
-    let big = ResponseTemplate::new(200).set_body_json(big);
-    support::route(&server, "GET", big, Some(1)).await;
+    // A wallet whose read is over 64 KiB.
+    let big = support::example_wallet().account_address("0".repeat(64 * 1024));
+    let (sandbox, seed) = support::seeded_with(big).await;
     let client = Client::builder()
-        .base_url(server.uri())
-        .token(TOKEN)
+        .base_url(sandbox.uri())
+        .token(seed.token)
         .max_response_bytes(4096)
         .retry_policy(RetryPolicy::no_retries())
         .build()
@@ -687,6 +579,7 @@ async fn a_response_over_the_size_bound_is_refused_with_its_status() {
     let err = client.get_wallet(ENV, WALLET).await.unwrap_err();
     assert_eq!(*err.kind(), ErrorKind::InvalidResponse);
     assert_eq!(err.status().map(|s| s.as_u16()), Some(200));
+    assert_eq!(reads(&sandbox), 1);
 }
 
 #[tokio::test]
@@ -694,16 +587,12 @@ async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
     // A wallet no other test uses, to pick this call's events out of the shared output.
     const TRACED_WALLET: &str = "7e7e7e7e-7e7e-4e7e-8e7e-7e7e7e7e7e7e";
     let logs = support::captured_logs(tracing::Level::DEBUG);
-    let server = server().await;
-    let limited = ResponseTemplate::new(429).insert_header("retry-after", "0");
-    in_order(
-        &server,
-        "POST",
-        [limited.clone(), limited, created_201()],
-        None,
-    )
-    .await;
-    client(&server, fast())
+    let seed = Seed::example();
+    let traced: dynamic_waas::WalletId = TRACED_WALLET.parse().unwrap();
+    let traced = Wallet::new(traced, seed.environment_id.clone(), seed.user_id);
+    let sandbox = seed.builder().wallet(traced).start().await;
+    sandbox.fail_next(Operation::Create, 2, FaultResponse::new(429).retry_after(0));
+    client_of(&sandbox, fast())
         .create_backup_locations(
             ENV,
             TRACED_WALLET,
@@ -716,9 +605,10 @@ async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
     let events: Vec<&str> = text
         .lines()
         .filter(|l| l.contains(&format!("wallet_id={TRACED_WALLET}")))
-        .filter(|l| l.contains(" dynamic_waas::"))
+        .filter(|l| l.contains(" dynamic_waas::attempt:"))
         .collect();
-    // Per failed attempt: what happened, then the decision; then the answer.
+    // Per failed attempt: what happened, then the decision; then the answer. (A 429 also
+    // pauses the pacer, which says so in an event of its own, `dynamic_waas::pace`.)
     assert_eq!(events.len(), 5, "{text}");
     for (i, pair) in events[..4].chunks(2).enumerate() {
         let (failed, retry) = (pair[0], pair[1]);

@@ -95,11 +95,27 @@ fn json_of(response: &ErrorResponse) -> Value {
     serde_json::from_slice(response.body()).expect("a JSON body")
 }
 
+fn wallet_url(sandbox: &Sandbox, environment: &str, wallet: &str) -> String {
+    format!("{}/environments/{environment}/waas/{wallet}", sandbox.uri())
+}
+
 fn create_url(sandbox: &Sandbox, environment: &str, wallet: &str) -> String {
-    format!(
-        "{}/environments/{environment}/waas/{wallet}/keyShares/backup/locations",
-        sandbox.uri()
-    )
+    wallet_url(sandbox, environment, wallet) + "/keyShares/backup/locations"
+}
+
+/// A raw GET of the seed's wallet, for requests the generated client cannot send.
+fn raw_read(sandbox: &Sandbox, seed: &Seed) -> reqwest::RequestBuilder {
+    let url = wallet_url(
+        sandbox,
+        seed.environment_id.as_str(),
+        seed.wallet_id.as_str(),
+    );
+    reqwest::Client::new().get(url)
+}
+
+/// The status `request` is answered with.
+async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    request.send().await.unwrap().status().as_u16()
 }
 
 /// A raw POST to a create, for requests the generated client cannot send.
@@ -207,13 +223,7 @@ async fn read_of_a_wallet_without_key_shares_leaves_them_out() {
             .derivation_path("m/44'/501'/0'/0'"),
     )
     .await;
-    let response = reqwest::Client::new()
-        .get(format!(
-            "{}/environments/{}/waas/{}",
-            sandbox.uri(),
-            seed.environment_id,
-            seed.wallet_id
-        ))
+    let response = raw_read(&sandbox, &seed)
         .bearer_auth(&seed.token)
         .send()
         .await
@@ -279,12 +289,8 @@ async fn no_token_or_an_unknown_one_is_401() {
 
     // Authentication comes before validation: a bad body with no token is still a 401.
     let (env, wallet) = (seed.environment_id.as_str(), seed.wallet_id.as_str());
-    let response = raw_create(&sandbox, env, wallet)
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 401);
+    let no_token = raw_create(&sandbox, env, wallet).body("{not json");
+    assert_eq!(status_of(no_token).await, 401);
     assert_eq!(sandbox.creates_applied(), 0);
 }
 
@@ -311,13 +317,10 @@ async fn a_token_for_another_environment_is_403() {
     assert_eq!(response.status().as_u16(), 403);
     // A malformed environment id is no environment the token may use.
     let upper = seed.environment_id.as_str().to_uppercase();
-    let response = raw_create(&sandbox, &upper, seed.wallet_id.as_str())
+    let malformed = raw_create(&sandbox, &upper, seed.wallet_id.as_str())
         .bearer_auth(&seed.token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 403);
+        .json(&json!({}));
+    assert_eq!(status_of(malformed).await, 403);
     assert_eq!(sandbox.creates_applied(), 0);
 }
 
@@ -363,43 +366,32 @@ async fn an_invalid_request_is_400_naming_the_field() {
         assert!(error.contains(expected), "{request}: {error}");
     }
 
-    let (status, body) = post_raw(
-        &sandbox,
-        &seed,
-        seed.wallet_id.as_str(),
-        Some("application/json"),
-        "{\"userId\": ",
-    )
-    .await;
-    assert_eq!(status, 400);
-    assert!(body["error"]
-        .as_str()
-        .unwrap()
-        .starts_with("request body is not valid JSON"));
-    let (status, body) = post_raw(&sandbox, &seed, seed.wallet_id.as_str(), None, "{}").await;
-    assert_eq!(
-        (status, body),
-        (
-            400,
-            json!({"error": "Content-Type must be application/json"})
-        )
-    );
-
+    // What the generated client cannot send.
     let upper_wallet = seed.wallet_id.as_str().to_uppercase();
     let valid = json!({"userId": user, "locations": [{"location": "dynamic"}]}).to_string();
-    let (status, body) = post_raw(
-        &sandbox,
-        &seed,
-        &upper_wallet,
-        Some("application/json"),
-        valid,
-    )
-    .await;
-    assert_eq!(status, 400);
-    assert!(body["error"]
-        .as_str()
-        .unwrap()
-        .starts_with("walletId must be a lower-case"));
+    let (wallet, as_json) = (seed.wallet_id.as_str(), Some("application/json"));
+    for (wallet, content_type, request, expected) in [
+        (
+            wallet,
+            as_json,
+            "{\"userId\": ",
+            "request body is not valid JSON",
+        ),
+        (wallet, None, "{}", "Content-Type must be application/json"),
+        (
+            &upper_wallet,
+            as_json,
+            &valid,
+            "walletId must be a lower-case",
+        ),
+    ] {
+        let (status, body) =
+            post_raw(&sandbox, &seed, wallet, content_type, request.to_owned()).await;
+        assert_eq!(status, 400, "{request}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.starts_with(expected), "{request}: {error}");
+        assert_eq!(body, json!({ "error": error }), "{request}");
+    }
 
     assert_eq!(sandbox.creates_applied(), 0);
     assert_eq!(sandbox.key_shares(&seed.wallet_id).unwrap(), vec![]);
@@ -536,12 +528,8 @@ async fn a_sandbox_can_refuse_a_location_the_client_knows() {
 async fn unknown_routes_are_loud_404s() {
     let (sandbox, seed) = Sandbox::seeded().await;
     let http = reqwest::Client::new();
-    let wallet_url = format!(
-        "{}/environments/{}/waas/{}",
-        sandbox.uri(),
-        seed.environment_id,
-        seed.wallet_id
-    );
+    let (env, wallet) = (seed.environment_id.as_str(), seed.wallet_id.as_str());
+    let wallet_url = wallet_url(&sandbox, env, wallet);
     for (method, url) in [
         (reqwest::Method::GET, format!("{}/", sandbox.uri())),
         (reqwest::Method::POST, wallet_url.clone()),
@@ -672,11 +660,8 @@ async fn a_delayed_fault_answers_late() {
 #[tokio::test]
 async fn apply_then_500_loses_the_response_but_not_the_create() {
     let (sandbox, seed) = Sandbox::seeded().await;
-    sandbox.fail_next(
-        Operation::Create,
-        1,
-        Fault::ApplyThenRespond(FaultResponse::new(500)),
-    );
+    let lost = Fault::ApplyThenRespond(FaultResponse::new(500));
+    sandbox.fail_next(Operation::Create, 1, lost);
     let response = refusal(create_seeded(&sandbox, &seed).await).await;
     assert_eq!(response.status().as_u16(), 500);
     assert_eq!(
@@ -702,11 +687,8 @@ async fn apply_then_500_loses_the_response_but_not_the_create() {
 #[tokio::test]
 async fn apply_then_delay_loses_the_response_to_a_client_timeout() {
     let (sandbox, seed) = Sandbox::seeded().await;
-    sandbox.fail_next(
-        Operation::Create,
-        1,
-        Fault::ApplyThenDelay(Duration::from_millis(300)),
-    );
+    let late = Fault::ApplyThenDelay(Duration::from_millis(300));
+    sandbox.fail_next(Operation::Create, 1, late);
     let http = reqwest::Client::builder()
         .timeout(Duration::from_millis(80))
         .build()
@@ -751,22 +733,9 @@ async fn every_nth_fault_is_deterministic() {
 async fn read_statuses(rate: Rate, count: usize) -> Vec<u16> {
     let (sandbox, seed) = Sandbox::seeded().await;
     sandbox.fail_at_rate(Target::Any, rate, FaultResponse::new(503));
-    let http = reqwest::Client::new();
-    let url = format!(
-        "{}/environments/{}/waas/{}",
-        sandbox.uri(),
-        seed.environment_id,
-        seed.wallet_id
-    );
     let mut statuses = Vec::new();
     for _ in 0..count {
-        let response = http
-            .get(&url)
-            .bearer_auth(&seed.token)
-            .send()
-            .await
-            .unwrap();
-        statuses.push(response.status().as_u16());
+        statuses.push(status_of(raw_read(&sandbox, &seed).bearer_auth(&seed.token)).await);
     }
     statuses
 }
@@ -954,21 +923,11 @@ async fn hostile_input_gets_answers_and_leaves_the_sandbox_working() {
     assert_eq!(status, 400);
 
     let weird = reqwest::header::HeaderValue::from_bytes(b"Bearer \xff\xfe").unwrap();
-    let response = reqwest::Client::new()
-        .get(format!(
-            "{}/environments/{}/waas/{wallet}",
-            sandbox.uri(),
-            seed.environment_id
-        ))
+    let odd = reqwest::header::HeaderValue::from_bytes(b"\x80\x81").unwrap();
+    let weird_read = raw_read(&sandbox, &seed)
         .header("authorization", weird)
-        .header(
-            "x-odd",
-            reqwest::header::HeaderValue::from_bytes(b"\x80\x81").unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 401);
+        .header("x-odd", odd);
+    assert_eq!(status_of(weird_read).await, 401);
 
     let recorded = sandbox.requests();
     assert_eq!(recorded[0].body_len, MAX_BODY_BYTES + 1);

@@ -137,26 +137,18 @@ pub fn print(plan: &Plan, measured: &Measured, peaks: &[Option<Peak>; Kind::COUN
     );
     println!();
     for (kind, r) in &compared {
-        println!("latency ratio {kind}/raw: {:.2}", stats::median(&r.latency));
-        println!(
-            "throughput ratio {kind}/raw: {:.2}",
-            stats::median(&r.throughput)
-        );
+        for (figure, ratios) in r.named().into_iter().take(2) {
+            println!("{figure} ratio {kind}/raw: {:.2}", stats::median(ratios));
+        }
     }
     // Last, what the engine costs over raw reqwest sending the same headers (the targets:
     // latency <= 1.03, throughput >= 0.97, CPU per call at c=64 <= 1.05).
-    println!(
-        "latency ratio facade/raw+headers: {:.2}",
-        stats::median(&fair.latency)
-    );
-    println!(
-        "throughput ratio facade/raw+headers: {:.2}",
-        stats::median(&fair.throughput)
-    );
-    println!(
-        "cpu ratio facade/raw+headers: {:.2}",
-        stats::median(&fair.cpu)
-    );
+    for (figure, ratios) in fair.named() {
+        println!(
+            "{figure} ratio facade/raw+headers: {:.2}",
+            stats::median(ratios)
+        );
+    }
 }
 
 /// A client's figures over raw reqwest's, one per round (the clients of a round saw the same
@@ -169,6 +161,15 @@ struct Ratios {
 }
 
 impl Ratios {
+    /// The ratios by the names the last lines give them: latency, throughput, cpu.
+    fn named(&self) -> [(&'static str, &[f64]); 3] {
+        [
+            ("latency", &self.latency),
+            ("throughput", &self.throughput),
+            ("cpu", &self.cpu),
+        ]
+    }
+
     fn new(rounds: &[[Figures; Kind::COUNT]], kind: Kind) -> Self {
         Self::against(rounds, kind, Kind::Raw)
     }

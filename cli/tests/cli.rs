@@ -3,8 +3,9 @@
 
 use std::process::{Command, Output};
 
+use assert_cmd::assert::Assert;
 use assert_cmd::assert::OutputAssertExt;
-use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Sandbox, Seed};
+use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Rate, Sandbox, Seed};
 use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use serde_json::Value;
@@ -12,26 +13,41 @@ use wiremock::ResponseTemplate;
 
 mod support;
 use support::{
-    answering, assert_error, cli, cli_at, create, json, run, sandbox, untouchable, wallet_get,
-    CREATE_PATH, READ_PATH, TOKEN, USER, WALLET,
+    assert_error, assert_nothing_sent, cli, cli_at, create, json, received, run, sandbox,
+    wallet_get, CREATE_PATH, READ_PATH, TOKEN, USER, WALLET,
 };
+
+/// `backup-locations create` on the built-in sandbox (`--sandbox`), printing `output`.
+#[cfg(feature = "sandbox")]
+fn sandbox_create(output: &str) -> Command {
+    let mut cmd = cli();
+    cmd.args([
+        "--sandbox",
+        "--output",
+        output,
+        "backup-locations",
+        "create",
+    ]);
+    cmd
+}
+
+/// What the binary does with `args` (and none of the caller's API settings).
+fn output_of(args: &[&str]) -> Output {
+    cli().args(args).output().unwrap()
+}
+
+/// `--help`, asserted to succeed.
+fn help() -> Assert {
+    cli().arg("--help").assert().success()
+}
 
 #[cfg(feature = "sandbox")]
 #[test]
 fn sandbox_create_prints_the_key_share_of_each_location() {
-    let mut cmd = cli();
-    cmd.args([
-        "--sandbox",
-        "backup-locations",
-        "create",
-        "--location",
-        "googleDrive",
-        "--location",
-        "dynamic",
-        "--output",
-        "json",
-    ]);
-    let output = cmd.output().unwrap();
+    let output = sandbox_create("json")
+        .args(["--location", "googleDrive", "--location", "dynamic"])
+        .output()
+        .unwrap();
     output.clone().assert().success();
     let doc = json(&output);
     assert_eq!(doc["walletId"], WALLET);
@@ -50,14 +66,7 @@ fn sandbox_create_prints_the_key_share_of_each_location() {
 #[cfg(feature = "sandbox")]
 #[test]
 fn sandbox_text_output_names_each_key_share() {
-    cli()
-        .args([
-            "--sandbox",
-            "--output",
-            "text",
-            "backup-locations",
-            "create",
-        ])
+    sandbox_create("text")
         .args(["--location", "external,keygen-id=k1,scheme=TWO_OF_THREE"])
         .assert()
         .success()
@@ -175,10 +184,7 @@ async fn plain_http_to_loopback_bypasses_every_environment_proxy() {
 #[cfg(feature = "sandbox")]
 #[test]
 fn wallet_get_prints_the_wallet() {
-    let output = cli()
-        .args(["--sandbox", "--output", "json", "wallet", "get"])
-        .output()
-        .unwrap();
+    let output = output_of(&["--sandbox", "--output", "json", "wallet", "get"]);
     output.clone().assert().success();
     assert_eq!(json(&output)["wallet"]["walletId"], WALLET);
 }
@@ -246,11 +252,7 @@ fn serve_and_read_the_wallet(port: Option<u16>) -> String {
 
 #[test]
 fn help_lists_the_exit_codes() {
-    cli()
-        .arg("--help")
-        .assert()
-        .success()
-        .stdout(contains("Exit codes:").and(contains("5  outcome unknown")));
+    help().stdout(contains("Exit codes:").and(contains("5  outcome unknown")));
 }
 
 // Exit 2: invalid input, nothing sent.
@@ -275,17 +277,16 @@ fn exit_2_for_plain_http_to_another_host() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_2_for_an_unknown_location_unless_allowed() {
-    let server = untouchable().await;
-    let mut cmd = cli_at(&server.uri());
+    let sandbox = sandbox().await;
+    let mut cmd = cli_at(&sandbox.uri());
     create(&mut cmd, &["googleDrive", "paperWallet"]);
     let output = run(cmd).await;
     let error = assert_error(&output, 2, "invalid_input");
     let message = support::message(&error);
     assert!(message.contains("paperWallet") && message.contains("googleDrive, iCloud"));
-    drop(server); // verifies nothing was sent
+    assert_nothing_sent(&sandbox);
 
     // Allowed, it is sent as it is: a sandbox that knows the value accepts it.
-    let sandbox = sandbox().await;
     sandbox.accept_location("paperWallet");
     let mut cmd = cli_at(&sandbox.uri());
     create(&mut cmd, &["paperWallet"]).arg("--allow-unknown-location");
@@ -299,12 +300,13 @@ async fn exit_2_for_an_unknown_location_unless_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_2_for_a_malformed_id() {
-    let server = untouchable().await;
-    let mut cmd = cli_at(&server.uri());
+    let sandbox = sandbox().await;
+    let mut cmd = cli_at(&sandbox.uri());
     support::wallet_get_of(&mut cmd, "not-a-uuid");
     let output = run(cmd).await;
     let error = assert_error(&output, 2, "invalid_input");
     assert!(support::message(&error).contains("walletId"));
+    assert_nothing_sent(&sandbox);
 }
 
 #[test]
@@ -352,42 +354,47 @@ async fn exit_3_when_the_token_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_4_after_a_server_error() {
-    let answer = ResponseTemplate::new(500).set_body_json(serde_json::json!({"error": "boom"}));
-    let server = answering("GET", READ_PATH, answer, Some(1)).await;
-    let mut cmd = cli_at(&server.uri());
+    let sandbox = sandbox().await;
+    let boom = FaultResponse::new(500).json(serde_json::json!({"error": "boom"}));
+    sandbox.fail_next(Operation::Read, 1, boom);
+    let mut cmd = cli_at(&sandbox.uri());
     wallet_get(&mut cmd).args(["--max-attempts", "1"]);
     let output = run(cmd).await;
     let error = assert_error(&output, 4, "server_error");
     assert_eq!(error["status"], 500);
     assert_eq!(error["attempts"], 1);
+    assert_eq!(received(&sandbox, Operation::Read), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_4_when_rate_limited_beyond_the_cap() {
-    let answer = ResponseTemplate::new(429).insert_header("retry-after", "3600");
-    let server = answering("GET", READ_PATH, answer, Some(1)).await;
-    let mut cmd = cli_at(&server.uri());
+    let sandbox = sandbox().await;
+    let limited = FaultResponse::new(429).retry_after(3600);
+    sandbox.fail_next(Operation::Read, 1, limited);
+    let mut cmd = cli_at(&sandbox.uri());
     wallet_get(&mut cmd);
     let output = run(cmd).await;
     let error = assert_error(&output, 4, "rate_limited");
     assert_eq!(error["status"], 429);
+    assert_eq!(received(&sandbox, Operation::Read), 1);
 }
 
 // Exit 5: the create's outcome is unknown.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_5_when_the_create_failed_and_the_wallet_cannot_be_read() {
-    let answer = ResponseTemplate::new(500);
-    let server = answering("POST", CREATE_PATH, answer, Some(1)).await;
-    // The settling read gets twice the attempts: 2 with --max-attempts 1.
-    let failed = ResponseTemplate::new(500);
-    support::route(&server, "GET", READ_PATH, failed, Some(2)).await;
-    let mut cmd = cli_at(&server.uri());
+    let sandbox = sandbox().await;
+    sandbox.fail_next(Operation::Create, 1, FaultResponse::new(500));
+    sandbox.fail_at_rate(Operation::Read, Rate::every(1), FaultResponse::new(500));
+    let mut cmd = cli_at(&sandbox.uri());
     create(&mut cmd, &["googleDrive"]).args(["--max-attempts", "1"]);
     let output = run(cmd).await;
     let error = assert_error(&output, 5, "outcome_unknown");
     assert!(support::message(&error).contains("read the wallet"));
     assert_eq!(error["attempts"], 3);
+    // Sent once; the settling read gets twice the attempts: 2 with --max-attempts 1.
+    assert_eq!(sandbox.creates_received(), 1);
+    assert_eq!(received(&sandbox, Operation::Read), 2);
 }
 
 // Exit 6: transport.
@@ -409,9 +416,11 @@ fn exit_6_when_nothing_listens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_7_when_the_wallet_is_not_json() {
-    let answer = ResponseTemplate::new(200).set_body_raw("<html>hello</html>", "application/json");
-    let server = answering("GET", READ_PATH, answer, None).await;
-    let mut cmd = cli_at(&server.uri());
+    let sandbox = sandbox().await;
+    // A proxy's page in place of the wallet, labelled JSON.
+    let page = FaultResponse::new(200).body("<html>hello</html>", "application/json");
+    sandbox.fail_next(Operation::Read, 1, page);
+    let mut cmd = cli_at(&sandbox.uri());
     wallet_get(&mut cmd).args(["--max-attempts", "1"]);
     let output = run(cmd).await;
     assert_error(&output, 7, "invalid_response");
@@ -430,9 +439,7 @@ fn assert_no_token(output: &Output) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_is_never_printed() {
     let sandbox = sandbox().await;
-    let refused =
-        ResponseTemplate::new(401).set_body_json(serde_json::json!({"error": "Invalid token"}));
-    let failing = support::answering_all(refused).await;
+    let (failing, _) = Sandbox::seeded().await; // does not know TOKEN: 401
 
     for format in ["json", "text"] {
         // Success with trace logs, then (the wallet is backed up by then) a 422.
@@ -482,12 +489,14 @@ async fn assert_printed_as_received(
     body: &str,
     command: impl FnOnce(&mut Command) -> &mut Command,
 ) {
+    // On wiremock: the point is a body with fields the sandbox never sends, to the byte.
     let answer = ResponseTemplate::new(status).set_body_raw(body, "application/json");
-    let server = answering(verb, at, answer, Some(1)).await;
+    let server = support::answering(verb, at, answer).await;
     let mut cmd = cli_at(&server.uri());
     command(&mut cmd);
     let output = run(cmd).await;
     output.clone().assert().success();
+    support::assert_received_once(&server).await;
     assert_eq!(
         String::from_utf8(output.stdout).unwrap(),
         format!("{body}\n")
@@ -507,14 +516,7 @@ async fn json_output_is_the_201_body_as_received() {
 #[cfg(feature = "sandbox")]
 #[test]
 fn share_set_id_is_sent_and_the_summary_shows_the_share_set() {
-    cli()
-        .args([
-            "--sandbox",
-            "--output",
-            "text",
-            "backup-locations",
-            "create",
-        ])
+    sandbox_create("text")
         .args(["--location", "offlineRecovery"])
         .args(["--share-set-id", "5f0c6d9e-0d1b-4c3e-9a57-2f1f8f0b7a11"])
         .assert()
@@ -525,14 +527,7 @@ fn share_set_id_is_sent_and_the_summary_shows_the_share_set() {
                 .and(contains("type rootUser"))
                 .and(contains("wallet active")),
         );
-    let output = cli()
-        .args([
-            "--sandbox",
-            "--output",
-            "json",
-            "backup-locations",
-            "create",
-        ])
+    let output = sandbox_create("json")
         .args(["--location", "googleDrive", "--share-set-id", "NOPE"])
         .output()
         .unwrap();
@@ -552,31 +547,19 @@ async fn wallet_get_json_is_the_body_as_received() {
 #[cfg(not(feature = "sandbox"))]
 #[test]
 fn without_the_sandbox_feature_there_is_no_sandbox() {
-    let output = cli()
-        .args(["--output", "json", "--sandbox", "wallet", "get"])
-        .output()
-        .unwrap();
-    assert_error(&output, 2, "invalid_input");
-    let output = cli()
-        .args(["--output", "json", "sandbox", "serve"])
-        .output()
-        .unwrap();
-    assert_error(&output, 2, "invalid_input");
-    cli()
-        .arg("--help")
-        .assert()
-        .success()
-        .stdout(contains("--sandbox").not());
+    for args in [
+        &["--output", "json", "--sandbox", "wallet", "get"][..],
+        &["--output", "json", "sandbox", "serve"],
+    ] {
+        assert_error(&output_of(args), 2, "invalid_input");
+    }
+    help().stdout(contains("--sandbox").not());
 }
 
 #[cfg(feature = "sandbox")]
 #[test]
 fn with_the_sandbox_feature_the_help_offers_it() {
-    cli()
-        .arg("--help")
-        .assert()
-        .success()
-        .stdout(contains("--sandbox").and(contains("sandbox ")));
+    help().stdout(contains("--sandbox").and(contains("sandbox ")));
 }
 
 // Logs.
@@ -622,7 +605,7 @@ async fn logs_follow_verbose_unless_rust_log_is_set() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_print_one_json_document_when_json_is_asked_for() {
-    let server = untouchable().await;
+    let sandbox = sandbox().await;
     let cases: [(&[&str], &str); 4] = [
         (&["wallet", "get", "--bogus"], "--bogus"),
         (
@@ -645,7 +628,7 @@ async fn usage_errors_print_one_json_document_when_json_is_asked_for() {
         for explicit in [true, false] {
             let mut cmd = cli();
             cmd.env("DYNAMIC_API_TOKEN", TOKEN)
-                .args(["--base-url", &server.uri()]);
+                .args(["--base-url", &sandbox.uri()]);
             if explicit {
                 cmd.arg("--output=json");
             }
@@ -672,15 +655,11 @@ async fn usage_errors_print_one_json_document_when_json_is_asked_for() {
         assert!(output.stdout.is_empty(), "{args:?}");
     }
     // An invalid --output itself: JSON by default, since stdout is not a terminal.
-    let output = cli()
-        .args(["--output", "yaml", "wallet", "get"])
-        .output()
-        .unwrap();
+    let output = output_of(&["--output", "yaml", "wallet", "get"]);
     assert_error(&output, 2, "invalid_input");
     // No command at all.
-    let output = cli().args(["--output", "json"]).output().unwrap();
-    assert_error(&output, 2, "invalid_input");
-    drop(server); // verifies nothing was sent
+    assert_error(&output_of(&["--output", "json"]), 2, "invalid_input");
+    assert_nothing_sent(&sandbox);
 }
 
 #[test]
@@ -690,7 +669,7 @@ fn help_and_version_stay_as_clap_prints_them() {
         &["--output", "json", "--help"],
         &["wallet", "--help"],
     ] {
-        let output = cli().args(args).output().unwrap();
+        let output = output_of(args);
         output.clone().assert().success();
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(stdout.contains("Usage:"), "{args:?}: {stdout}");
@@ -708,7 +687,7 @@ fn help_and_version_stay_as_clap_prints_them() {
 #[test]
 fn completions_for_every_shell() {
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
-        let output = cli().args(["completions", shell]).output().unwrap();
+        let output = output_of(&["completions", shell]);
         output.clone().assert().success();
         let script = String::from_utf8(output.stdout).unwrap();
         assert!(
@@ -779,7 +758,7 @@ async fn location_json_sends_ids_with_commas_in_the_order_given() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_2_for_a_bad_location_json_naming_the_flag_and_the_field() {
-    let server = untouchable().await;
+    let sandbox = sandbox().await;
     for (value, field) in [
         (r#"{"keygenId":"k"}"#, "location"),
         (r#"{"location":"dynamic","keygenId":7}"#, "keygenId"),
@@ -790,7 +769,7 @@ async fn exit_2_for_a_bad_location_json_naming_the_flag_and_the_field() {
         ),
         ("dynamic", "JSON"),
     ] {
-        let mut cmd = cli_at(&server.uri());
+        let mut cmd = cli_at(&sandbox.uri());
         create(&mut cmd, &["googleDrive"]).args(["--location-json", value]);
         let output = run(cmd).await;
         let error = assert_error(&output, 2, "invalid_input");
@@ -803,7 +782,7 @@ async fn exit_2_for_a_bad_location_json_naming_the_flag_and_the_field() {
         assert!(stderr.contains("--location-json"), "{stderr}");
     }
     // An id the API would refuse is refused before sending, as with --location.
-    let mut cmd = cli_at(&server.uri());
+    let mut cmd = cli_at(&sandbox.uri());
     create(&mut cmd, &[]).args([
         "--location-json",
         r#"{"location":"dynamic","keygenId":" lead"}"#,
@@ -811,5 +790,5 @@ async fn exit_2_for_a_bad_location_json_naming_the_flag_and_the_field() {
     let output = run(cmd).await;
     let error = assert_error(&output, 2, "invalid_input");
     assert!(support::message(&error).contains("keygenId"), "{error}");
-    drop(server); // verifies nothing was sent
+    assert_nothing_sent(&sandbox);
 }

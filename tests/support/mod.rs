@@ -10,7 +10,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use dynamic_waas::{BackupLocation, Client, CreatedBackup, Error, LocationRequest, RetryPolicy};
+use dynamic_waas::{
+    BackupLocation, Client, CreatedBackup, Error, LocationRequest, Pacing, RetryPolicy,
+};
 use dynamic_waas_sandbox::{Sandbox, Seed};
 use serde_json::Value;
 use wiremock::matchers::{any, method};
@@ -19,20 +21,11 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 #[allow(unused_imports)] // each test binary uses part of it
 pub use fault_proxy::{Answer, Fault, FaultProxy};
 
-/// The example environment, wallet and user (those of the fixtures and of `Seed::example()`).
-pub const ENV: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
-pub const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
-pub const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
-
-/// The path of the example wallet's create.
-pub fn create_path() -> String {
-    format!("/environments/{ENV}/waas/{WALLET}/keyShares/backup/locations")
-}
-
-/// The path of the example wallet's read.
-pub fn wallet_path() -> String {
-    format!("/environments/{ENV}/waas/{WALLET}")
-}
+// The example ids and paths, shared with the generated client's tests.
+#[path = "../../sdk/tests/support/example.rs"]
+mod example;
+#[allow(unused_imports)] // each test binary uses part of it
+pub use example::{create_path, wallet_path, ENV, USER, WALLET};
 
 /// The path of `tests/fixtures/{name}`.
 pub fn fixture_path(name: &str) -> String {
@@ -233,6 +226,8 @@ pub fn client_at(uri: &str, token: &str, policy: RetryPolicy) -> Client {
         .base_url(uri)
         .token(token.to_owned())
         .retry_policy(policy)
+        // Loopback servers have no limits to respect; the pacing tests set their own.
+        .pacing(Pacing::unlimited())
         .build()
         .unwrap()
 }
@@ -247,6 +242,7 @@ pub fn provider_client_at(
         .base_url(uri)
         .token_provider(provider)
         .retry_policy(policy)
+        .pacing(Pacing::unlimited())
         .build()
         .unwrap()
 }
@@ -300,20 +296,12 @@ impl Faulty {
             .await
     }
 
-    /// Creates `wallet`'s backup at googleDrive, for the example user.
     /// Backs up a pregenerated wallet (see [`with_wallets`]) to Google Drive.
     pub async fn create_for(
         &self,
         row: &dynamic_waas_sandbox::Pregenerated,
     ) -> Result<CreatedBackup, Error> {
-        self.client
-            .create_backup_locations(
-                &row.environment_id,
-                &row.wallet_id,
-                row.user_id,
-                [google_drive()],
-            )
-            .await
+        create_pregenerated(&self.client, row).await
     }
 
     /// The key share ids the sandbox holds for the example wallet.
@@ -359,6 +347,22 @@ pub fn with_wallets(
 ) {
     let seed = Seed::example();
     seed.builder().pregenerated(&seed.environment_id, count)
+}
+
+/// `client` backs up a pregenerated wallet (see [`with_wallets`]) to Google Drive, for the
+/// user who owns it.
+pub async fn create_pregenerated(
+    client: &Client,
+    row: &dynamic_waas_sandbox::Pregenerated,
+) -> Result<CreatedBackup, Error> {
+    client
+        .create_backup_locations(
+            &row.environment_id,
+            &row.wallet_id,
+            row.user_id,
+            [google_drive()],
+        )
+        .await
 }
 
 /// The key share ids of a result.

@@ -34,6 +34,14 @@ fn add_property(spec: &mut Value, schema_name: &str, name: &str, property: Value
     Ok(())
 }
 
+/// Adds `property` to each schema of `at` under its name: `(schema, name)`.
+fn add_everywhere(spec: &mut Value, property: &Value, at: &[(&str, &str)]) -> Result<()> {
+    for &(schema_name, name) in at {
+        add_property(spec, schema_name, name, property.clone())?;
+    }
+    Ok(())
+}
+
 fn push_enum_value(spec: &mut Value, schema_name: &str, value: &str) -> Result<()> {
     schema(spec, schema_name)?
         .get_mut("enum")
@@ -52,32 +60,34 @@ pub const CHANGES: &[Change] = &[
         name: "optional fields with patterns",
         apply: |spec| {
             let pattern = json!({"type": "string", "pattern": "^[a-z0-9-]+$", "maxLength": 64});
-            add_property(spec, REQUEST, "labelHint", pattern.clone())?;
-            add_property(spec, RESPONSE, "backupActionId", pattern.clone())?;
-            add_property(spec, "WalletKeyShareInfo", "shareSetLabel", pattern)
+            let at = [
+                (REQUEST, "labelHint"),
+                (RESPONSE, "backupActionId"),
+                ("WalletKeyShareInfo", "shareSetLabel"),
+            ];
+            add_everywhere(spec, &pattern, &at)
         },
     },
     Change {
         name: "optional date-time fields",
         apply: |spec| {
+            let date = json!({"type": "string", "format": "date"});
+            add_property(spec, "WaasWallet", "createdAt", date)?;
             let date_time = json!({"type": "string", "format": "date-time"});
-            add_property(spec, REQUEST, "notBefore", date_time.clone())?;
-            add_property(spec, RESPONSE, "createdAt", date_time.clone())?;
-            add_property(
-                spec,
-                "WaasWallet",
-                "createdAt",
-                json!({"type": "string", "format": "date"}),
-            )?;
-            add_property(spec, "WalletKeyShareInfo", "createdAt", date_time)
+            let at = [
+                (REQUEST, "notBefore"),
+                (RESPONSE, "createdAt"),
+                ("WalletKeyShareInfo", "createdAt"),
+            ];
+            add_everywhere(spec, &date_time, &at)
         },
     },
     Change {
         name: "optional int64 fields",
         apply: |spec| {
             let int64 = json!({"type": "integer", "format": "int64"});
-            add_property(spec, RESPONSE, "sequence", int64.clone())?;
-            add_property(spec, "WaasWallet", "version", int64)
+            let at = [(RESPONSE, "sequence"), ("WaasWallet", "version")];
+            add_everywhere(spec, &int64, &at)
         },
     },
     Change {
@@ -89,26 +99,20 @@ pub const CHANGES: &[Change] = &[
                     "name": {"type": "string"}, "done": {"type": "boolean"}
                 }}}
             }});
-            add_property(spec, RESPONSE, "backupAction", nested.clone())?;
-            add_property(spec, "WaasWallet", "metadata", nested.clone())?;
-            add_property(spec, REQUEST, "options", nested)
+            let at = [
+                (RESPONSE, "backupAction"),
+                ("WaasWallet", "metadata"),
+                (REQUEST, "options"),
+            ];
+            add_everywhere(spec, &nested, &at)
         },
     },
     Change {
         name: "optional nullable fields",
         apply: |spec| {
-            add_property(
-                spec,
-                RESPONSE,
-                "retiredAt",
-                json!({"type": "string", "nullable": true}),
-            )?;
-            add_property(
-                spec,
-                "WalletKeyShareInfo",
-                "note",
-                json!({"type": "string", "nullable": true}),
-            )
+            let nullable = json!({"type": "string", "nullable": true});
+            let at = [(RESPONSE, "retiredAt"), ("WalletKeyShareInfo", "note")];
+            add_everywhere(spec, &nullable, &at)
         },
     },
     Change {

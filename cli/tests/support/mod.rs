@@ -1,15 +1,15 @@
 //! What the CLI's tests share: the example ids and a token, the binary with and without API
-//! settings, its JSON output, the example sandbox, and wiremock servers that fail on any
-//! unexpected request.
+//! settings, its JSON output, the example sandbox, and a wiremock server for what the sandbox
+//! never sends.
 
 #![allow(dead_code)] // each test binary uses part of it
 
 use std::process::{Command, Output};
 
 use assert_cmd::assert::OutputAssertExt;
-use dynamic_waas_sandbox::{Sandbox, Seed, Wallet};
+use dynamic_waas_sandbox::{Operation, Sandbox, Seed, Wallet};
 use serde_json::Value;
-use wiremock::matchers::{any, method, path_regex};
+use wiremock::matchers::{method, path_regex};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub const ENVIRONMENT: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
@@ -127,58 +127,36 @@ pub fn example_wallet() -> Wallet {
     Wallet::new(seed.wallet_id, seed.environment_id, seed.user_id)
 }
 
-/// A wiremock server that fails the test (when it drops) if anything reaches it that no
-/// route mounted later takes.
-pub async fn untouchable() -> MockServer {
+/// How many `operation` requests `sandbox` received.
+pub fn received(sandbox: &Sandbox, operation: Operation) -> usize {
+    let requests = sandbox.requests();
+    requests
+        .iter()
+        .filter(|r| r.operation == Some(operation))
+        .count()
+}
+
+/// Asserts that nothing reached `sandbox`.
+#[track_caller]
+pub fn assert_nothing_sent(sandbox: &Sandbox) {
+    let requests = sandbox.requests();
+    assert!(requests.is_empty(), "sent: {requests:?}");
+}
+
+/// A wiremock server whose `verb` route at `at` (a path regex) answers `response`: for a
+/// response the sandbox never sends. Check what reached it with [`assert_received_once`].
+pub async fn answering(verb: &str, at: &str, response: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
-    Mock::given(any())
-        .respond_with(ResponseTemplate::new(500))
-        .with_priority(u8::MAX)
-        .expect(0)
-        .named("no unexpected request")
-        .mount(&server)
-        .await;
-    server
-}
-
-/// Mounts on `server` a route for `verb` requests whose path matches `route` (a regex),
-/// answering `response`; with `expect`, checked when the server drops.
-pub async fn route(
-    server: &MockServer,
-    verb: &str,
-    route: &str,
-    response: ResponseTemplate,
-    expect: Option<u64>,
-) {
-    let mock = Mock::given(method(verb))
-        .and(path_regex(route))
-        .respond_with(response);
-    match expect {
-        Some(n) => mock.expect(n),
-        None => mock,
-    }
-    .mount(server)
-    .await;
-}
-
-/// An [`untouchable`] server with one [`route`].
-pub async fn answering(
-    verb: &str,
-    at: &str,
-    response: ResponseTemplate,
-    expect: Option<u64>,
-) -> MockServer {
-    let server = untouchable().await;
-    route(&server, verb, at, response, expect).await;
-    server
-}
-
-/// A server answering every request with `response`.
-pub async fn answering_all(response: ResponseTemplate) -> MockServer {
-    let server = MockServer::start().await;
-    Mock::given(any())
+    Mock::given(method(verb))
+        .and(path_regex(at))
         .respond_with(response)
         .mount(&server)
         .await;
     server
+}
+
+/// Asserts that `server` received exactly one request.
+pub async fn assert_received_once(server: &MockServer) {
+    let received = server.received_requests().await.expect("recording is on");
+    assert_eq!(received.len(), 1, "{received:?}");
 }

@@ -13,20 +13,11 @@ use serde_json::Value;
 use wiremock::matchers::{any, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// The example environment, wallet and user (those of the fixtures).
-pub const ENV: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
-pub const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
-pub const USER: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+mod example;
+#[allow(unused_imports)] // each test binary uses part of it
+pub use example::{create_path, wallet_path, ENV, USER, WALLET};
+
 pub const TOKEN: &str = "dyn_test_token_0123456789";
-
-/// The example wallet's path, and below it its create's.
-pub fn wallet_path() -> String {
-    format!("/environments/{ENV}/waas/{WALLET}")
-}
-
-pub fn create_path() -> String {
-    wallet_path() + "/keyShares/backup/locations"
-}
 
 /// The example ids, typed.
 pub fn ids() -> (EnvironmentId, WalletId) {
