@@ -319,6 +319,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub wallets: usize,
 
+    /// Also seed the wallets a create-many input names (JSON lines or CSV, one environment),
+    /// each owned by its row's user; the token is then for that environment
+    #[arg(long, value_name = "FILE")]
+    pub seed_input: Option<String>,
+
     /// Write the pregenerated wallets as create-many input (JSON lines, or CSV for *.csv)
     #[arg(long, value_name = "FILE", requires = "wallets")]
     pub write_input: Option<String>,

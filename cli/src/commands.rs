@@ -147,13 +147,33 @@ pub enum Target {
 impl Target {
     pub async fn new(global: &GlobalArgs) -> Self {
         #[cfg(feature = "sandbox")]
-        if global.sandbox {
-            let (sandbox, seed) = Sandbox::seeded().await;
-            tracing::debug!(uri = %sandbox.uri(), "sandbox started");
-            return Target::Sandbox(sandbox, seed);
+        return Self::seeded(global, |builder, _| Ok(builder))
+            .await
+            .unwrap_or(Target::Api);
+        #[cfg(not(feature = "sandbox"))]
+        {
+            let _ = global;
+            Target::Api
         }
-        let _ = global;
-        Target::Api
+    }
+
+    /// With `--sandbox`, a sandbox seeded with the example and whatever `more` adds (given the
+    /// example seed); else the API.
+    #[cfg(feature = "sandbox")]
+    pub async fn seeded(
+        global: &GlobalArgs,
+        more: impl FnOnce(
+            dynamic_waas_sandbox::SandboxBuilder,
+            &Seed,
+        ) -> Result<dynamic_waas_sandbox::SandboxBuilder, CliError>,
+    ) -> Result<Self, CliError> {
+        if !global.sandbox {
+            return Ok(Target::Api);
+        }
+        let seed = Seed::example();
+        let sandbox = Sandbox::start(more(seed.builder(), &seed)?).await;
+        tracing::debug!(uri = %sandbox.uri(), "sandbox started");
+        Ok(Target::Sandbox(sandbox, seed))
     }
 
     fn seeded_ids(&self) -> Option<SeededIds> {

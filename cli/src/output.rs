@@ -104,8 +104,8 @@ impl Printer {
         }
     }
 
-    /// Prints any JSON document, or `text` in text output (`sandbox serve`'s).
-    #[cfg(feature = "sandbox")]
+    /// Prints any JSON document, or `text` in text output (`sandbox serve`'s, create-many's
+    /// summary).
     pub fn value(&self, value: &Value, text: &str) -> io::Result<()> {
         match self.format {
             OutputFormat::Json => print_json(value),

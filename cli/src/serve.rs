@@ -4,12 +4,15 @@ use std::net::Ipv4Addr;
 
 use std::io::Write;
 
+use dynamic_waas::{EnvironmentId, WalletId};
 use dynamic_waas_sandbox::{
-    Fault, FaultResponse, Operation, Pregenerated, Rate, RateLimits, Sandbox, Seed,
+    Fault, FaultResponse, Operation, Pregenerated, Rate, RateLimits, Sandbox, SandboxBuilder, Seed,
+    Wallet,
 };
 use serde_json::json;
 
 use crate::args::ServeArgs;
+use crate::bulk::Named;
 use crate::exit::CliError;
 use crate::output::Printer;
 
@@ -146,4 +149,37 @@ fn dump_state(path: &str, sandbox: &Sandbox, wallets: &[Pregenerated]) -> Result
         .map_err(fail)?;
     }
     out.flush().map_err(fail)
+}
+
+/// Seeds the wallets of a bulk input, each owned by its user. They must share one
+/// environment: the seed's token is moved to it.
+pub fn seed_from(
+    mut builder: SandboxBuilder,
+    seed: &Seed,
+    wallets: Vec<Named>,
+) -> Result<SandboxBuilder, CliError> {
+    let Some(first) = wallets.first() else {
+        return Ok(builder);
+    };
+    let environment = EnvironmentId::from(first.environment_id);
+    if let Some(other) = wallets
+        .iter()
+        .find(|w| w.environment_id != first.environment_id)
+    {
+        return Err(CliError::InvalidInput(format!(
+            "a sandbox seeded from an input takes one environment; the input names {} and {}",
+            first.environment_id, other.environment_id
+        )));
+    }
+    builder = builder.token(seed.token.clone(), environment.clone());
+    for w in wallets {
+        builder = builder
+            .user(w.user_id, environment.clone())
+            .wallet(Wallet::new(
+                WalletId::from(w.wallet_id),
+                environment.clone(),
+                w.user_id,
+            ));
+    }
+    Ok(builder)
 }

@@ -138,6 +138,55 @@ enum Step {
     Stop(Ended),
 }
 
+/// A wallet an input names, to seed a sandbox with.
+#[cfg(feature = "sandbox")]
+pub struct Named {
+    pub environment_id: uuid::Uuid,
+    pub wallet_id: uuid::Uuid,
+    pub user_id: uuid::Uuid,
+}
+
+/// The wallets `path` names (rows whose ids are UUIDs; a run reports the others), to seed a
+/// sandbox with the input of a bulk run.
+#[cfg(feature = "sandbox")]
+pub fn wallets_in(
+    path: &str,
+    format: Option<InputFormat>,
+    environment_id: Option<&str>,
+) -> Result<Vec<Named>, CliError> {
+    if path == "-" {
+        return Err(CliError::InvalidInput(
+            "seeding a sandbox from the input needs a file, not stdin".into(),
+        ));
+    }
+    let (reader, format) = open(path, format)?;
+    let mut wallets = Vec::new();
+    let mut each = |_: u64, fields: Result<Fields, String>| {
+        let Ok(fields) = fields else {
+            return Step::Next;
+        };
+        let environment = fields.environment_id.as_deref().or(environment_id);
+        let parse = |id: Option<&str>| id.and_then(|id| uuid::Uuid::try_parse(id.trim()).ok());
+        if let (Some(environment_id), Some(wallet_id), Some(user_id)) = (
+            parse(environment),
+            parse(Some(&fields.wallet_id)),
+            parse(Some(&fields.user_id)),
+        ) {
+            wallets.push(Named {
+                environment_id,
+                wallet_id,
+                user_id,
+            });
+        }
+        Step::Next
+    };
+    match format {
+        InputFormat::Jsonl => read_jsonl(reader, &mut each)?,
+        InputFormat::Csv => read_csv(reader, &mut each)?,
+    };
+    Ok(wallets)
+}
+
 /// A row's fields, as the input names them.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]

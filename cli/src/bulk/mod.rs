@@ -21,6 +21,8 @@ use futures_util::{future, stream, StreamExt};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
+#[cfg(feature = "sandbox")]
+pub use input::{wallets_in, Named};
 pub use progress::LogWriter;
 
 use crate::args::{CreateManyArgs, GlobalArgs};
@@ -47,6 +49,14 @@ pub async fn create_many(
             )));
         }
     }
+    // With --sandbox, the sandbox has the input's wallets.
+    #[cfg(feature = "sandbox")]
+    let target = Target::seeded(global, |builder, seed| {
+        let wallets = wallets_in(&args.input, args.format, args.environment_id.as_deref())?;
+        crate::serve::seed_from(builder, seed, wallets)
+    })
+    .await?;
+    #[cfg(not(feature = "sandbox"))]
     let target = Target::new(global).await;
     let pacing = Pacing::upstream()
         .per_process(args.rate)
