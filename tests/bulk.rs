@@ -295,3 +295,24 @@ async fn jobs_are_pulled_only_as_slots_free_up() {
     }
     assert_eq!(finished, rows.len());
 }
+
+#[tokio::test]
+async fn retries_and_settling_reads_take_permits_too() {
+    let (builder, rows) = support::with_wallets(3);
+    let sandbox = builder.start().await;
+    // Each create is answered 500 once: a read settles it, then it is sent again. Nine
+    // requests in all.
+    sandbox.fail_next(Operation::Create, 3, FaultResponse::new(500));
+    // 10 a second, a burst of 4: the five requests past the burst take half a second.
+    let client = client(&sandbox, Pacing::unlimited().per_process(600));
+    let started = Instant::now();
+    let outcomes = run(&client, rows.iter().map(job).collect(), 3).await;
+    assert!(outcomes.iter().all(|o| o.status == BackupStatus::Created));
+    assert_eq!(client.stats().requests_sent, 9);
+    assert_eq!(sandbox.requests_received(), 9);
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -338,3 +338,62 @@ async fn ctrl_c_stops_the_intake_and_writes_every_outcome_in_flight() {
     assert_every_wallet_settled(&sandbox, &rows, &out);
     assert_eq!(sandbox.creates_received(), rows.len());
 }
+
+#[cfg(feature = "sandbox")]
+#[tokio::test(flavor = "multi_thread")]
+async fn the_embedded_sandbox_is_seeded_with_the_inputs_wallets() {
+    let dir = workdir("embedded");
+    let environment = uuid::Uuid::new_v4();
+    let rows: Vec<String> = (0..25)
+        .map(|_| {
+            serde_json::json!({
+                "environmentId": environment,
+                "walletId": uuid::Uuid::new_v4(),
+                "userId": uuid::Uuid::new_v4(),
+            })
+            .to_string()
+        })
+        .collect();
+    let input = dir.join("wallets.jsonl");
+    std::fs::write(&input, rows.join("\n") + "\n").unwrap();
+    let mut cmd = support::cli();
+    cmd.args([
+        "--sandbox",
+        "--output",
+        "json",
+        "backup-locations",
+        "create-many",
+    ])
+    .args(["--location", "googleDrive", "--rate", "600000"])
+    .arg("--input")
+    .arg(&input)
+    .arg("--results")
+    .arg(dir.join("results.jsonl"));
+    let output = run(cmd).await;
+    let doc = summary(&output);
+    assert_eq!(output.status.code(), Some(0), "{doc}");
+    assert_eq!(doc["created"], 25, "{doc}");
+
+    // One environment only: the sandbox has one token.
+    let two = dir.join("two.jsonl");
+    let other = rows[0].replace(&environment.to_string(), &uuid::Uuid::new_v4().to_string());
+    std::fs::write(&two, format!("{}\n{other}\n", rows[1])).unwrap();
+    let mut cmd = support::cli();
+    cmd.args([
+        "--sandbox",
+        "--output",
+        "json",
+        "backup-locations",
+        "create-many",
+    ])
+    .args(["--location", "googleDrive", "--input"])
+    .arg(&two)
+    .arg("--results")
+    .arg(dir.join("two.out"));
+    let output = run(cmd).await;
+    let error = support::assert_error(&output, 2, "invalid_input");
+    assert!(
+        support::message(&error).contains("one environment"),
+        "{error}"
+    );
+}
