@@ -140,21 +140,9 @@ pub struct CreateManyArgs {
     #[arg(long, value_name = "UUID")]
     pub environment_id: Option<String>,
 
-    /// Locations for rows that name none (repeatable; same syntax as for create)
-    #[arg(
-        long = "location",
-        value_name = "LOCATION[,KEY=VALUE...]",
-        value_parser = parse_location
-    )]
-    pub locations: Vec<LocationSpec>,
-
-    /// A location as a JSON object, for rows that name none (repeatable)
-    #[arg(long = "location-json", value_name = "JSON", value_parser = parse_location_json)]
-    pub location_json: Vec<LocationSpec>,
-
-    /// Send location values this version does not know, as they are
-    #[arg(long)]
-    pub allow_unknown_location: bool,
+    /// The locations of rows that name none
+    #[command(flatten)]
+    pub location: LocationFlags,
 
     /// Wallets in flight at once
     #[arg(long, default_value_t = 16, value_name = "N",
@@ -252,26 +240,8 @@ pub struct CreateArgs {
     #[arg(long, value_name = "UUID")]
     pub user_id: Option<String>,
 
-    /// A location to back up to, with optional settings (repeatable; at least one
-    /// --location or --location-json):
-    /// LOCATION[,keygen-id=ID][,scheme=TWO_OF_TWO|TWO_OF_THREE|THREE_OF_FIVE][,external-key-share-id=ID]
-    /// (an id with a comma needs --location-json)
-    #[arg(
-        long = "location",
-        value_name = "LOCATION[,KEY=VALUE...]",
-        value_parser = parse_location
-    )]
-    pub locations: Vec<LocationSpec>,
-
-    /// A location as a JSON object with upstream's field names, for ids with commas
-    /// (repeatable, mixes with --location; the order given is kept):
-    /// '{"location":"external","keygenId":"a,b","thresholdSignatureScheme":"TWO_OF_THREE","externalKeyShareId":"v,7"}'
-    #[arg(long = "location-json", value_name = "JSON", value_parser = parse_location_json)]
-    pub location_json: Vec<LocationSpec>,
-
-    /// Send location values this version does not know, as they are
-    #[arg(long)]
-    pub allow_unknown_location: bool,
+    #[command(flatten)]
+    pub location: LocationFlags,
 
     /// The share set this backup activates, as key generation gave it (default: the
     /// wallet's active root-user share set)
@@ -353,26 +323,60 @@ pub struct ServeArgs {
     pub dump_state: Option<String>,
 }
 
+/// `--location`, `--location-json` and `--allow-unknown-location`, shared by `create` and
+/// `create-many`.
+#[derive(Debug, Args)]
+pub struct LocationFlags {
+    /// A location to back up to, with optional settings (repeatable; for create-many, the
+    /// locations of rows that name none):
+    /// LOCATION[,keygen-id=ID][,scheme=TWO_OF_TWO|TWO_OF_THREE|THREE_OF_FIVE][,external-key-share-id=ID]
+    /// (an id with a comma needs --location-json)
+    #[arg(
+        long = "location",
+        value_name = "LOCATION[,KEY=VALUE...]",
+        value_parser = parse_location
+    )]
+    pub locations: Vec<LocationSpec>,
+
+    /// A location as a JSON object with upstream's field names, for ids with commas
+    /// (repeatable, mixes with --location; the order given is kept):
+    /// '{"location":"external","keygenId":"a,b","thresholdSignatureScheme":"TWO_OF_THREE","externalKeyShareId":"v,7"}'
+    #[arg(long = "location-json", value_name = "JSON", value_parser = parse_location_json)]
+    pub location_json: Vec<LocationSpec>,
+
+    /// Send location values this version does not know, as they are
+    #[arg(long)]
+    pub allow_unknown_location: bool,
+}
+
+impl LocationFlags {
+    /// Puts every location, `--location` and `--location-json` together, in `locations`, in
+    /// the order given on the command line (`matches` are the subcommand's).
+    pub fn order(&mut self, matches: Option<&ArgMatches>) {
+        self.locations = in_given_order(&mut self.locations, &mut self.location_json, matches);
+    }
+
+    /// Refuses `locations` if one is unknown and unknown ones are not allowed.
+    pub fn check<'l>(&self, locations: &'l [LocationSpec]) -> Result<&'l [LocationSpec], String> {
+        if !self.allow_unknown_location {
+            if let Some(unknown) = locations.iter().find(|l| l.location.is_unknown()) {
+                return Err(format!(
+                    "unknown location {:?}: known locations are {} (pass \
+                     --allow-unknown-location to send it anyway)",
+                    unknown.location.as_str(),
+                    BackupLocation::KNOWN.join(", ")
+                ));
+            }
+        }
+        Ok(locations)
+    }
+}
+
 /// One `--location` value.
 #[derive(Clone, Debug)]
 pub struct LocationSpec {
     pub location: BackupLocation,
     pub request: LocationRequest,
-}
-
-impl CreateArgs {
-    /// Every location, `--location` and `--location-json` together, in the order given on
-    /// the command line (`matches` are the `create` subcommand's).
-    pub fn take_locations(&mut self, matches: Option<&ArgMatches>) -> Vec<LocationSpec> {
-        in_given_order(&mut self.locations, &mut self.location_json, matches)
-    }
-}
-
-impl CreateManyArgs {
-    /// As [`CreateArgs::take_locations`], for the rows that name no locations.
-    pub fn take_locations(&mut self, matches: Option<&ArgMatches>) -> Vec<LocationSpec> {
-        in_given_order(&mut self.locations, &mut self.location_json, matches)
-    }
 }
 
 /// `--location` and `--location-json` values together, in command-line order.
@@ -586,8 +590,10 @@ mod tests {
         let create = matches
             .subcommand_matches("backup-locations")
             .and_then(|m| m.subcommand_matches("create"));
+        args.location.order(create);
         let order: Vec<String> = args
-            .take_locations(create)
+            .location
+            .locations
             .iter()
             .map(|l| l.location.as_str().to_owned())
             .collect();

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use dynamic_waas::{BackupLocation, Client, Pacing, RetryPolicy};
+use dynamic_waas::{Client, Pacing, RetryPolicy};
 #[cfg(feature = "sandbox")]
 use dynamic_waas_sandbox::{Sandbox, Seed};
 
@@ -57,16 +57,11 @@ fn completions(args: CompletionsArgs) -> Result<(), CliError> {
 }
 
 async fn create(global: &GlobalArgs, args: CreateArgs, printer: Printer) -> Result<(), CliError> {
-    if !args.allow_unknown_location {
-        if let Some(unknown) = args.locations.iter().find(|l| l.location.is_unknown()) {
-            return Err(CliError::InvalidInput(format!(
-                "unknown location {:?}: known locations are {} (pass --allow-unknown-location \
-                 to send it anyway)",
-                unknown.location.as_str(),
-                BackupLocation::KNOWN.join(", ")
-            )));
-        }
-    }
+    let locations = args
+        .location
+        .check(&args.location.locations)
+        .map_err(CliError::InvalidInput)?;
+    let locations: Vec<_> = locations.iter().map(|l| l.request.clone()).collect();
     let target = Target::new(global).await;
     let seed = target.seeded_ids();
     let (environment_id, wallet_id) = wallet_ids(args.ids, seed.as_ref())?;
@@ -76,12 +71,7 @@ async fn create(global: &GlobalArgs, args: CreateArgs, printer: Printer) -> Resu
         "--user-id",
     )?;
     let client = target.client(global, Pacing::default())?;
-    let mut call = client.create_backup_locations(
-        environment_id,
-        wallet_id,
-        user_id,
-        args.locations.into_iter().map(|l| l.request),
-    );
+    let mut call = client.create_backup_locations(environment_id, wallet_id, user_id, locations);
     if let Some(share_set_id) = args.share_set_id {
         call = call.share_set_id(share_set_id);
     }

@@ -52,13 +52,13 @@ fn main() -> ExitCode {
         let create = matches
             .subcommand_matches("backup-locations")
             .and_then(|m| m.subcommand_matches("create"));
-        args.locations = args.take_locations(create);
+        args.location.order(create);
     }
     if let Command::BackupLocations(BackupLocationsCommand::CreateMany(args)) = &mut cli.command {
         let many = matches
             .subcommand_matches("backup-locations")
             .and_then(|m| m.subcommand_matches("create-many"));
-        args.locations = args.take_locations(many);
+        args.location.order(many);
     }
     init_logs(cli.global.verbose);
     let printer = Printer::new(cli.global.output);

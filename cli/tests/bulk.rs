@@ -257,61 +257,78 @@ async fn wait(child: std::process::Child) -> Output {
         .unwrap()
 }
 
+/// A run that is cut off: `count` wallets, one create in `every` applied and answered after
+/// `delay` (so that some are in flight when it stops), the input written, and the paths of
+/// the input and the results.
+struct CutOff {
+    sandbox: Sandbox,
+    rows: Vec<Pregenerated>,
+    input: PathBuf,
+    out: PathBuf,
+}
+
+impl CutOff {
+    async fn new(name: &str, count: usize, every: u32, delay: Duration) -> Self {
+        let (sandbox, rows) = sandbox_with_wallets(count).await;
+        sandbox.fail_at_rate(
+            Operation::Create,
+            Rate::every(every),
+            Fault::ApplyThenDelay(delay),
+        );
+        let dir = workdir(name);
+        let input = dir.join("wallets.jsonl");
+        std::fs::write(&input, jsonl(&rows)).unwrap();
+        let out = dir.join("results.jsonl");
+        Self {
+            sandbox,
+            rows,
+            input,
+            out,
+        }
+    }
+
+    /// `--resume` without faults: every wallet ends settled, each create sent once.
+    async fn resume(&self) -> Value {
+        self.sandbox.clear_faults();
+        let mut resume = create_many(&self.sandbox.uri(), &self.input, &self.out);
+        resume.arg("--resume");
+        let output = run(resume).await;
+        let doc = summary(&output);
+        assert_eq!(output.status.code(), Some(0), "{doc}");
+        assert_every_wallet_settled(&self.sandbox, &self.rows, &self.out);
+        // Those in flight were read, not created again.
+        assert_eq!(self.sandbox.creates_received(), self.rows.len(), "{doc}");
+        doc
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_killed_mid_way_resumes_with_every_id_and_no_create_sent_twice() {
-    let (sandbox, rows) = sandbox_with_wallets(300).await;
-    // Some creates are applied and answered late, so that some are in flight when the run
-    // dies after the server applied them.
-    sandbox.fail_at_rate(
-        Operation::Create,
-        Rate::every(5),
-        Fault::ApplyThenDelay(Duration::from_millis(1500)),
-    );
-    let dir = workdir("kill");
-    let input = dir.join("wallets.jsonl");
-    let out = dir.join("results.jsonl");
-    std::fs::write(&input, jsonl(&rows)).unwrap();
+    let cut = CutOff::new("kill", 300, 5, Duration::from_millis(1500)).await;
     // 100 a second: the run takes three seconds and is killed after one.
-    let mut cmd = create_many_at(&sandbox.uri(), &input, &out, "6000");
+    let mut cmd = create_many_at(&cut.sandbox.uri(), &cut.input, &cut.out, "6000");
     cmd.args(["--concurrency", "16"]);
     let mut child = spawn(cmd);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     child.kill().unwrap(); // SIGKILL
     let killed = wait(child).await;
     assert_eq!(killed.status.code(), None, "killed by a signal");
-    let sent_before = sandbox.creates_received();
-    let (before, _) = results(&out);
+    let sent_before = cut.sandbox.creates_received();
+    let (before, _) = results(&cut.out);
     assert!(
-        before.len() < rows.len() && sent_before > before.len(),
+        before.len() < cut.rows.len() && sent_before > before.len(),
         "nothing was in flight"
     );
 
-    sandbox.clear_faults();
-    let mut resume = create_many(&sandbox.uri(), &input, &out);
-    resume.arg("--resume");
-    let output = run(resume).await;
-    let doc = summary(&output);
-    assert_eq!(output.status.code(), Some(0), "{doc}");
+    let doc = cut.resume().await;
     assert_eq!(doc["skipped"].as_u64(), Some(before.len() as u64), "{doc}");
-    assert_every_wallet_settled(&sandbox, &rows, &out);
-    // The wallets in flight were read, not created again.
-    assert_eq!(sandbox.creates_received(), rows.len(), "{doc}");
-    assert!(!PathBuf::from(format!("{}.inflight", out.display())).exists());
+    assert!(!PathBuf::from(format!("{}.inflight", cut.out.display())).exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_stops_the_intake_and_writes_every_outcome_in_flight() {
-    let (sandbox, rows) = sandbox_with_wallets(200).await;
-    sandbox.fail_at_rate(
-        Operation::Create,
-        Rate::every(1),
-        Fault::ApplyThenDelay(Duration::from_millis(400)),
-    );
-    let dir = workdir("ctrl-c");
-    let input = dir.join("wallets.jsonl");
-    let out = dir.join("results.jsonl");
-    std::fs::write(&input, jsonl(&rows)).unwrap();
-    let mut cmd = create_many(&sandbox.uri(), &input, &out);
+    let cut = CutOff::new("ctrl-c", 200, 1, Duration::from_millis(400)).await;
+    let mut cmd = create_many(&cut.sandbox.uri(), &cut.input, &cut.out);
     cmd.args(["--concurrency", "8"]);
     let child = spawn(cmd);
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -325,18 +342,12 @@ async fn ctrl_c_stops_the_intake_and_writes_every_outcome_in_flight() {
     assert_eq!(output.status.code(), Some(130), "{doc}");
     assert_eq!(doc["run"], "interrupted");
     // Every create sent has its outcome on disk, and nothing more was sent.
-    let (outcomes, _) = results(&out);
-    assert_eq!(outcomes.len(), sandbox.creates_received(), "{doc}");
-    assert!(outcomes.len() < rows.len());
+    let (outcomes, _) = results(&cut.out);
+    assert_eq!(outcomes.len(), cut.sandbox.creates_received(), "{doc}");
+    assert!(outcomes.len() < cut.rows.len());
     assert!(outcomes.values().all(|o| o["status"] == "created"));
 
-    sandbox.clear_faults();
-    let mut resume = create_many(&sandbox.uri(), &input, &out);
-    resume.arg("--resume");
-    let output = run(resume).await;
-    assert_eq!(output.status.code(), Some(0), "{}", summary(&output));
-    assert_every_wallet_settled(&sandbox, &rows, &out);
-    assert_eq!(sandbox.creates_received(), rows.len());
+    cut.resume().await;
 }
 
 #[cfg(feature = "sandbox")]

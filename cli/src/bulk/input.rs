@@ -13,7 +13,9 @@ use tokio::sync::mpsc;
 
 use super::results::Sink;
 use super::tally::Tally;
-use crate::args::{parse_location, parse_location_json, BadRows, InputFormat, Shard};
+use crate::args::{
+    parse_location, parse_location_json, BadRows, InputFormat, LocationFlags, Shard,
+};
 use crate::exit::CliError;
 
 /// A checked row, ready to send.
@@ -26,7 +28,8 @@ pub struct Row {
 pub struct Rules {
     pub environment_id: Option<String>,
     pub locations: Vec<LocationRequest>,
-    pub allow_unknown_location: bool,
+    /// What decides whether a row's unknown location is sent.
+    pub flags: LocationFlags,
     pub shard: Option<Shard>,
     pub bad_rows: BadRows,
     /// From a resumed run's results: what to do per wallet (absent: create).
@@ -364,14 +367,9 @@ impl Rules {
             }
             _ => Vec::new(),
         };
-        if !self.allow_unknown_location {
-            if let Some(unknown) = locations.iter().find(|l| l.location.is_unknown()) {
-                return Err(format!(
-                    "unknown location {:?} (pass --allow-unknown-location to send it)",
-                    unknown.location.as_str()
-                ));
-            }
-        }
+        self.flags
+            .check(&locations)
+            .map_err(|e| format!("locations: {e}"))?;
         let requests = if locations.is_empty() {
             self.locations.clone()
         } else {
@@ -409,7 +407,11 @@ mod tests {
         Rules {
             environment_id: None,
             locations: vec![BackupLocation::GoogleDrive.into()],
-            allow_unknown_location: false,
+            flags: LocationFlags {
+                locations: Vec::new(),
+                location_json: Vec::new(),
+                allow_unknown_location: false,
+            },
             shard: None,
             bad_rows: BadRows::Skip,
             resume: HashMap::new(),

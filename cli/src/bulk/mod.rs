@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use dynamic_waas::{BackupLocation, Pacing};
+use dynamic_waas::Pacing;
 use futures_util::{future, stream, StreamExt};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -39,16 +39,9 @@ pub async fn create_many(
     printer: Printer,
 ) -> Result<(), CliError> {
     let started = Instant::now();
-    if !args.allow_unknown_location {
-        if let Some(unknown) = args.locations.iter().find(|l| l.location.is_unknown()) {
-            return Err(CliError::InvalidInput(format!(
-                "unknown location {:?}: known locations are {} (pass --allow-unknown-location \
-                 to send it anyway)",
-                unknown.location.as_str(),
-                BackupLocation::KNOWN.join(", ")
-            )));
-        }
-    }
+    args.location
+        .check(&args.location.locations)
+        .map_err(CliError::InvalidInput)?;
     // With --sandbox, the sandbox has the input's wallets.
     #[cfg(feature = "sandbox")]
     let target = Target::seeded(global, |builder, seed| {
@@ -84,8 +77,13 @@ pub async fn create_many(
     let concurrency = usize::from(args.concurrency);
     let rules = Rules {
         environment_id: args.environment_id.clone(),
-        locations: args.locations.iter().map(|l| l.request.clone()).collect(),
-        allow_unknown_location: args.allow_unknown_location,
+        locations: args
+            .location
+            .locations
+            .iter()
+            .map(|l| l.request.clone())
+            .collect(),
+        flags: args.location,
         shard: args.shard,
         bad_rows: args.bad_rows,
         resume,
