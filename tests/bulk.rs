@@ -50,6 +50,12 @@ fn held(sandbox: &Sandbox, row: &Pregenerated) -> Vec<String> {
     shares.iter().map(|s| s.id.to_string()).collect()
 }
 
+/// The outcome for `wallet`.
+fn of<'o>(outcomes: &'o [BackupOutcome], wallet: &dynamic_waas::WalletId) -> &'o BackupOutcome {
+    let found = outcomes.iter().find(|o| &o.wallet_id == wallet);
+    found.unwrap_or_else(|| panic!("no outcome for {wallet}"))
+}
+
 fn ids(outcome: &BackupOutcome) -> Vec<String> {
     outcome
         .key_shares
@@ -118,18 +124,12 @@ async fn a_wallet_backed_up_before_comes_back_with_the_key_shares_it_holds() {
     let before = held(&sandbox, first);
 
     let outcomes = run(&client, rows.iter().map(job).collect(), 2).await;
-    let again = outcomes
-        .iter()
-        .find(|o| o.wallet_id == first.wallet_id)
-        .unwrap();
+    let again = of(&outcomes, &first.wallet_id);
     assert_eq!(again.status, BackupStatus::AlreadyBackedUp, "{again:?}");
     assert_eq!(ids(again), before);
     assert_eq!(again.next_run(), NextRun::Skip);
     assert!(again.error.is_none());
-    let other = outcomes
-        .iter()
-        .find(|o| o.wallet_id != first.wallet_id)
-        .unwrap();
+    let other = of(&outcomes, &rows[1].wallet_id);
     assert_eq!(other.status, BackupStatus::Created);
     assert_eq!(sandbox.creates_applied(), 2);
 }
@@ -149,17 +149,11 @@ async fn a_resumed_job_reads_the_wallet_before_it_creates() {
         2,
     )
     .await;
-    let applied = outcomes
-        .iter()
-        .find(|o| o.wallet_id == rows[0].wallet_id)
-        .unwrap();
+    let applied = of(&outcomes, &rows[0].wallet_id);
     assert_eq!(applied.status, BackupStatus::Reconciled, "{applied:?}");
     assert_eq!(ids(applied), held(&sandbox, &rows[0]));
     assert_eq!(applied.attempts, 1, "one read, no create");
-    let fresh = outcomes
-        .iter()
-        .find(|o| o.wallet_id == rows[1].wallet_id)
-        .unwrap();
+    let fresh = of(&outcomes, &rows[1].wallet_id);
     assert_eq!(fresh.status, BackupStatus::Created, "{fresh:?}");
     assert_eq!(
         fresh.attempts, 2,

@@ -350,6 +350,24 @@ async fn ctrl_c_stops_the_intake_and_writes_every_outcome_in_flight() {
     cut.resume().await;
 }
 
+/// `--sandbox backup-locations create-many` of `input` into `results`.
+#[cfg(feature = "sandbox")]
+fn on_embedded_sandbox(input: &Path, results: &Path) -> Command {
+    let mut cmd = support::cli();
+    cmd.args(["--sandbox", "--output", "json"])
+        .args([
+            "backup-locations",
+            "create-many",
+            "--location",
+            "googleDrive",
+        ])
+        .args(["--rate", "600000", "--input"])
+        .arg(input)
+        .arg("--results")
+        .arg(results);
+    cmd
+}
+
 #[cfg(feature = "sandbox")]
 #[tokio::test(flavor = "multi_thread")]
 async fn the_embedded_sandbox_is_seeded_with_the_inputs_wallets() {
@@ -367,20 +385,7 @@ async fn the_embedded_sandbox_is_seeded_with_the_inputs_wallets() {
         .collect();
     let input = dir.join("wallets.jsonl");
     std::fs::write(&input, rows.join("\n") + "\n").unwrap();
-    let mut cmd = support::cli();
-    cmd.args([
-        "--sandbox",
-        "--output",
-        "json",
-        "backup-locations",
-        "create-many",
-    ])
-    .args(["--location", "googleDrive", "--rate", "600000"])
-    .arg("--input")
-    .arg(&input)
-    .arg("--results")
-    .arg(dir.join("results.jsonl"));
-    let output = run(cmd).await;
+    let output = run(on_embedded_sandbox(&input, &dir.join("results.jsonl"))).await;
     let doc = summary(&output);
     assert_eq!(output.status.code(), Some(0), "{doc}");
     assert_eq!(doc["created"], 25, "{doc}");
@@ -389,19 +394,7 @@ async fn the_embedded_sandbox_is_seeded_with_the_inputs_wallets() {
     let two = dir.join("two.jsonl");
     let other = rows[0].replace(&environment.to_string(), &uuid::Uuid::new_v4().to_string());
     std::fs::write(&two, format!("{}\n{other}\n", rows[1])).unwrap();
-    let mut cmd = support::cli();
-    cmd.args([
-        "--sandbox",
-        "--output",
-        "json",
-        "backup-locations",
-        "create-many",
-    ])
-    .args(["--location", "googleDrive", "--input"])
-    .arg(&two)
-    .arg("--results")
-    .arg(dir.join("two.out"));
-    let output = run(cmd).await;
+    let output = run(on_embedded_sandbox(&two, &dir.join("two.out"))).await;
     let error = support::assert_error(&output, 2, "invalid_input");
     assert!(
         support::message(&error).contains("one environment"),
