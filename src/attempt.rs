@@ -157,12 +157,8 @@ impl Client {
         // The error of the last failed attempt: what the call reports if it stops here.
         let mut last: Option<Error> = None;
         loop {
-            // The token first: the time an attempt gets is measured after waiting for it.
-            let credential = match self.inner.tokens.cached() {
-                Some(credential) => credential,
-                // A provider that hangs is bounded by the call's deadline.
-                None => self.fetch_credential(call).await.map_err(Ended::Failed)?,
-            };
+            // The pacer's permit, then the token (fresh after a long wait in the queue): the
+            // time an attempt gets is measured after waiting for both.
             if let Some(pacer) = &self.inner.pacer {
                 if call.requests == 0 && call.queued {
                     pacer.acquire(op.environment()).await;
@@ -175,6 +171,11 @@ impl Client {
                     return Err(Ended::Failed(stopped(error, Stop::Deadline, call)));
                 }
             }
+            let credential = match self.inner.tokens.cached() {
+                Some(credential) => credential,
+                // A provider that hangs is bounded by the call's deadline.
+                None => self.fetch_credential(call).await.map_err(Ended::Failed)?,
+            };
             let time = match self.admit(policy, call, O::KIND) {
                 Ok(time) => time,
                 Err(stop) => {

@@ -251,6 +251,19 @@ fn spawn(mut cmd: Command) -> std::process::Child {
         .expect("the binary starts")
 }
 
+/// Waits until `results` holds at least `count` lines (however slow the machine), for a run
+/// to be cut off mid-way.
+async fn outcomes_written(results: &Path, count: usize) {
+    for _ in 0..400 {
+        let lines = std::fs::read_to_string(results).map_or(0, |text| text.lines().count());
+        if lines >= count {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the run wrote fewer than {count} outcomes in 10 s");
+}
+
 async fn wait(child: std::process::Child) -> Output {
     tokio::task::spawn_blocking(move || child.wait_with_output().expect("the child ends"))
         .await
@@ -309,7 +322,7 @@ async fn a_run_killed_mid_way_resumes_with_every_id_and_no_create_sent_twice() {
     let mut cmd = create_many_at(&cut.sandbox.uri(), &cut.input, &cut.out, "6000");
     cmd.args(["--concurrency", "16"]);
     let mut child = spawn(cmd);
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    outcomes_written(&cut.out, 20).await;
     child.kill().unwrap(); // SIGKILL
     let killed = wait(child).await;
     assert_eq!(killed.status.code(), None, "killed by a signal");
@@ -331,7 +344,7 @@ async fn ctrl_c_stops_the_intake_and_writes_every_outcome_in_flight() {
     let mut cmd = create_many(&cut.sandbox.uri(), &cut.input, &cut.out);
     cmd.args(["--concurrency", "8"]);
     let child = spawn(cmd);
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    outcomes_written(&cut.out, 8).await;
     let interrupted = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
