@@ -251,7 +251,7 @@ fn spawn(mut cmd: Command) -> std::process::Child {
         .expect("the binary starts")
 }
 
-/// Waits until `results` holds at least `count` lines (however slow the machine), for a run
+/// Waits until `results` (or a journal) holds at least `count` lines (however slow the machine), for a run
 /// to be cut off mid-way.
 async fn outcomes_written(results: &Path, count: usize) {
     for _ in 0..400 {
@@ -413,4 +413,54 @@ async fn the_embedded_sandbox_is_seeded_with_the_inputs_wallets() {
         support::message(&error).contains("one environment"),
         "{error}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_ctrl_c_exits_at_once_and_progress_lines_come_without_a_terminal() {
+    // Every create answered after 5 s: a drain would take that long.
+    let cut = CutOff::new("ctrl-c-twice", 40, 1, Duration::from_secs(5)).await;
+    let mut cmd = create_many(&cut.sandbox.uri(), &cut.input, &cut.out);
+    cmd.args(["--concurrency", "4", "--progress-interval", "1"]);
+    let child = spawn(cmd);
+    // Four creates hang (the journal has them); the first progress line comes a second
+    // after the start.
+    outcomes_written(&PathBuf::from(format!("{}.inflight", cut.out.display())), 4).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let started = std::time::Instant::now();
+    for _ in 0..2 {
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let output = wait(child).await;
+    assert!(started.elapsed() < Duration::from_secs(3), "it drained");
+    assert_eq!(output.status.code(), Some(130));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("progress: "), "{stderr}");
+    assert!(stderr.contains("exiting at once"), "{stderr}");
+    // Nothing was written for the creates cut off; the journal has them.
+    let (outcomes, _) = results(&cut.out);
+    assert!(outcomes.is_empty());
+    cut.resume().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_input_may_come_on_stdin() {
+    let (sandbox, rows) = sandbox_with_wallets(5).await;
+    let dir = workdir("stdin");
+    let out = dir.join("results.jsonl");
+    let mut cmd = create_many(&sandbox.uri(), Path::new("-"), &out);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = spawn(cmd);
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, jsonl(&rows).as_bytes()).unwrap();
+    drop(stdin);
+    let output = wait(child).await;
+    let doc = summary(&output);
+    assert_eq!(output.status.code(), Some(0), "{doc}");
+    assert_eq!(doc["created"], 5, "{doc}");
+    assert_every_wallet_settled(&sandbox, &rows, &out);
 }
