@@ -2,9 +2,7 @@
 
 use std::io::Write;
 
-use dynamic_waas::{Client, Pacing, RetryPolicy};
-#[cfg(feature = "sandbox")]
-use dynamic_waas_sandbox::{Sandbox, Seed};
+use dynamic_waas::Pacing;
 
 #[cfg(feature = "sandbox")]
 use crate::args::SandboxCommand;
@@ -16,13 +14,7 @@ use crate::exit::CliError;
 use crate::output::Printer;
 #[cfg(feature = "sandbox")]
 use crate::serve;
-
-/// The ids a sandbox was seeded with, the defaults of the id flags under `--sandbox`.
-struct SeededIds {
-    environment_id: String,
-    wallet_id: String,
-    user_id: String,
-}
+use crate::target::{SeededIds, Target};
 
 /// Runs `command`; the result is printed by `printer`, errors are returned.
 pub async fn run(global: &GlobalArgs, command: Command, printer: Printer) -> Result<(), CliError> {
@@ -125,85 +117,4 @@ fn required(given: Option<String>, seeded: Option<&str>, flag: &str) -> Result<S
 
 fn stdout_error(err: std::io::Error) -> CliError {
     CliError::Other(format!("could not write the result to stdout: {err}"))
-}
-
-/// Where calls go: the configured API, or a sandbox started for this command.
-pub enum Target {
-    Api,
-    #[cfg(feature = "sandbox")]
-    Sandbox(Sandbox, Seed),
-}
-
-impl Target {
-    pub async fn new(global: &GlobalArgs) -> Self {
-        #[cfg(feature = "sandbox")]
-        return Self::seeded(global, |builder, _| Ok(builder))
-            .await
-            .unwrap_or(Target::Api);
-        #[cfg(not(feature = "sandbox"))]
-        {
-            let _ = global;
-            Target::Api
-        }
-    }
-
-    /// With `--sandbox`, a sandbox seeded with the example and whatever `more` adds (given the
-    /// example seed); else the API.
-    #[cfg(feature = "sandbox")]
-    pub async fn seeded(
-        global: &GlobalArgs,
-        more: impl FnOnce(
-            dynamic_waas_sandbox::SandboxBuilder,
-            &Seed,
-        ) -> Result<dynamic_waas_sandbox::SandboxBuilder, CliError>,
-    ) -> Result<Self, CliError> {
-        if !global.sandbox {
-            return Ok(Target::Api);
-        }
-        let seed = Seed::example();
-        let sandbox = Sandbox::start(more(seed.builder(), &seed)?).await;
-        tracing::debug!(uri = %sandbox.uri(), "sandbox started");
-        Ok(Target::Sandbox(sandbox, seed))
-    }
-
-    fn seeded_ids(&self) -> Option<SeededIds> {
-        match self {
-            Target::Api => None,
-            #[cfg(feature = "sandbox")]
-            Target::Sandbox(_, seed) => Some(SeededIds {
-                environment_id: seed.environment_id.to_string(),
-                wallet_id: seed.wallet_id.to_string(),
-                user_id: seed.user_id.to_string(),
-            }),
-        }
-    }
-
-    /// A client for the target, paced by `pacing`; the configuration is checked, nothing is
-    /// sent.
-    pub fn client(&self, global: &GlobalArgs, pacing: Pacing) -> Result<Client, CliError> {
-        let builder = match self {
-            Target::Api => Client::builder()
-                .base_url(global.base_url.as_str())
-                .token_from_env()?,
-            #[cfg(feature = "sandbox")]
-            Target::Sandbox(sandbox, seed) => Client::builder()
-                .base_url(sandbox.uri())
-                .token(seed.token.clone()),
-        };
-        let mut policy = RetryPolicy::default();
-        if let Some(attempts) = global.max_attempts {
-            policy = policy.max_attempts(attempts);
-        }
-        let mut builder = builder;
-        if let Some(timeout) = global.timeout {
-            // The whole call gets room for every attempt, and never less than the default.
-            let all_attempts = timeout.saturating_mul(policy.get_max_attempts());
-            let total = all_attempts.max(policy.get_total_timeout());
-            policy = policy.attempt_timeout(timeout).total_timeout(total);
-            builder = builder.connect_timeout(timeout.min(dynamic_waas::DEFAULT_CONNECT_TIMEOUT));
-        }
-        let client = builder.retry_policy(policy).pacing(pacing).build()?;
-        tracing::debug!(base_url = client.base_url(), "client configured");
-        Ok(client)
-    }
 }

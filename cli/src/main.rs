@@ -25,6 +25,7 @@ mod exit;
 mod output;
 #[cfg(feature = "sandbox")]
 mod serve;
+mod target;
 
 use std::ffi::OsString;
 use std::io::IsTerminal;

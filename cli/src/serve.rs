@@ -4,15 +4,12 @@ use std::net::Ipv4Addr;
 
 use std::io::Write;
 
-use dynamic_waas::{EnvironmentId, WalletId};
 use dynamic_waas_sandbox::{
-    Fault, FaultResponse, Operation, Pregenerated, Rate, RateLimits, Sandbox, SandboxBuilder, Seed,
-    Wallet,
+    Fault, FaultResponse, Operation, Pregenerated, Rate, RateLimits, Sandbox, Seed,
 };
 use serde_json::json;
 
 use crate::args::ServeArgs;
-use crate::bulk::Named;
 use crate::exit::CliError;
 use crate::output::Printer;
 
@@ -21,6 +18,11 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
     let (mut builder, wallets) = seed
         .builder()
         .pregenerated(&seed.environment_id, args.wallets);
+    if let Some(path) = &args.seed_input {
+        let named = crate::bulk::wallets_in(path, None, None)?;
+        eprintln!("seeding {} wallets from {path}", named.len());
+        builder = crate::bulk::seed_from(builder, &seed, named)?;
+    }
     if args.upstream_limits {
         if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
             return Err(CliError::InvalidInput(format!(
@@ -149,37 +151,4 @@ fn dump_state(path: &str, sandbox: &Sandbox, wallets: &[Pregenerated]) -> Result
         .map_err(fail)?;
     }
     out.flush().map_err(fail)
-}
-
-/// Seeds the wallets of a bulk input, each owned by its user. They must share one
-/// environment: the seed's token is moved to it.
-pub fn seed_from(
-    mut builder: SandboxBuilder,
-    seed: &Seed,
-    wallets: Vec<Named>,
-) -> Result<SandboxBuilder, CliError> {
-    let Some(first) = wallets.first() else {
-        return Ok(builder);
-    };
-    let environment = EnvironmentId::from(first.environment_id);
-    if let Some(other) = wallets
-        .iter()
-        .find(|w| w.environment_id != first.environment_id)
-    {
-        return Err(CliError::InvalidInput(format!(
-            "a sandbox seeded from an input takes one environment; the input names {} and {}",
-            first.environment_id, other.environment_id
-        )));
-    }
-    builder = builder.token(seed.token.clone(), environment.clone());
-    for w in wallets {
-        builder = builder
-            .user(w.user_id, environment.clone())
-            .wallet(Wallet::new(
-                WalletId::from(w.wallet_id),
-                environment.clone(),
-                w.user_id,
-            ));
-    }
-    Ok(builder)
 }

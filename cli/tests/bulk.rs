@@ -464,3 +464,60 @@ async fn the_input_may_come_on_stdin() {
     assert_eq!(doc["created"], 5, "{doc}");
     assert_every_wallet_settled(&sandbox, &rows, &out);
 }
+
+#[cfg(feature = "sandbox")]
+#[tokio::test(flavor = "multi_thread")]
+async fn sandbox_serve_seeds_the_wallets_of_an_input_file() {
+    use std::io::BufRead;
+
+    let dir = workdir("serve-seed");
+    let environment = uuid::Uuid::new_v4();
+    let csv: String = (0..6).fold(String::from("walletId,userId,environmentId\n"), |csv, _| {
+        csv + &format!(
+            "{},{},{environment}\n",
+            uuid::Uuid::new_v4(),
+            uuid::Uuid::new_v4()
+        )
+    });
+    let input = dir.join("wallets.csv");
+    std::fs::write(&input, csv).unwrap();
+    let mut serve = support::cli();
+    serve
+        .args(["--output", "json", "sandbox", "serve", "--seed-input"])
+        .arg(&input);
+    let mut serve = spawn(serve);
+    let stdout = serve.stdout.take().unwrap();
+    let document: String = std::io::BufReader::new(stdout)
+        .lines()
+        .map(Result::unwrap)
+        .take_while(|line| line != "}")
+        .collect::<String>()
+        + "}";
+    let document: Value = serde_json::from_str(&document).unwrap();
+
+    let out = dir.join("results.jsonl");
+    let mut cmd = support::cli();
+    cmd.env("DYNAMIC_API_TOKEN", document["token"].as_str().unwrap())
+        .args([
+            "--base-url",
+            document["url"].as_str().unwrap(),
+            "--output",
+            "json",
+        ])
+        .args([
+            "backup-locations",
+            "create-many",
+            "--location",
+            "googleDrive",
+        ])
+        .arg("--input")
+        .arg(&input)
+        .arg("--results")
+        .arg(&out);
+    let output = run(cmd).await;
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    let doc = summary(&output);
+    assert_eq!(output.status.code(), Some(0), "{doc}");
+    assert_eq!(doc["created"], 6, "{doc}");
+}

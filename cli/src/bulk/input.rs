@@ -149,6 +149,41 @@ pub struct Named {
     pub user_id: uuid::Uuid,
 }
 
+#[cfg(feature = "sandbox")]
+/// Seeds the wallets of a bulk input, each owned by its user. They must share one
+/// environment: the seed's token is moved to it.
+pub fn seed_from(
+    mut builder: dynamic_waas_sandbox::SandboxBuilder,
+    seed: &dynamic_waas_sandbox::Seed,
+    wallets: Vec<Named>,
+) -> Result<dynamic_waas_sandbox::SandboxBuilder, CliError> {
+    let Some(first) = wallets.first() else {
+        return Ok(builder);
+    };
+    let environment = dynamic_waas::EnvironmentId::from(first.environment_id);
+    if let Some(other) = wallets
+        .iter()
+        .find(|w| w.environment_id != first.environment_id)
+    {
+        return Err(CliError::InvalidInput(format!(
+            "a sandbox seeded from an input takes one environment; the input names {} and {}",
+            first.environment_id, other.environment_id
+        )));
+    }
+    builder = builder.token(seed.token.clone(), environment.clone());
+    for w in wallets {
+        builder =
+            builder
+                .user(w.user_id, environment.clone())
+                .wallet(dynamic_waas_sandbox::Wallet::new(
+                    dynamic_waas::WalletId::from(w.wallet_id),
+                    environment.clone(),
+                    w.user_id,
+                ));
+    }
+    Ok(builder)
+}
+
 /// The wallets `path` names (rows whose ids are UUIDs; a run reports the others), to seed a
 /// sandbox with the input of a bulk run.
 #[cfg(feature = "sandbox")]

@@ -22,13 +22,13 @@ use serde_json::json;
 use tokio::sync::{mpsc, watch};
 
 #[cfg(feature = "sandbox")]
-pub use input::{wallets_in, Named};
+pub use input::{seed_from, wallets_in};
 pub use progress::LogWriter;
 
 use crate::args::{CreateManyArgs, GlobalArgs};
-use crate::commands::Target;
 use crate::exit::{CliError, INTERRUPTED, INVALID_INPUT, PARTIAL};
 use crate::output::Printer;
+use crate::target::Target;
 use input::{Ended, Row, Rules};
 use progress::Progress;
 use tally::Tally;
@@ -46,7 +46,7 @@ pub async fn create_many(
     #[cfg(feature = "sandbox")]
     let target = Target::seeded(global, |builder, seed| {
         let wallets = wallets_in(&args.input, args.format, args.environment_id.as_deref())?;
-        crate::serve::seed_from(builder, seed, wallets)
+        input::seed_from(builder, seed, wallets)
     })
     .await?;
     #[cfg(not(feature = "sandbox"))]
