@@ -6,8 +6,10 @@
 //! `Retry-After`, and while 429s keep coming every request costs more cells: the pace drops
 //! by steps to half, and climbs back as healthy answers return.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dynamic_waas_api::ids::EnvironmentId;
@@ -33,13 +35,16 @@ pub const UPSTREAM_LIMIT_PER_ENVIRONMENT: u32 = 3_000;
 /// permit: first attempts, retries and the wallet reads that settle a lost create.
 ///
 /// A `429` (or a `503` with `Retry-After`) pauses every request of the client for the
-/// `Retry-After` it carries (1 s without one, 10 minutes at most), and while 429s continue the
-/// pace drops by steps of a fifth to half the configured rate; every 50 healthy answers
-/// give one step back.
+/// `Retry-After` it carries (1 s without one, 10 minutes at most), and the pace drops a step
+/// of a fifth per pause, to half the configured rate at most; every 50 healthy answers give
+/// one step back.
 ///
 /// One client per process stands for one IP address. Several processes on one machine share
 /// its IP: give each a share of the limit. Several machines share an environment's limit:
-/// give each a share of [`per_environment`](Self::per_environment).
+/// give each a share of [`per_environment`](Self::per_environment). Requests are evenly
+/// spaced with a burst of four, so a server counting any minute sees at most the limit and
+/// four from each client: with many clients sharing a limit, leave at least four requests a
+/// minute of margin per client.
 ///
 /// ```
 /// use dynamic_waas::{Client, Pacing};
@@ -128,6 +133,7 @@ impl Pacing {
                 .map(|q| RateLimiter::new(q, HashMapStateStore::default(), clock)),
             clock,
             queue: tokio::sync::Mutex::new(()),
+            environment_queues: std::sync::Mutex::default(),
             paused_until: AtomicU64::new(0),
             slowdown: AtomicU32::new(0),
             healthy: AtomicU32::new(0),
@@ -193,8 +199,11 @@ pub(crate) struct Pacer {
     environment: Option<Keyed>,
     clock: TokioClock,
     /// Requests wait their turn in order (Tokio's mutex is fair): only the first in line
-    /// watches the limiters, instead of every waiter waking for every permit.
+    /// watches a limiter, instead of every waiter waking for every permit. One line per
+    /// environment, then one for the client: a request to an environment at its limit does
+    /// not hold up the others.
     queue: tokio::sync::Mutex<()>,
+    environment_queues: std::sync::Mutex<HashMap<EnvironmentId, Arc<tokio::sync::Mutex<()>>>>,
     /// Nanoseconds after the clock's epoch before which nothing is sent.
     paused_until: AtomicU64,
     /// Extra cells per request, `0..=CELLS`.
@@ -206,18 +215,28 @@ pub(crate) struct Pacer {
 impl Pacer {
     /// Waits until a request to `environment` may be sent.
     pub(crate) async fn acquire(&self, environment: &EnvironmentId) {
-        let _turn = self.queue.lock().await;
         self.wait_for_pause().await;
         let cost = self.cost();
         if let Some(limiter) = &self.environment {
+            let line = self.environment_queue(environment);
+            let _turn = line.lock().await;
             self.wait_for(|| limiter.check_key_n(environment, cost))
                 .await;
         }
         if let Some(limiter) = &self.process {
+            let _turn = self.queue.lock().await;
             self.wait_for(|| limiter.check_n(cost)).await;
         }
         // A 429 seen by another request while this one waited holds it too.
         self.wait_for_pause().await;
+    }
+
+    fn environment_queue(&self, environment: &EnvironmentId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut queues = self
+            .environment_queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(queues.entry(environment.clone()).or_default())
     }
 
     async fn wait_for<F>(&self, mut check: F)
@@ -236,9 +255,13 @@ impl Pacer {
         }
     }
 
+    /// Until no pause holds, however often a later 429 extends it.
     async fn wait_for_pause(&self) {
-        let until = Duration::from_nanos(self.paused_until.load(Ordering::Relaxed));
-        if until > self.clock.now() {
+        loop {
+            let until = Duration::from_nanos(self.paused_until.load(Ordering::Relaxed));
+            if until <= self.clock.now() {
+                return;
+            }
             tokio::time::sleep_until(self.clock.epoch + until).await;
         }
     }
@@ -248,17 +271,20 @@ impl Pacer {
         NonZeroU32::new(CELLS + slowdown).unwrap_or(NonZeroU32::MIN)
     }
 
-    /// The server said "too many requests": everyone waits, and the pace drops a step.
+    /// The server said "too many requests": everyone waits, and the pace drops a step, once
+    /// per pause (the 429s of the requests that were in flight together are one episode).
     pub(crate) fn rate_limited(&self, retry_after: Option<Duration>) {
         let pause = retry_after.unwrap_or(DEFAULT_PAUSE).min(MAX_PAUSE);
-        let until = self.clock.now().saturating_add(pause);
-        let until = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX);
-        self.paused_until.fetch_max(until, Ordering::Relaxed);
-        let _ = self
-            .slowdown
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
-                Some((s + 1).min(CELLS))
-            });
+        let now = self.clock.now();
+        let until = u64::try_from(now.saturating_add(pause).as_nanos()).unwrap_or(u64::MAX);
+        let before = self.paused_until.fetch_max(until, Ordering::Relaxed);
+        if Duration::from_nanos(before) <= now {
+            let _ = self
+                .slowdown
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                    Some((s + 1).min(CELLS))
+                });
+        }
         self.healthy.store(0, Ordering::Relaxed);
         tracing::warn!(
             pause_ms = pause.as_millis() as u64,
@@ -361,13 +387,19 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_slowdown_stops_at_half_and_pauses_are_bounded() {
+    async fn the_slowdown_steps_once_per_pause_stops_at_half_and_pauses_are_bounded() {
         let pacer = Pacing::unlimited()
             .per_process(600)
             .build()
             .unwrap()
             .unwrap();
+        // Sixteen 429s of requests that were in flight together: one step.
+        for _ in 0..16 {
+            pacer.rate_limited(None);
+        }
+        assert_eq!(pacer.cost().get(), CELLS + 1);
         for _ in 0..20 {
+            pacer.acquire(&env(1)).await; // past the pause
             pacer.rate_limited(None);
         }
         assert_eq!(pacer.cost().get(), 2 * CELLS);
@@ -375,6 +407,46 @@ mod tests {
         pacer.rate_limited(Some(Duration::MAX));
         pacer.acquire(&env(1)).await;
         assert_eq!(start.elapsed(), MAX_PAUSE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_extended_while_waiting_holds_the_waiter() {
+        let pacer = Arc::new(Pacing::unlimited().per_process(600).build().unwrap().unwrap());
+        let start = Instant::now();
+        pacer.rate_limited(Some(Duration::from_secs(2)));
+        let waiting = tokio::spawn({
+            let pacer = Arc::clone(&pacer);
+            async move { pacer.acquire(&env(1)).await }
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        pacer.rate_limited(Some(Duration::from_secs(5)));
+        waiting.await.unwrap();
+        assert_eq!(start.elapsed(), Duration::from_secs(6));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_environment_at_its_limit_does_not_hold_up_another() {
+        let pacer = Arc::new(
+            Pacing::unlimited()
+                .per_environment(60)
+                .build()
+                .unwrap()
+                .unwrap(),
+        );
+        // Environment 1 spends its burst; its next request waits a second.
+        for _ in 0..4 {
+            pacer.acquire(&env(1)).await;
+        }
+        let start = Instant::now();
+        let blocked = tokio::spawn({
+            let pacer = Arc::clone(&pacer);
+            async move { pacer.acquire(&env(1)).await }
+        });
+        tokio::task::yield_now().await;
+        pacer.acquire(&env(2)).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        blocked.await.unwrap();
+        assert!(start.elapsed() > Duration::ZERO);
     }
 
     #[test]
