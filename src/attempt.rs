@@ -61,8 +61,9 @@ pub(crate) struct Call {
     pub(crate) deadline: Instant,
     /// The request id of the last request sent.
     pub(crate) request_id: RequestId,
-    /// The call waits in a queue for its first request's permit, and its deadline starts
-    /// once it has it (a bulk job); otherwise every wait counts against the deadline.
+    /// The call waits in the pacer's queue outside its deadline (a bulk job): the deadline
+    /// starts with the first permit and moves with every later wait. Otherwise every wait
+    /// counts against the deadline.
     pub(crate) queued: bool,
 }
 
@@ -160,9 +161,17 @@ impl Client {
             // The pacer's permit, then the token (fresh after a long wait in the queue): the
             // time an attempt gets is measured after waiting for both.
             if let Some(pacer) = &self.inner.pacer {
-                if call.requests == 0 && call.queued {
+                if call.queued {
+                    // A bulk job's waits for the pacer (its queue, a 429's pause) are not
+                    // the job's time: its deadline starts with its first permit and moves
+                    // with every wait after.
+                    let waiting = Instant::now();
                     pacer.acquire(op.environment()).await;
-                    call.restart(policy);
+                    if call.requests == 0 {
+                        call.restart(policy);
+                    } else {
+                        call.deadline = later(call.deadline, waiting.elapsed());
+                    }
                 } else if tokio::time::timeout_at(call.deadline, pacer.acquire(op.environment()))
                     .await
                     .is_err()
@@ -224,6 +233,12 @@ impl Client {
             let error = into_error(failure, kind, call);
             match decision {
                 Decision::Retry { retry_after } => {
+                    // A bulk job leaves `Retry-After` to the pacer, which holds every request
+                    // for it outside the job's deadline.
+                    let retry_after = match (&self.inner.pacer, call.queued) {
+                        (Some(_), true) => None,
+                        _ => retry_after,
+                    };
                     match plan(
                         policy,
                         *made,

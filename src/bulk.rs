@@ -33,6 +33,7 @@ use crate::reconcile::{held_shares, match_request, Match};
 pub struct BackupJob {
     request: CreateRequest,
     resumed: bool,
+    tag: Option<u64>,
 }
 
 impl BackupJob {
@@ -46,6 +47,7 @@ impl BackupJob {
         Ok(Self {
             request: CreateRequest::new(environment_id, wallet_id, user_id, locations)?,
             resumed: false,
+            tag: None,
         })
     }
 
@@ -61,6 +63,14 @@ impl BackupJob {
     /// only if the wallet shows no key shares (the server refuses a duplicate).
     pub fn resumed(mut self) -> Self {
         self.resumed = true;
+        self
+    }
+
+    /// A number of the caller's (an input line, a row id) that comes back in the job's
+    /// outcome: outcomes come as jobs finish, not in input order, and a wallet may be in
+    /// the input twice.
+    pub fn tag(mut self, tag: u64) -> Self {
+        self.tag = Some(tag);
         self
     }
 
@@ -107,6 +117,20 @@ pub enum NextRun {
     Create,
 }
 
+impl NextRun {
+    /// Of two decisions for one wallet (two lines of a results file, say), the one that
+    /// keeps every promise: known ids win (nothing more to do), then a read (a create may
+    /// have been applied), then a create.
+    pub fn merge(self, other: NextRun) -> NextRun {
+        use NextRun::*;
+        match (self, other) {
+            (Skip, _) | (_, Skip) => Skip,
+            (ReadFirst, _) | (_, ReadFirst) => ReadFirst,
+            (Create, Create) => Create,
+        }
+    }
+}
+
 impl BackupStatus {
     /// A stable snake_case name, as serialized.
     pub fn name(&self) -> &'static str {
@@ -136,6 +160,9 @@ pub struct BackupOutcome {
     pub environment_id: EnvironmentId,
     /// The job's wallet.
     pub wallet_id: WalletId,
+    /// The job's [`tag`](BackupJob::tag), if it had one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<u64>,
     /// How it ended.
     pub status: BackupStatus,
     /// The wallet's key shares for this backup: what to store.
@@ -155,26 +182,19 @@ pub struct BackupOutcome {
 impl BackupOutcome {
     /// What a later run should do for this wallet: the one rule a resumed run follows.
     ///
-    /// - [`NextRun::Skip`]: settled. The key share ids are known, or nothing was created for
-    ///   a reason that retrying does not change (invalid input, 400, 403, 404).
+    /// - [`NextRun::Skip`]: settled; the key share ids are known (created, reconciled, or
+    ///   already backed up and read).
     /// - [`NextRun::ReadFirst`]: the create may have been applied ([`BackupStatus::Unknown`]),
     ///   or the wallet was backed up but could not be read: read the wallet before creating.
-    /// - [`NextRun::Create`]: nothing was created (a failure retrying may fix: rate limits,
-    ///   5xx, transport, token): send the create again.
+    /// - [`NextRun::Create`]: nothing was created ([`BackupStatus::Failed`], whatever the
+    ///   reason: a token or environment fixed since, a wallet created since, a rate limit)
+    ///   : send the create again.
     pub fn next_run(&self) -> NextRun {
         match self.status {
             BackupStatus::Created | BackupStatus::Reconciled => NextRun::Skip,
             BackupStatus::AlreadyBackedUp if !self.key_shares.is_empty() => NextRun::Skip,
             BackupStatus::AlreadyBackedUp | BackupStatus::Unknown => NextRun::ReadFirst,
-            BackupStatus::Failed => match self.error.as_ref().map(Error::kind) {
-                Some(
-                    ErrorKind::InvalidInput { .. }
-                    | ErrorKind::BadRequest
-                    | ErrorKind::Forbidden
-                    | ErrorKind::NotFound,
-                ) => NextRun::Skip,
-                _ => NextRun::Create,
-            },
+            BackupStatus::Failed => NextRun::Create,
         }
     }
 
@@ -182,6 +202,7 @@ impl BackupOutcome {
         Self {
             environment_id: job.request.env.clone(),
             wallet_id: job.request.wallet.clone(),
+            tag: job.tag,
             status,
             key_shares: Vec::new(),
             share_set_id: None,
@@ -209,9 +230,10 @@ impl Client {
     ///
     /// Each job follows [`create_backup_locations`](Self::create_backup_locations)'s rules;
     /// in addition, a wallet that was already backed up is read, and its key shares are in
-    /// the outcome ([`BackupStatus::AlreadyBackedUp`]), so a rerun recovers the ids. A job
-    /// waits for its first permit before its deadline ([`RetryPolicy::total_timeout`]) starts,
-    /// so a long queue behind the pacer does not time jobs out.
+    /// the outcome ([`BackupStatus::AlreadyBackedUp`]), so a rerun recovers the ids. A job's
+    /// waits for the pacer (its place in the queue, a 429's pause, which stands for any
+    /// `Retry-After`) do not count against its deadline ([`RetryPolicy::total_timeout`]), so
+    /// a long queue or pause neither times jobs out nor leaves lost creates unsettled.
     ///
     /// [`RetryPolicy::total_timeout`]: crate::RetryPolicy::total_timeout
     ///
@@ -271,7 +293,13 @@ impl Client {
         let request_id = refused.request_id().map(str::to_owned);
         let request = &job.request;
         match self
-            .read(&request.env, &request.wallet, &self.inner.policy, None)
+            .read(
+                &request.env,
+                &request.wallet,
+                &self.inner.policy,
+                None,
+                true,
+            )
             .await
         {
             Ok(wallet) => {
@@ -306,5 +334,29 @@ fn created_outcome(job: &BackupJob, created: CreatedBackup) -> BackupOutcome {
         request_id: Some(created.request_id().to_owned()),
         attempts: created.attempts(),
         ..BackupOutcome::new(job, status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NextRun::{self, *};
+
+    #[test]
+    fn merged_decisions_keep_known_ids_then_reads() {
+        let all = [Skip, ReadFirst, Create];
+        for a in all {
+            for b in all {
+                let merged = a.merge(b);
+                assert_eq!(merged, b.merge(a), "{a:?} {b:?}");
+                let expected: NextRun = if a == Skip || b == Skip {
+                    Skip
+                } else if a == ReadFirst || b == ReadFirst {
+                    ReadFirst
+                } else {
+                    Create
+                };
+                assert_eq!(merged, expected);
+            }
+        }
     }
 }

@@ -136,7 +136,7 @@ impl<'c> GetWallet<'c> {
             wallet_id = %wallet,
         );
         self.client
-            .read(&env, &wallet, &policy, capture)
+            .read(&env, &wallet, &policy, capture, false)
             .instrument(span)
             .await
     }

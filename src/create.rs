@@ -161,6 +161,10 @@ const SETTLING_READS: u32 = 2;
 /// What a settled create comes to.
 enum Settled {
     Done(Result<CreatedBackup, Error>),
+    /// The wallet holds key shares at the requested locations, but not as this create asked
+    /// (the reason says how): whether they are this call's cannot be told. With the error
+    /// of the attempt that may have applied it.
+    Mismatch(String, Error),
     /// The wallet shows nothing and a resend is allowed: the wait before it was taken. Says
     /// when the wallet was read, for the reason of a later `OutcomeUnknown`.
     SendAgain(String),
@@ -173,8 +177,10 @@ impl Client {
         wallet: &WalletId,
         policy: &RetryPolicy,
         capture: Option<BodyCapture>,
+        queued: bool,
     ) -> Result<types::WaasWallet, Error> {
         let mut call = Call::new(policy);
+        call.queued = queued;
         let mut made = 0;
         let op = ReadOp {
             env,
@@ -218,6 +224,13 @@ impl Client {
             {
                 Settled::Done(result) => return result,
                 Settled::SendAgain(note) => may_have_applied = Some(format!("{why}; {note}")),
+                // Backed up before, though not as asked now: a create would be refused.
+                Settled::Mismatch(reason, _) => {
+                    return Err(Error::new(ErrorKind::AlreadyBackedUp)
+                        .with_source(reason)
+                        .with_request_id(Some(call.request_id.as_str().to_owned()))
+                        .with_attempts(call.requests))
+                }
             }
         }
         loop {
@@ -274,6 +287,7 @@ impl Client {
             {
                 Settled::Done(result) => return result,
                 Settled::SendAgain(note) => may_have_applied = Some(format!("{why}; {note}")),
+                Settled::Mismatch(reason, error) => return Err(unknown(error, reason, &call)),
             }
         }
     }
@@ -339,7 +353,7 @@ impl Client {
                         "{why}; the wallet read {} ms into the call: {found}",
                         read_at.as_millis()
                     );
-                    return Settled::Done(Err(unknown(error, reason, call)));
+                    return Settled::Mismatch(reason, error);
                 }
                 Match::Nothing => {}
             }

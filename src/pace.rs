@@ -411,7 +411,13 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_pause_extended_while_waiting_holds_the_waiter() {
-        let pacer = Arc::new(Pacing::unlimited().per_process(600).build().unwrap().unwrap());
+        let pacer = Arc::new(
+            Pacing::unlimited()
+                .per_process(600)
+                .build()
+                .unwrap()
+                .unwrap(),
+        );
         let start = Instant::now();
         pacer.rate_limited(Some(Duration::from_secs(2)));
         let waiting = tokio::spawn({

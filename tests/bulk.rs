@@ -163,22 +163,49 @@ async fn a_resumed_job_reads_the_wallet_before_it_creates() {
 }
 
 #[tokio::test]
+async fn a_resumed_job_for_a_wallet_backed_up_otherwise_reports_the_shares_it_holds() {
+    let (builder, rows) = support::with_wallets(1);
+    let sandbox = builder.start().await;
+    let client = client(&sandbox, Pacing::unlimited());
+    // Backed up to two locations by an earlier run; this run asks for one of them.
+    let earlier = BackupJob::new(
+        &rows[0].environment_id,
+        &rows[0].wallet_id,
+        rows[0].user_id,
+        [google_drive(), google_drive()],
+    )
+    .unwrap();
+    run(&client, vec![earlier], 1).await;
+    let outcomes = run(&client, vec![job(&rows[0]).resumed()], 1).await;
+    let outcome = &outcomes[0];
+    // Not unknown for ever: the wallet is backed up, with these shares.
+    assert_eq!(outcome.status, BackupStatus::AlreadyBackedUp, "{outcome:?}");
+    assert_eq!(ids(outcome), held(&sandbox, &rows[0]));
+    assert_eq!(outcome.next_run(), NextRun::Skip);
+    assert_eq!(sandbox.creates_received(), 1);
+}
+
+#[tokio::test]
 async fn failures_say_what_a_later_run_does_and_serialize_as_one_object() {
     let (builder, rows) = support::with_wallets(1);
     let sandbox = builder.start().await;
     let client = client(&sandbox, Pacing::unlimited());
-    // A wallet the sandbox does not have: 404, settled (retrying changes nothing).
+    // A wallet the sandbox does not have: 404. Nothing was created; a later run tries again
+    // (the wallet, the token or the environment may have been fixed since).
     let missing = BackupJob::new(
         &rows[0].environment_id,
         uuid::Uuid::new_v4(),
         rows[0].user_id,
         [google_drive()],
     )
-    .unwrap();
+    .unwrap()
+    .tag(17);
     let outcomes = run(&client, vec![missing], 1).await;
     let not_found = &outcomes[0];
     assert_eq!(not_found.status, BackupStatus::Failed);
-    assert_eq!(not_found.next_run(), NextRun::Skip);
+    assert_eq!(not_found.next_run(), NextRun::Create);
+    assert_eq!(not_found.tag, Some(17));
+    assert_eq!(serde_json::to_value(not_found).unwrap()["tag"], 17);
     // 429s: nothing was applied, create again next time.
     sandbox.fail_next(Operation::Create, 3, FaultResponse::new(429));
     let outcomes = run(&client, vec![job(&rows[0])], 1).await;
@@ -309,4 +336,36 @@ async fn retries_and_settling_reads_take_permits_too() {
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test]
+async fn a_jobs_waits_for_the_pacer_do_not_count_against_its_deadline() {
+    let (builder, rows) = support::with_wallets(1);
+    let sandbox = builder.start().await;
+    // The create is applied and answered 502; the read that settles it is answered 429 with
+    // a Retry-After twice the job's whole deadline.
+    sandbox.fail_next(
+        Operation::Create,
+        1,
+        Fault::ApplyThenRespond(FaultResponse::new(502)),
+    );
+    sandbox.fail_next(Operation::Read, 1, FaultResponse::new(429).retry_after(2));
+    let client = Client::builder()
+        .base_url(sandbox.uri())
+        .token(Seed::example().token)
+        .retry_policy(fast().total_timeout(Duration::from_secs(1)))
+        .pacing(Pacing::unlimited().per_process(600_000))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let outcomes = run(&client, vec![job(&rows[0])], 1).await;
+    // Settled after the pause, not given up as unknown when the second ran out.
+    assert_eq!(
+        outcomes[0].status,
+        BackupStatus::Reconciled,
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert_eq!(sandbox.creates_received(), 1);
 }
