@@ -74,6 +74,11 @@ impl BackupJob {
         self
     }
 
+    /// The job's [`tag`](Self::tag), if it has one.
+    pub fn get_tag(&self) -> Option<u64> {
+        self.tag
+    }
+
     /// The environment.
     pub fn environment_id(&self) -> &EnvironmentId {
         &self.request.env

@@ -151,13 +151,13 @@ pub struct CreateManyArgs {
 
     /// Requests a minute from this process (upstream allows 1,500 per IP)
     #[arg(long, default_value_t = 1_440, value_name = "PER_MINUTE",
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub rate: u32,
 
     /// Requests a minute to each environment (upstream allows 3,000); with several machines
     /// on one environment, give each its share
     #[arg(long, default_value_t = 2_880, value_name = "PER_MINUTE",
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub env_rate: u32,
 
     /// Only the wallets of shard K of N (by wallet id), so that N machines share one input
@@ -285,13 +285,14 @@ pub struct ServeArgs {
     pub port: Option<u16>,
 
     /// Also seed N pregenerated wallets, each of its own user, in the example environment
-    /// (deterministic ids)
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub wallets: usize,
+    /// (deterministic ids; at most 10,000,000)
+    #[arg(long, value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=10_000_000))]
+    pub wallets: u32,
 
     /// Also seed the wallets a create-many input names (JSON lines or CSV, one environment),
     /// each owned by its row's user; the token is then for that environment
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "wallets")]
     pub seed_input: Option<String>,
 
     /// Write the pregenerated wallets as create-many input (JSON lines, or CSV for *.csv)
@@ -303,23 +304,25 @@ pub struct ServeArgs {
     #[arg(long)]
     pub upstream_limits: bool,
 
-    /// Run the limits' clock this many times faster (60: a minute lasts a second)
+    /// Run the limits' clock this many times faster (60: a minute lasts a second; more than
+    /// 0)
     #[arg(
         long,
         value_name = "FACTOR",
         default_value_t = 1.0,
-        requires = "upstream_limits"
+        requires = "upstream_limits",
+        value_parser = parse_scale
     )]
     pub time_scale: f64,
 
     /// Apply this share of creates (0 to 1), then answer 502 as a proxy would: the create
     /// happened and its answer is lost
-    #[arg(long, value_name = "RATE", default_value_t = 0.0)]
+    #[arg(long, value_name = "RATE", default_value_t = 0.0, value_parser = parse_share)]
     pub ambiguous_faults: f64,
 
-    /// On Ctrl-C, write every seeded wallet's key share ids to FILE (JSON lines), to check a
-    /// bulk run's results against
-    #[arg(long, value_name = "FILE", requires = "wallets")]
+    /// On Ctrl-C, write the key share ids of every wallet seeded by --wallets or
+    /// --seed-input to FILE (JSON lines), to check a bulk run's results against
+    #[arg(long, value_name = "FILE")]
     pub dump_state: Option<String>,
 }
 
@@ -490,6 +493,22 @@ pub fn parse_location(value: &str) -> Result<LocationSpec, String> {
         };
     }
     Ok(LocationSpec { location, request })
+}
+
+#[cfg(feature = "sandbox")]
+fn parse_scale(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(scale) if scale.is_finite() && scale > 0.0 => Ok(scale),
+        _ => Err(format!("{value:?} is not a number above 0")),
+    }
+}
+
+#[cfg(feature = "sandbox")]
+fn parse_share(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!("{value:?} is not a share from 0 to 1")),
+    }
 }
 
 fn parse_seconds(value: &str) -> Result<Duration, String> {

@@ -25,6 +25,7 @@ mod exit;
 mod output;
 #[cfg(feature = "sandbox")]
 mod serve;
+mod signals;
 mod target;
 
 use std::ffi::OsString;

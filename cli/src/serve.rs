@@ -4,6 +4,7 @@ use std::net::Ipv4Addr;
 
 use std::io::Write;
 
+use dynamic_waas::WalletId;
 use dynamic_waas_sandbox::{
     Fault, FaultResponse, Operation, Pregenerated, Rate, RateLimits, Sandbox, Seed,
 };
@@ -17,21 +18,7 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
     let seed = Seed::example();
     let (mut builder, wallets) = seed
         .builder()
-        .pregenerated(&seed.environment_id, args.wallets);
-    if let Some(path) = &args.seed_input {
-        let named = crate::bulk::wallets_in(path, None, None)?;
-        eprintln!("seeding {} wallets from {path}", named.len());
-        builder = crate::bulk::seed_from(builder, &seed, named)?;
-    }
-    if args.upstream_limits {
-        if !(args.time_scale.is_finite() && args.time_scale > 0.0) {
-            return Err(CliError::InvalidInput(format!(
-                "--time-scale must be a number above 0, not {}",
-                args.time_scale
-            )));
-        }
-        builder = builder.rate_limits(RateLimits::upstream().time_scale(args.time_scale));
-    }
+        .pregenerated(&seed.environment_id, args.wallets as usize);
     if let Some(path) = &args.write_input {
         write_input(path, &wallets)?;
         eprintln!(
@@ -39,12 +26,24 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
             wallets.len()
         );
     }
-    // Kept only to dump the state at the end.
-    let wallets = if args.dump_state.is_some() {
-        wallets
-    } else {
-        Vec::new()
-    };
+    // The environment the token is for, and the wallets seeded beyond the example's.
+    let mut environment_id = seed.environment_id.clone();
+    let mut seeded: Vec<WalletId> = wallets.into_iter().map(|w| w.wallet_id).collect();
+    if let Some(path) = &args.seed_input {
+        let named = crate::bulk::wallets_in(path, None, None)?;
+        eprintln!("seeding {} wallets from {path}", named.len());
+        if let Some(first) = named.first() {
+            environment_id = first.environment_id.into();
+        }
+        seeded = named.iter().map(|w| WalletId::from(w.wallet_id)).collect();
+        builder = crate::bulk::seed_from(builder, &seed, named)?;
+    }
+    if args.dump_state.is_none() {
+        seeded = Vec::new();
+    }
+    if args.upstream_limits {
+        builder = builder.rate_limits(RateLimits::upstream().time_scale(args.time_scale));
+    }
     let sandbox = match args.port {
         None => Sandbox::start(builder).await,
         Some(port) => {
@@ -53,12 +52,6 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
             Sandbox::start_on(builder, listener).await
         }
     };
-    if !(0.0..=1.0).contains(&args.ambiguous_faults) {
-        return Err(CliError::InvalidInput(format!(
-            "--ambiguous-faults is a share of creates, from 0 to 1, not {}",
-            args.ambiguous_faults
-        )));
-    }
     if args.ambiguous_faults > 0.0 {
         sandbox.fail_at_rate(
             Operation::Create,
@@ -70,7 +63,7 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
     let document = json!({
         "url": url,
         "token": seed.token,
-        "environmentId": seed.environment_id,
+        "environmentId": environment_id,
         "walletId": seed.wallet_id,
         "userId": seed.user_id,
     });
@@ -81,17 +74,18 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
          \x20 environment id {}\n\
          \x20 wallet id      {}\n\
          \x20 user id        {}\n",
-        seed.token, seed.environment_id, seed.wallet_id, seed.user_id
+        seed.token, environment_id, seed.wallet_id, seed.user_id
     );
     printer
         .value(&document, &text)
         .map_err(|e| CliError::Other(format!("could not write to stdout: {e}")))?;
-    eprintln!("The sandbox runs until Ctrl-C.");
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| CliError::Other(format!("cannot wait for Ctrl-C: {e}")))?;
+    eprintln!("The sandbox runs until Ctrl-C (or SIGTERM).");
+    crate::signals::Signals::new()
+        .map_err(|e| CliError::Other(format!("cannot wait for Ctrl-C: {e}")))?
+        .next()
+        .await;
     if let Some(path) = &args.dump_state {
-        dump_state(path, &sandbox, &wallets)?;
+        dump_state(path, &sandbox, &seeded)?;
     }
     // What it saw, for benchmarks and soak runs: one JSON line.
     eprintln!(
@@ -131,22 +125,22 @@ fn write_input(path: &str, wallets: &[Pregenerated]) -> Result<(), CliError> {
 }
 
 /// Each wallet's key share ids, one JSON line per wallet.
-fn dump_state(path: &str, sandbox: &Sandbox, wallets: &[Pregenerated]) -> Result<(), CliError> {
+fn dump_state(path: &str, sandbox: &Sandbox, wallets: &[WalletId]) -> Result<(), CliError> {
     let fail = |e: std::io::Error| CliError::Other(format!("cannot write {path}: {e}"));
     let file = std::fs::File::create(path).map_err(fail)?;
     let mut out = std::io::BufWriter::new(file);
-    for w in wallets {
+    for wallet in wallets {
         let ids: Vec<String> = sandbox
-            .key_shares(&w.wallet_id)
+            .key_shares(wallet)
             .unwrap_or_default()
             .iter()
             .map(|s| s.id.to_string())
             .collect();
-        let applied = sandbox.creates_applied_to(&w.wallet_id);
+        let applied = sandbox.creates_applied_to(wallet);
         writeln!(
             out,
             "{}",
-            json!({"walletId": w.wallet_id, "keyShareIds": ids, "createsApplied": applied})
+            json!({"walletId": wallet, "keyShareIds": ids, "createsApplied": applied})
         )
         .map_err(fail)?;
     }

@@ -142,8 +142,9 @@ async fn json_lines_and_csv_are_both_read_and_every_wallet_gets_its_ids() {
         assert_eq!(doc["run"], "complete");
         assert_eq!(doc["created"], 10, "{doc}");
         assert_eq!(doc["requestsSent"], 10, "{doc}");
-        // A complete run leaves no journal.
-        assert!(!dir.join(format!("{results_file}.inflight")).exists());
+        // The journal has every job, each before its create was sent.
+        let journal = std::fs::read_to_string(dir.join(format!("{results_file}.inflight")));
+        assert_eq!(journal.unwrap().lines().count(), 10);
     }
     assert_every_wallet_settled(&sandbox, &rows[..10], &dir.join("jsonl.out"));
     assert_every_wallet_settled(&sandbox, &rows[10..], &dir.join("csv.out"));
@@ -335,7 +336,6 @@ async fn a_run_killed_mid_way_resumes_with_every_id_and_no_create_sent_twice() {
 
     let doc = cut.resume().await;
     assert_eq!(doc["skipped"].as_u64(), Some(before.len() as u64), "{doc}");
-    assert!(!PathBuf::from(format!("{}.inflight", cut.out.display())).exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -520,4 +520,125 @@ async fn sandbox_serve_seeds_the_wallets_of_an_input_file() {
     let doc = summary(&output);
     assert_eq!(output.status.code(), Some(0), "{doc}");
     assert_eq!(doc["created"], 6, "{doc}");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fifo_input_is_read_once_and_whole() {
+    let (sandbox, rows) = sandbox_with_wallets(30).await;
+    let dir = workdir("fifo");
+    let fifo = dir.join("wallets.fifo");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let writer = std::thread::spawn({
+        let (fifo, text) = (fifo.clone(), jsonl(&rows));
+        move || std::fs::write(fifo, text).unwrap()
+    });
+    let out = dir.join("results.jsonl");
+    let output = run(create_many(&sandbox.uri(), &fifo, &out)).await;
+    writer.join().unwrap();
+    let doc = summary(&output);
+    assert_eq!(output.status.code(), Some(0), "{doc}");
+    // No row taken by a second reader (the progress count must not open a pipe).
+    assert_eq!(doc["created"], 30, "{doc}");
+    assert_every_wallet_settled(&sandbox, &rows, &out);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wallet_twice_in_the_input_gets_both_lines_right_and_one_create_applied() {
+    let (sandbox, rows) = sandbox_with_wallets(2).await;
+    let dir = workdir("twice");
+    let input = dir.join("wallets.jsonl");
+    let text = jsonl(&rows);
+    let lines: Vec<&str> = text.lines().collect();
+    // Line 1 and line 3 name the same wallet; line 2 is not UTF-8.
+    let mut bytes = format!("{}\n", lines[0]).into_bytes();
+    bytes.extend_from_slice(b"{\"walletId\": \"\xff\xfe\"}\n");
+    bytes.extend_from_slice(format!("{}\n{}\n", lines[0], lines[1]).as_bytes());
+    std::fs::write(&input, bytes).unwrap();
+    let out = dir.join("results.jsonl");
+    let output = run(create_many(&sandbox.uri(), &input, &out)).await;
+    let doc = summary(&output);
+    assert_eq!(doc["invalid"], 1, "{doc}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    let outcomes: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of_line = |n: u64| {
+        outcomes
+            .iter()
+            .find(|o| o["line"] == n)
+            .unwrap_or_else(|| panic!("no line {n} in {text}"))
+    };
+    assert_eq!(of_line(2)["status"], "invalid");
+    assert!(of_line(2)["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("UTF-8"));
+    // The row after the bad line is not lost.
+    assert_eq!(of_line(4)["walletId"], rows[1].wallet_id.to_string());
+    let first = &rows[0].wallet_id.to_string();
+    assert_eq!(of_line(1)["walletId"], *first);
+    assert_eq!(of_line(3)["walletId"], *first);
+    for n in [1, 3, 4] {
+        assert_eq!(of_line(n)["nextRun"], "skip", "{}", of_line(n));
+    }
+    assert_eq!(sandbox.creates_applied_to(&rows[0].wallet_id), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_run_at_a_time_per_results_file_and_never_onto_its_input() {
+    let cut = CutOff::new("lock", 20, 1, Duration::from_secs(3)).await;
+    let first = spawn(create_many(&cut.sandbox.uri(), &cut.input, &cut.out));
+    outcomes_written(&PathBuf::from(format!("{}.inflight", cut.out.display())), 1).await;
+    let mut second = create_many(&cut.sandbox.uri(), &cut.input, &cut.out);
+    second.arg("--resume");
+    let output = run(second).await;
+    let error = support::assert_error(&output, 2, "invalid_input");
+    assert!(
+        support::message(&error).contains("another create-many"),
+        "{error}"
+    );
+    let mut first = first;
+    first.kill().unwrap();
+    wait(first).await;
+
+    let mut onto_input = create_many(&cut.sandbox.uri(), &cut.input, &cut.input);
+    onto_input.arg("--resume");
+    let output = run(onto_input).await;
+    let error = support::assert_error(&output, 2, "invalid_input");
+    assert!(
+        support::message(&error).contains("the same file"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hundred_failures_in_a_row_stop_the_intake() {
+    let (sandbox, rows) = sandbox_with_wallets(300).await;
+    let dir = workdir("failures");
+    // Every row names an environment the token may not use: 403 for each.
+    let other = uuid::Uuid::new_v4().to_string();
+    let text = jsonl(&rows).replace(&rows[0].environment_id.to_string(), &other);
+    let input = dir.join("wallets.jsonl");
+    std::fs::write(&input, text).unwrap();
+    let out = dir.join("results.jsonl");
+    let mut cmd = create_many(&sandbox.uri(), &input, &out);
+    cmd.args(["--concurrency", "4"]);
+    let output = run(cmd).await;
+    let doc = summary(&output);
+    assert_eq!(output.status.code(), Some(9), "{doc}");
+    assert_eq!(doc["run"], "stopped_after_failures", "{doc}");
+    let failed = doc["failed"].as_u64().unwrap();
+    assert!((100..=110).contains(&failed), "{doc}");
+    assert_eq!(doc["needsAnotherRun"], failed, "{doc}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("100 wallets in a row failed (the last: forbidden)"),
+        "{stderr}"
+    );
 }

@@ -11,18 +11,23 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::mpsc;
 
-use super::results::Sink;
 use super::tally::Tally;
 use crate::args::{
     parse_location, parse_location_json, BadRows, InputFormat, LocationFlags, Shard,
 };
 use crate::exit::CliError;
 
-/// A checked row, ready to send.
-pub struct Row {
-    pub line: u64,
-    pub job: BackupJob,
+/// A row as the reader hands it over, in input order: checked into a job (its tag is its
+/// line), or bad. The reader holds no handle on the results: what it reports goes through
+/// the same channel, so stopping the intake never waits on a reader stuck on its input.
+pub enum Row {
+    Job(BackupJob),
+    Bad { line: u64, message: String },
 }
+
+/// The longest line read as a row (1 MiB): a file without newlines (binary, say) is reported
+/// a line at a time instead of filling memory.
+const MAX_LINE: usize = 1024 * 1024;
 
 /// What every row shares, and what decides whether it is sent.
 pub struct Rules {
@@ -58,6 +63,13 @@ pub fn open(
             .map_err(|e| CliError::InvalidInput(format!("cannot open --input {path}: {e}")))?;
         Box::new(BufReader::with_capacity(64 * 1024, file))
     };
+    // A UTF-8 byte order mark (some editors and exports write one) is not part of the data.
+    let head = reader
+        .fill_buf()
+        .map_err(|e| CliError::InvalidInput(format!("cannot read --input {path}: {e}")))?;
+    if head.starts_with(b"\xEF\xBB\xBF") {
+        reader.consume(3);
+    }
     let format = match format {
         Some(format) => format,
         None if path.to_ascii_lowercase().ends_with(".csv") => InputFormat::Csv,
@@ -74,9 +86,16 @@ pub fn open(
     Ok((reader, format))
 }
 
-/// Counts the data rows of a file (not stdin), for progress: lines, less a CSV header.
+/// Whether `path` is a regular file: one that can be read twice (a pipe, a FIFO or stdin
+/// cannot: a second reader takes rows from the first).
+pub fn is_regular_file(path: &str) -> bool {
+    path != "-" && std::fs::metadata(path).is_ok_and(|m| m.is_file())
+}
+
+/// Counts the data rows of a regular file, for progress: lines, less a CSV header. `None`
+/// for anything else.
 pub fn count_rows(path: &str, format: InputFormat) -> Option<u64> {
-    if path == "-" {
+    if !is_regular_file(path) {
         return None;
     }
     let mut file = BufReader::with_capacity(256 * 1024, File::open(path).ok()?);
@@ -101,32 +120,37 @@ pub fn count_rows(path: &str, format: InputFormat) -> Option<u64> {
     })
 }
 
-/// Reads every row, sending jobs to `jobs` and reporting the others to `sink` and `tally`.
-/// Blocking: run it on a thread of its own.
+/// Reads every row, sending jobs and bad rows to `rows` in input order and counting the rows
+/// skipped in `tally`. Blocking: run it on a thread of its own.
 pub fn read(
     reader: Box<dyn BufRead + Send>,
     format: InputFormat,
     rules: &Rules,
-    jobs: &mpsc::Sender<Row>,
-    sink: &Sink,
+    rows: &mpsc::Sender<Row>,
     tally: &Tally,
 ) -> Result<Ended, CliError> {
     let mut each = |line: u64, fields: Result<Fields, String>| -> Step {
-        match fields.and_then(|f| rules.check(f)) {
-            Ok(Checked::Send(job)) => {
-                if jobs.blocking_send(Row { line, job }).is_err() {
-                    return Step::Stop(Ended::Stopped);
-                }
+        let row = match fields.and_then(|f| rules.check(f)) {
+            Ok(Checked::Send(job)) => Row::Job(job.tag(line)),
+            Ok(Checked::Skip) => {
+                tally.skipped();
+                return Step::Next;
             }
-            Ok(Checked::Skip) => tally.skipped(),
-            Ok(Checked::OtherShard) => tally.other_shard(),
+            Ok(Checked::OtherShard) => {
+                tally.other_shard();
+                return Step::Next;
+            }
             Err(message) => {
                 tracing::warn!(line, "bad row: {message}");
-                sink.bad_row(line, &message);
-                if rules.bad_rows == BadRows::Stop {
-                    return Step::Stop(Ended::BadRow);
-                }
+                Row::Bad { line, message }
             }
+        };
+        let bad = matches!(row, Row::Bad { .. });
+        if rows.blocking_send(row).is_err() {
+            return Step::Stop(Ended::Stopped);
+        }
+        if bad && rules.bad_rows == BadRows::Stop {
+            return Step::Stop(Ended::BadRow);
         }
         Step::Next
     };
@@ -192,10 +216,11 @@ pub fn wallets_in(
     format: Option<InputFormat>,
     environment_id: Option<&str>,
 ) -> Result<Vec<Named>, CliError> {
-    if path == "-" {
-        return Err(CliError::InvalidInput(
-            "seeding a sandbox from the input needs a file, not stdin".into(),
-        ));
+    if !is_regular_file(path) {
+        return Err(CliError::InvalidInput(format!(
+            "seeding a sandbox from the input reads it twice, so it must be a regular file \
+             ({path} is not)"
+        )));
     }
     let (reader, format) = open(path, format)?;
     let mut wallets = Vec::new();
@@ -248,43 +273,46 @@ fn read_jsonl(
     mut reader: Box<dyn BufRead + Send>,
     each: &mut dyn FnMut(u64, Result<Fields, String>) -> Step,
 ) -> Result<Ended, CliError> {
-    let mut text = String::new();
+    let fail = |e: io::Error| CliError::Other(format!("cannot read the input: {e}"));
+    let mut bytes = Vec::new();
     let mut line = 0u64;
     loop {
-        text.clear();
+        bytes.clear();
         line += 1;
-        let read = reader.read_line(&mut text);
-        match read {
-            Ok(0) => return Ok(Ended::Complete),
-            Ok(_) => {}
-            // Not UTF-8: the line is bad, the rest may be fine.
-            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
-                if let Step::Stop(ended) = each(line, Err("the line is not UTF-8".into())) {
-                    return Ok(ended);
+        // At most MAX_LINE bytes and the newline; a longer line is bad, and skipped whole.
+        let n = (&mut reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut bytes)
+            .map_err(fail)?;
+        if n == 0 {
+            return Ok(Ended::Complete);
+        }
+        let fields = if bytes.last() != Some(&b'\n') && bytes.len() > MAX_LINE {
+            let mut rest = Vec::new();
+            while (&mut reader)
+                .take(64 * 1024)
+                .read_until(b'\n', &mut rest)
+                .map_err(fail)?
+                > 0
+            {
+                if rest.last() == Some(&b'\n') {
+                    break;
                 }
-                skip_line(&mut reader)?;
-                continue;
+                rest.clear();
             }
-            Err(e) => return Err(CliError::Other(format!("cannot read the input: {e}"))),
-        }
-        if text.trim().is_empty() {
-            continue;
-        }
-        let fields =
-            serde_json::from_str::<Fields>(&text).map_err(|e| format!("not a valid row: {e}"));
+            Err(format!("the line is longer than {MAX_LINE} bytes"))
+        } else {
+            match std::str::from_utf8(&bytes) {
+                Ok(text) if text.trim().is_empty() => continue,
+                Ok(text) => serde_json::from_str::<Fields>(text)
+                    .map_err(|e| format!("not a valid row: {e}")),
+                Err(_) => Err("the line is not UTF-8".into()),
+            }
+        };
         if let Step::Stop(ended) = each(line, fields) {
             return Ok(ended);
         }
     }
-}
-
-/// Skips the rest of a line that could not be read as text.
-fn skip_line(reader: &mut Box<dyn BufRead + Send>) -> Result<(), CliError> {
-    let mut bytes = Vec::new();
-    reader
-        .read_until(b'\n', &mut bytes)
-        .map(|_| ())
-        .map_err(|e| CliError::Other(format!("cannot read the input: {e}")))
 }
 
 fn read_csv(
@@ -293,11 +321,15 @@ fn read_csv(
 ) -> Result<Ended, CliError> {
     let mut csv = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
-        .from_reader(reader.take(u64::MAX));
+        .from_reader(reader);
     let header = csv
         .headers()
         .map_err(|e| CliError::InvalidInput(format!("line 1: cannot read the CSV header: {e}")))?
         .clone();
+    // An empty file is an empty run.
+    if header.is_empty() {
+        return Ok(Ended::Complete);
+    }
     let mut column: HashMap<&str, usize> = HashMap::new();
     for (i, name) in header.iter().enumerate() {
         let known = CSV_COLUMNS.iter().find(|c| **c == name).ok_or_else(|| {
@@ -345,6 +377,11 @@ fn read_csv(
                             .collect()
                     }),
                 })
+            }
+            // The input itself failed (a disk, a network mount): no row to report, and the
+            // same error would come back at every call.
+            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
+                return Err(CliError::Other(format!("cannot read the input: {e}")))
             }
             Err(e) => Err(format!("not a valid CSV row: {e}")),
         };

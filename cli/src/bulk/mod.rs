@@ -10,13 +10,13 @@ mod progress;
 mod results;
 mod tally;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dynamic_waas::Pacing;
+use dynamic_waas::{BackupStatus, Pacing};
 use futures_util::{future, stream, StreamExt};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -63,10 +63,11 @@ pub async fn create_many(
     };
     let (reader, format) = input::open(&args.input, args.format)?;
     let tally = Arc::new(Tally::default());
-    let (sink, writer) = results::start(&results_path, args.resume, Arc::clone(&tally))?;
+    let (sink, writer) =
+        results::start(&results_path, &args.input, args.resume, Arc::clone(&tally))?;
 
     let total = Arc::new(AtomicU64::new(0));
-    if args.input != "-" {
+    if input::is_regular_file(&args.input) {
         let (total, path) = (Arc::clone(&total), args.input.clone());
         std::thread::spawn(move || {
             if let Some(rows) = input::count_rows(&path, format) {
@@ -90,10 +91,10 @@ pub async fn create_many(
     };
     let (rows_tx, rows_rx) = mpsc::channel::<Row>(concurrency.saturating_mul(2));
     let reader = {
-        let (sink, tally) = (sink.clone(), Arc::clone(&tally));
+        let tally = Arc::clone(&tally);
         std::thread::Builder::new()
             .name("input-reader".into())
-            .spawn(move || input::read(reader, format, &rules, &rows_tx, &sink, &tally))
+            .spawn(move || input::read(reader, format, &rules, &rows_tx, &tally))
             .map_err(|e| CliError::Other(format!("cannot start the input reader: {e}")))?
     };
     let progress = Progress::start(
@@ -103,69 +104,90 @@ pub async fn create_many(
         Duration::from_secs(args.progress_interval),
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let signals = tokio::spawn(on_signals(stop_tx));
+    let stop_tx = Arc::new(stop_tx);
+    // Kept until the very end, so that a second Ctrl-C always exits at once.
+    let signals = tokio::spawn(on_signals(Arc::clone(&stop_tx)));
 
-    // The input lines of the jobs in flight, by wallet (a wallet may be in the input twice).
-    let lines: Arc<Mutex<HashMap<String, VecDeque<u64>>>> = Arc::default();
     let intake = stream::unfold(rows_rx, |mut rx| async move {
         rx.recv().await.map(|row| (row, rx))
     })
     .take_until(stopped(stop_rx.clone()))
-    .then(|row| {
-        let (sink, lines) = (sink.clone(), Arc::clone(&lines));
+    .map(|row| {
+        let sink = sink.clone();
         async move {
-            let wallet = row.job.wallet_id().as_str().to_owned();
-            // Journaled before its create may be sent; if the writer is gone, nothing more is.
-            if !sink.started(&wallet).await {
-                return None;
+            match row {
+                Row::Bad { line, message } => {
+                    sink.bad_row(line, message);
+                    Intake::Reported
+                }
+                // Journaled (and synced, in groups) before its create may be sent; if the
+                // writer is gone, nothing more is sent.
+                Row::Job(job) => match job.get_tag() {
+                    Some(line) if sink.started(job.wallet_id().as_str(), line).await => {
+                        Intake::Job(job)
+                    }
+                    _ => Intake::WriterGone,
+                },
             }
-            if let Ok(mut lines) = lines.lock() {
-                lines.entry(wallet).or_default().push_back(row.line);
-            }
-            Some(row.job)
         }
     })
-    .take_while(|job| future::ready(job.is_some()))
-    .filter_map(future::ready);
+    // Several journal entries wait for one sync: intake is not held to one sync per job.
+    .buffered(concurrency)
+    .take_while(|intake| future::ready(!matches!(intake, Intake::WriterGone)))
+    .filter_map(|intake| {
+        future::ready(match intake {
+            Intake::Job(job) => Some(job),
+            _ => None,
+        })
+    });
 
+    let mut failures_in_a_row = 0u32;
+    let mut stopped_by_failures = false;
     {
         let mut outcomes = std::pin::pin!(client.create_many(intake, concurrency));
         while let Some(outcome) = outcomes.next().await {
-            let line = lines
-                .lock()
-                .ok()
-                .and_then(|mut lines| {
-                    let wallet = outcome.wallet_id.as_str();
-                    let waiting = lines.get_mut(wallet)?;
-                    let line = waiting.pop_front();
-                    if waiting.is_empty() {
-                        // Only what is in flight stays: memory does not grow with the input.
-                        lines.remove(wallet);
-                    }
-                    line
-                })
-                .unwrap_or(0);
-            sink.outcome(line, outcome);
+            failures_in_a_row = match outcome.status {
+                BackupStatus::Failed => failures_in_a_row + 1,
+                _ => 0,
+            };
+            if failures_in_a_row == FAILURES_IN_A_ROW && !*stop_rx.borrow() {
+                // A wrong token or environment fails every wallet alike: stop, do not grind
+                // through the whole input.
+                let cause = outcome
+                    .error
+                    .as_ref()
+                    .map_or("unknown", |e| e.kind().name());
+                progress::eprint_line(&format!(
+                    "stopping: {FAILURES_IN_A_ROW} wallets in a row failed (the last: {cause}); \
+                     fix the cause, then --resume"
+                ));
+                stopped_by_failures = true;
+                let _ = stop_tx.send(true);
+            }
+            sink.outcome(outcome);
         }
         // Dropped here, with the rows' receiver: a reader blocked on it ends.
     }
-    let interrupted = *stop_rx.borrow();
-    signals.abort();
-    let ended = if interrupted && !reader.is_finished() {
-        // Perhaps blocked reading a terminal's stdin: left behind.
-        Ended::Stopped
+    let interrupted = *stop_rx.borrow() && !stopped_by_failures;
+    let ended = if *stop_rx.borrow() && !reader.is_finished() {
+        // Perhaps blocked reading a terminal's stdin: left behind (it holds nothing the
+        // writer waits for).
+        Ok(Ended::Stopped)
     } else {
         reader
             .join()
-            .map_err(|_| CliError::Other("the input reader panicked".into()))??
+            .unwrap_or_else(|_| Err(CliError::Other("the input reader panicked".into())))
     };
+    // Whatever ended the run, every outcome reaches the disk (or stderr) first.
     drop(sink);
-    let complete = matches!(ended, Ended::Complete) && !interrupted;
-    writer.finish(complete)?;
+    let written = writer.finish();
     progress.finish().await;
+    let ended = ended?;
+    written?;
 
     let stats = client.stats();
     let run = match (&ended, interrupted) {
+        _ if stopped_by_failures => "stopped_after_failures",
         (_, true) | (Ended::Stopped, _) => "interrupted",
         (Ended::BadRow, _) => "stopped_at_bad_row",
         (Ended::Complete, _) if tally.all_well() => "complete",
@@ -202,6 +224,7 @@ pub async fn create_many(
     printer
         .value(&summary, &text)
         .map_err(|e| CliError::Other(format!("could not write the summary to stdout: {e}")))?;
+    signals.abort();
     match run {
         "complete" => Ok(()),
         "interrupted" => Err(CliError::Reported(INTERRUPTED)),
@@ -210,39 +233,41 @@ pub async fn create_many(
     }
 }
 
-/// Resolves once the run is asked to stop.
+/// What the intake made of a row.
+enum Intake {
+    Job(dynamic_waas::BackupJob),
+    /// A bad row, reported.
+    Reported,
+    /// The results writer stopped: nothing more may be sent.
+    WriterGone,
+}
+
+/// Failed wallets in a row that stop the intake.
+const FAILURES_IN_A_ROW: u32 = 100;
+
+/// Resolves once the run is asked to stop (never, if no one can ask any more).
 async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The first Ctrl-C (or SIGTERM) stops the intake; the second exits at once.
-async fn on_signals(stop: watch::Sender<bool>) {
-    if signal().await.is_err() {
-        return;
-    }
-    let _ = stop.send(true);
-    eprintln!(
-        "stopping: no new wallets; writing the outcomes of those in flight (Ctrl-C again to \
-         exit at once; --resume then settles them)"
-    );
-    if signal().await.is_ok() {
-        eprintln!("exiting at once");
-        std::process::exit(i32::from(INTERRUPTED));
-    }
-}
-
-async fn signal() -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result,
-            _ = term.recv() => Ok(()),
+async fn on_signals(stop: Arc<watch::Sender<bool>>) {
+    let mut signals = match crate::signals::Signals::new() {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::warn!("cannot watch for Ctrl-C: {e}");
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await
-    }
+    };
+    signals.next().await;
+    let _ = stop.send(true);
+    progress::eprint_line(
+        "stopping: no new wallets; writing the outcomes of those in flight (Ctrl-C again to \
+         exit at once; --resume then settles them)",
+    );
+    signals.next().await;
+    progress::eprint_line("exiting at once");
+    std::process::exit(i32::from(INTERRUPTED));
 }

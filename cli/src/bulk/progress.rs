@@ -24,6 +24,13 @@ fn around_bar<R>(write: impl FnOnce() -> R) -> R {
     }
 }
 
+/// One line on stderr, around the bar; a closed stderr is ignored.
+pub fn eprint_line(line: &str) {
+    around_bar(|| {
+        let _ = writeln!(io::stderr().lock(), "{line}");
+    });
+}
+
 /// Stderr for logs: each write lifts the progress bar first.
 pub struct LogWriter;
 
@@ -91,7 +98,7 @@ impl Progress {
                             stats.rate_limited
                         ));
                     }
-                    None if !quit => eprintln!("{}", line(done, total, started, &tally, stats)),
+                    None if !quit => eprint_line(&line(done, total, started, &tally, stats)),
                     None => {}
                 }
                 if quit {

@@ -5,12 +5,13 @@
 //!   writer syncs whenever it has written lines and no more are waiting, and an outcome is
 //!   counted (progress, summary) only once its sync returned. A crash of the machine loses
 //!   at most the outcomes not yet counted; a killed process loses nothing it wrote.
-//! - `FILE.inflight`, the journal: a line per wallet, written **before** its create may be
-//!   sent, with the results file's length at that moment. A resumed run reads the wallet of
-//!   every journal entry that has no outcome after that offset, instead of creating again.
-//!   It is written, not synced: it survives a killed process; after a machine crash, a lost
-//!   entry costs a create the server refuses as a duplicate, whose ids are then read from
-//!   the wallet (`already_backed_up`). It is removed when a run reads its whole input.
+//! - `FILE.inflight`, the journal: a line per job (wallet and input line), written and synced
+//!   **before** its create may be sent, with the results file's length at that moment
+//!   (entries are synced in groups too). A resumed run reads the wallet of every journal
+//!   entry that no outcome of the same wallet and line answered after that offset, instead of
+//!   creating again. It is kept: it is what a later resume needs, whatever input it is given.
+//! - The results file is locked while a run writes it (a second run on it is refused), and
+//!   a file just created is made durable in its directory.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -37,12 +38,10 @@ pub fn journal_path(results: &Path) -> PathBuf {
 enum Message {
     Started {
         wallet: String,
+        line: u64,
         written: oneshot::Sender<()>,
     },
-    Outcome {
-        line: u64,
-        outcome: BackupOutcome,
-    },
+    Outcome(BackupOutcome),
     BadRow {
         line: u64,
         message: String,
@@ -56,12 +55,14 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Records that `wallet`'s create may be sent from now on; returns once the journal has
-    /// it. `false` when the writer has stopped (a write failed): send nothing more.
-    pub async fn started(&self, wallet: &str) -> bool {
+    /// Records that the create of `wallet` (input `line`) may be sent from now on; returns
+    /// once the journal has it on disk. `false` when the writer has stopped (a write failed):
+    /// send nothing more.
+    pub async fn started(&self, wallet: &str, line: u64) -> bool {
         let (written, done) = oneshot::channel();
         let message = Message::Started {
             wallet: wallet.to_owned(),
+            line,
             written,
         };
         self.tx.send(message).is_ok() && done.await.is_ok()
@@ -69,50 +70,53 @@ impl Sink {
 
     /// An outcome to append. If the writer has stopped, the line goes to stderr instead: an
     /// outcome is never dropped.
-    pub fn outcome(&self, line: u64, outcome: BackupOutcome) {
-        if let Err(mpsc::SendError(Message::Outcome { line, outcome })) =
-            self.tx.send(Message::Outcome { line, outcome })
-        {
-            eprintln!("{}", outcome_line(line, &outcome));
+    pub fn outcome(&self, outcome: BackupOutcome) {
+        if let Err(mpsc::SendError(message)) = self.tx.send(Message::Outcome(outcome)) {
+            to_stderr(message);
         }
     }
 
     /// A bad row to report.
-    pub fn bad_row(&self, line: u64, message: &str) {
-        let message = message.to_owned();
-        if let Err(mpsc::SendError(Message::BadRow { line, message })) =
-            self.tx.send(Message::BadRow { line, message })
-        {
-            eprintln!("{}", bad_row_line(line, &message));
+    pub fn bad_row(&self, line: u64, message: String) {
+        if let Err(mpsc::SendError(message)) = self.tx.send(Message::BadRow { line, message }) {
+            to_stderr(message);
         }
     }
+}
+
+/// The last resort for a line the results file could not take: stderr, whole.
+fn to_stderr(message: Message) {
+    let line = match message {
+        Message::Outcome(outcome) => outcome_line(&outcome),
+        Message::BadRow { line, message } => bad_row_line(line, &message),
+        Message::Started { .. } => return,
+    };
+    super::progress::eprint_line(&format!("result not written to the results file: {line}"));
 }
 
 /// The writer's thread; [`Writer::finish`] waits for every line to be on disk.
 pub struct Writer {
     thread: JoinHandle<Result<(), CliError>>,
-    journal: PathBuf,
 }
 
 impl Writer {
-    /// Waits for the writer to drain (every [`Sink`] must be dropped first). With
-    /// `complete`, the journal is removed: every create it recorded has its outcome.
-    pub fn finish(self, complete: bool) -> Result<(), CliError> {
+    /// Waits for the writer to drain; every [`Sink`] must be dropped first.
+    pub fn finish(self) -> Result<(), CliError> {
         self.thread
             .join()
-            .map_err(|_| CliError::Other("the results writer panicked".into()))??;
-        if complete {
-            if let Err(e) = std::fs::remove_file(&self.journal) {
-                tracing::warn!("could not remove {}: {e}", self.journal.display());
-            }
-        }
-        Ok(())
+            .map_err(|_| CliError::Other("the results writer panicked".into()))?
     }
 }
 
-/// Opens `results` (and its journal) for appending and starts the writer. Without
-/// `resume`, both must be absent or empty: a second run over the same results is a resume.
-pub fn start(results: &Path, resume: bool, tally: Arc<Tally>) -> Result<(Sink, Writer), CliError> {
+/// Opens `results` (and its journal) for appending, locked against a second run, and starts
+/// the writer. Without `resume`, both must be absent or empty: a second run over the same
+/// results is a resume. `input` must not be either of them.
+pub fn start(
+    results: &Path,
+    input: &str,
+    resume: bool,
+    tally: Arc<Tally>,
+) -> Result<(Sink, Writer), CliError> {
     let journal = journal_path(results);
     if !resume {
         for path in [results, journal.as_path()] {
@@ -127,24 +131,60 @@ pub fn start(results: &Path, resume: bool, tally: Arc<Tally>) -> Result<(Sink, W
     }
     let (mut results_file, offset) = open_append(results)?;
     let (mut journal_file, _) = open_append(&journal)?;
+    if let Ok(input) = std::fs::canonicalize(input) {
+        for path in [results, journal.as_path()] {
+            if std::fs::canonicalize(path).is_ok_and(|p| p == input) {
+                return Err(CliError::InvalidInput(format!(
+                    "--input and --results name the same file, {}",
+                    path.display()
+                )));
+            }
+        }
+    }
+    // One run per results file: a second would interleave lines and offsets.
+    results_file.try_lock().map_err(|_| {
+        CliError::InvalidInput(format!(
+            "another create-many is writing {}; wait for it, or choose another --results file",
+            results.display()
+        ))
+    })?;
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("results-writer".into())
-        .spawn(move || write_all(rx, &mut results_file, &mut journal_file, offset, &tally))
+        .spawn(move || {
+            let mut files = Files {
+                results: &mut results_file,
+                journal: &mut journal_file,
+                offset,
+            };
+            let written = files.write_all(&rx, &tally);
+            if written.is_err() {
+                // Nothing queued is lost: what the file could not take goes to stderr.
+                for message in rx.try_iter() {
+                    to_stderr(message);
+                }
+            }
+            written
+        })
         .map_err(|e| CliError::Other(format!("cannot start the results writer: {e}")))?;
-    Ok((Sink { tx }, Writer { thread, journal }))
+    Ok((Sink { tx }, Writer { thread }))
 }
 
 /// Opens for appending; a last line cut off by a crash is ended, so that the next line
-/// starts on a line of its own. Returns the file and its length.
+/// starts on a line of its own. A file just created is made durable in its directory.
+/// Returns the file and its length.
 fn open_append(path: &Path) -> Result<(File, u64), CliError> {
     let fail = |e: std::io::Error| CliError::Other(format!("cannot write {}: {e}", path.display()));
+    let existed = path.exists();
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .read(true)
         .open(path)
         .map_err(fail)?;
+    if !existed {
+        sync_directory_of(path);
+    }
     let mut length = file.metadata().map_err(fail)?.len();
     if length > 0 {
         let mut last = [0u8];
@@ -158,69 +198,111 @@ fn open_append(path: &Path) -> Result<(File, u64), CliError> {
     Ok((file, length))
 }
 
-fn write_all(
-    rx: mpsc::Receiver<Message>,
-    results: &mut File,
-    journal: &mut File,
-    mut offset: u64,
-    tally: &Tally,
-) -> Result<(), CliError> {
-    let fail = |e: std::io::Error| CliError::Other(format!("cannot write the results: {e}"));
-    // Counted once synced.
-    let mut unsynced: Vec<Option<BackupStatus>> = Vec::new();
-    loop {
-        let message = if unsynced.is_empty() {
-            match rx.recv() {
-                Ok(message) => message,
-                Err(_) => return Ok(()),
-            }
-        } else {
-            match rx.try_recv() {
-                Ok(message) => message,
-                Err(waiting) => {
-                    results.sync_data().map_err(fail)?;
-                    for status in unsynced.drain(..) {
-                        match status {
-                            Some(status) => tally.outcome(status),
+/// Syncs the directory holding `path`, so that a new file survives a power loss. Where a
+/// directory cannot be opened (not every platform allows it), the file's own syncs are all.
+fn sync_directory_of(path: &Path) {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    if let Ok(dir) = File::open(dir) {
+        let _ = dir.sync_all();
+    }
+}
+
+/// Messages written before a group is synced, at most: a steady stream still syncs.
+const GROUP: usize = 1024;
+
+struct Files<'f> {
+    results: &'f mut File,
+    journal: &'f mut File,
+    /// The results file's length.
+    offset: u64,
+}
+
+impl Files<'_> {
+    /// Writes messages as they come, syncing in groups: a journal entry is acknowledged, and
+    /// an outcome counted, once its file is synced.
+    fn write_all(&mut self, rx: &mpsc::Receiver<Message>, tally: &Tally) -> Result<(), CliError> {
+        let fail = |e: std::io::Error| CliError::Other(format!("cannot write the results: {e}"));
+        let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
+        let mut counted: Vec<Option<(BackupStatus, NextRun)>> = Vec::new();
+        loop {
+            let pending = acks.len() + counted.len();
+            let message = if pending == 0 {
+                match rx.recv() {
+                    Ok(message) => Some(message),
+                    Err(_) => return Ok(()),
+                }
+            } else if pending < GROUP {
+                rx.try_recv().ok()
+            } else {
+                None
+            };
+            let Some(message) = message else {
+                // Nothing more waiting (or a full group): sync, then acknowledge and count.
+                if !acks.is_empty() {
+                    self.journal.sync_data().map_err(fail)?;
+                    for ack in acks.drain(..) {
+                        let _ = ack.send(());
+                    }
+                }
+                if !counted.is_empty() {
+                    self.results.sync_data().map_err(fail)?;
+                    for outcome in counted.drain(..) {
+                        match outcome {
+                            Some((status, next)) => tally.outcome(status, next),
                             None => tally.invalid(),
                         }
                     }
-                    if waiting == mpsc::TryRecvError::Disconnected {
-                        return Ok(());
-                    }
-                    continue;
                 }
-            }
-        };
-        match message {
-            Message::Started { wallet, written } => {
-                let line = format!("{}\n", json!({"walletId": wallet, "resultsOffset": offset}));
-                journal.write_all(line.as_bytes()).map_err(fail)?;
-                let _ = written.send(());
-            }
-            Message::Outcome { line, outcome } => {
-                let text = format!("{}\n", outcome_line(line, &outcome));
-                results.write_all(text.as_bytes()).map_err(fail)?;
-                offset += text.len() as u64;
-                unsynced.push(Some(outcome.status));
-            }
-            Message::BadRow { line, message } => {
-                let text = format!("{}\n", bad_row_line(line, &message));
-                results.write_all(text.as_bytes()).map_err(fail)?;
-                offset += text.len() as u64;
-                unsynced.push(None);
+                continue;
+            };
+            match message {
+                Message::Started {
+                    wallet,
+                    line,
+                    written,
+                } => {
+                    let entry =
+                        json!({"walletId": wallet, "line": line, "resultsOffset": self.offset});
+                    self.journal
+                        .write_all(format!("{entry}\n").as_bytes())
+                        .map_err(fail)?;
+                    acks.push(written);
+                }
+                Message::Outcome(outcome) => {
+                    let text = format!("{}\n", outcome_line(&outcome));
+                    if let Err(e) = self.results.write_all(text.as_bytes()) {
+                        to_stderr(Message::Outcome(outcome));
+                        return Err(fail(e));
+                    }
+                    self.offset += text.len() as u64;
+                    counted.push(Some((outcome.status, outcome.next_run())));
+                }
+                Message::BadRow { line, message } => {
+                    let text = format!("{}\n", bad_row_line(line, &message));
+                    if let Err(e) = self.results.write_all(text.as_bytes()) {
+                        to_stderr(Message::BadRow { line, message });
+                        return Err(fail(e));
+                    }
+                    self.offset += text.len() as u64;
+                    counted.push(None);
+                }
             }
         }
     }
 }
 
-/// An outcome as a results line: the library's outcome, its input line, and what a resumed
-/// run does for the wallet.
-pub fn outcome_line(line: u64, outcome: &BackupOutcome) -> String {
-    let mut value =
-        serde_json::to_value(outcome).unwrap_or_else(|e| json!({"error": e.to_string()}));
+/// An outcome as a results line: the library's outcome, its input line (the job's tag), and
+/// what a resumed run does for the wallet.
+pub fn outcome_line(outcome: &BackupOutcome) -> String {
+    let mut value = serde_json::to_value(outcome).unwrap_or_else(|e| {
+        json!({"walletId": outcome.wallet_id, "status": outcome.status, "error": e.to_string()})
+    });
     if let Value::Object(map) = &mut value {
-        map.insert("line".into(), json!(line));
+        map.remove("tag");
+        map.insert("line".into(), json!(outcome.tag));
         map.insert("nextRun".into(), json!(outcome.next_run()));
     }
     value.to_string()
@@ -235,27 +317,34 @@ fn bad_row_line(line: u64, message: &str) -> String {
     .to_string()
 }
 
-/// What an earlier run left: per wallet, what this run does ([`NextRun`]); wallets absent
-/// are created.
+/// What earlier runs left, per wallet: what this run does ([`NextRun`]). Wallets absent are
+/// created. Every line about a wallet counts ([`NextRun::merge`]): its outcomes, and each
+/// journal entry no outcome of the same input line answered after it (the create may have
+/// been sent when the run died).
 pub fn load(results: &Path) -> Result<HashMap<u128, NextRun>, CliError> {
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Outcome {
         wallet_id: uuid::Uuid,
         next_run: NextRun,
+        line: Option<u64>,
     }
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Started {
         wallet_id: uuid::Uuid,
+        line: Option<u64>,
         results_offset: u64,
     }
-    // Per wallet: what its last outcome says, and where that line starts.
-    let mut last: HashMap<u128, (NextRun, u64)> = HashMap::new();
+    let mut decided: HashMap<u128, NextRun> = HashMap::new();
+    // Where the last outcome of each (wallet, input line) starts.
+    let mut answered: HashMap<(u128, Option<u64>), u64> = HashMap::new();
     each_line(results, |offset, text| {
         // Bad-row lines have no wallet: the row is read again, and reported again.
         if let Ok(outcome) = serde_json::from_str::<Outcome>(text) {
-            last.insert(outcome.wallet_id.as_u128(), (outcome.next_run, offset));
+            let wallet = outcome.wallet_id.as_u128();
+            merge(&mut decided, wallet, outcome.next_run);
+            answered.insert((wallet, outcome.line), offset);
         } else if serde_json::from_str::<Value>(text).is_err() {
             tracing::warn!(
                 "{}: ignoring a line that is not JSON at byte {offset}",
@@ -268,15 +357,24 @@ pub fn load(results: &Path) -> Result<HashMap<u128, NextRun>, CliError> {
             return;
         };
         let wallet = started.wallet_id.as_u128();
-        let answered = last
-            .get(&wallet)
-            .is_some_and(|(_, at)| *at >= started.results_offset);
-        if !answered {
-            // Sent, perhaps, and no outcome since: the wallet settles it.
-            last.insert(wallet, (NextRun::ReadFirst, started.results_offset));
+        let key = (wallet, started.line);
+        if answered
+            .get(&key)
+            .is_none_or(|at| *at < started.results_offset)
+        {
+            merge(&mut decided, wallet, NextRun::ReadFirst);
         }
     })?;
-    Ok(last.into_iter().map(|(w, (next, _))| (w, next)).collect())
+    // A create is what a wallet without a decision gets anyway.
+    decided.retain(|_, next| *next != NextRun::Create);
+    Ok(decided)
+}
+
+fn merge(decided: &mut HashMap<u128, NextRun>, wallet: u128, next: NextRun) {
+    let merged = decided
+        .get(&wallet)
+        .map_or(next, |before| before.merge(next));
+    decided.insert(wallet, merged);
 }
 
 /// Calls `each(offset, line)` for every complete line of `path` (absent: none).
@@ -307,5 +405,104 @@ fn each_line(path: &Path, mut each: impl FnMut(u64, &str)) -> Result<(), CliErro
             each(offset, String::from_utf8_lossy(&bytes).trim());
         }
         offset += n as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W1: &str = "95b11417-f18f-457f-8804-68e361f9164f";
+    const W2: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+
+    fn wallet(id: &str) -> u128 {
+        uuid::Uuid::parse_str(id).unwrap().as_u128()
+    }
+
+    /// `load` over a results file and journal with these lines (`{offset}` in a journal line
+    /// is replaced by the results file's length after its first `n` lines).
+    fn load_from(
+        name: &str,
+        results: &[&str],
+        journal: &[(&str, u64, usize)],
+    ) -> HashMap<u128, NextRun> {
+        let dir =
+            std::env::temp_dir().join(format!("dynamic-waas-load-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("results.jsonl");
+        let mut text = String::new();
+        let mut offsets = vec![0u64];
+        for line in results {
+            text.push_str(line);
+            offsets.push(text.len() as u64);
+        }
+        std::fs::write(&path, &text).unwrap();
+        let journal: String = journal
+            .iter()
+            .map(|(w, line, after)| {
+                format!(
+                    "{}\n",
+                    json!({"walletId": w, "line": line, "resultsOffset": offsets[*after]})
+                )
+            })
+            .collect();
+        std::fs::write(journal_path(&path), journal).unwrap();
+        let loaded = load(&path).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        loaded
+    }
+
+    fn outcome(w: &str, line: u64, next: &str) -> String {
+        format!(
+            "{}\n",
+            json!({"walletId": w, "line": line, "status": "x", "nextRun": next})
+        )
+    }
+
+    #[test]
+    fn a_journal_entry_without_a_later_outcome_of_its_line_reads_first() {
+        let created = outcome(W1, 1, "skip");
+        // W1 answered after its entry; W2 started and never answered.
+        let loaded = load_from("inflight", &[&created], &[(W1, 1, 0), (W2, 2, 1)]);
+        assert_eq!(loaded.get(&wallet(W1)), Some(&NextRun::Skip));
+        assert_eq!(loaded.get(&wallet(W2)), Some(&NextRun::ReadFirst));
+
+        // An outcome written before the entry (an earlier run's) does not answer it.
+        let failed = outcome(W2, 2, "create");
+        let loaded = load_from("earlier", &[&failed], &[(W2, 2, 1)]);
+        assert_eq!(loaded.get(&wallet(W2)), Some(&NextRun::ReadFirst));
+
+        // Nor does an outcome of another line of the same wallet.
+        let other_line = outcome(W2, 7, "create");
+        let loaded = load_from("other-line", &[&other_line], &[(W2, 2, 0)]);
+        assert_eq!(loaded.get(&wallet(W2)), Some(&NextRun::ReadFirst));
+    }
+
+    #[test]
+    fn every_line_of_a_wallet_counts_known_ids_first() {
+        let lines = [
+            outcome(W1, 1, "read_first"),
+            outcome(W1, 3, "create"),
+            outcome(W2, 2, "skip"),
+            outcome(W2, 4, "read_first"),
+        ];
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let loaded = load_from("merge", &refs, &[]);
+        assert_eq!(loaded.get(&wallet(W1)), Some(&NextRun::ReadFirst));
+        assert_eq!(loaded.get(&wallet(W2)), Some(&NextRun::Skip));
+        // Wallets to create are not kept: that is what an absent wallet gets.
+        let created = outcome(W1, 1, "create");
+        assert!(load_from("create", &[&created], &[]).is_empty());
+    }
+
+    #[test]
+    fn lines_cut_off_by_a_crash_and_bad_rows_are_not_outcomes() {
+        let created = outcome(W1, 1, "skip");
+        let bad = format!("{}\n", json!({"line": 2, "status": "invalid"}));
+        let cut = &outcome(W2, 3, "skip")[..20];
+        let loaded = load_from("cut", &[&created, &bad, cut], &[]);
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded.get(&wallet(W1)), Some(&NextRun::Skip));
     }
 }

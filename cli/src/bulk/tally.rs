@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dynamic_waas::BackupStatus;
+use dynamic_waas::{BackupStatus, NextRun};
 use serde_json::{json, Value};
 
 /// Counters, shared by the reader, the writer and the progress display.
@@ -17,6 +17,8 @@ pub struct Tally {
     invalid: AtomicU64,
     skipped: AtomicU64,
     other_shard: AtomicU64,
+    /// Outcomes a later run must take up again (anything but settled ids).
+    needs_another_run: AtomicU64,
 }
 
 fn add(counter: &AtomicU64) {
@@ -29,7 +31,10 @@ fn get(counter: &AtomicU64) -> u64 {
 
 impl Tally {
     /// An outcome reached the disk.
-    pub fn outcome(&self, status: BackupStatus) {
+    pub fn outcome(&self, status: BackupStatus, next: NextRun) {
+        if next != NextRun::Skip {
+            add(&self.needs_another_run);
+        }
         add(match status {
             BackupStatus::Created => &self.created,
             BackupStatus::Reconciled => &self.reconciled,
@@ -69,9 +74,10 @@ impl Tally {
             + get(&self.unknown)
     }
 
-    /// Whether anything needs attention: a failure, an unknown outcome or a bad row.
+    /// Whether anything needs attention: a bad row, or a wallet a later run must take up
+    /// again (a failure, an unknown outcome, a backed-up wallet that could not be read).
     pub fn all_well(&self) -> bool {
-        get(&self.failed) == 0 && get(&self.unknown) == 0 && get(&self.invalid) == 0
+        get(&self.needs_another_run) == 0 && get(&self.invalid) == 0
     }
 
     /// The counts, as the summary and the progress line show them.
@@ -85,6 +91,7 @@ impl Tally {
             "invalid": get(&self.invalid),
             "skipped": get(&self.skipped),
             "otherShard": get(&self.other_shard),
+            "needsAnotherRun": get(&self.needs_another_run),
         })
     }
 
