@@ -148,9 +148,9 @@ impl<'a> Scenario<'a> {
             serve: Vec::new(),
             create: vec![
                 "--rate".into(),
-                "60000000".into(),
+                "10000000".into(),
                 "--env-rate".into(),
-                "60000000".into(),
+                "10000000".into(),
             ],
         }
     }
