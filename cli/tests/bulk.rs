@@ -642,3 +642,29 @@ async fn a_hundred_failures_in_a_row_stop_the_intake() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_ends_a_run_whose_stdin_stays_open() {
+    let (sandbox, rows) = sandbox_with_wallets(5).await;
+    let dir = workdir("stdin-open");
+    let out = dir.join("results.jsonl");
+    let mut cmd = create_many(&sandbox.uri(), Path::new("-"), &out);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = spawn(cmd);
+    // The rows are written, and stdin stays open: the reader waits for more.
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, jsonl(&rows).as_bytes()).unwrap();
+    outcomes_written(&out, 5).await;
+    let started = std::time::Instant::now();
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let output = wait(child).await;
+    drop(stdin);
+    assert!(started.elapsed() < Duration::from_secs(5), "it hung");
+    let doc = summary(&output);
+    assert_eq!(output.status.code(), Some(130), "{doc}");
+    assert_eq!(doc["created"], 5, "{doc}");
+}
