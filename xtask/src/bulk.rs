@@ -26,7 +26,8 @@ const CLIENT_LIMIT: f64 = 1_500.0;
 const CLI_RATE: f64 = 1_440.0;
 const CLI_ENV_RATE: f64 = 2_880.0;
 
-pub fn run(quick: bool) -> Result<ExitCode> {
+/// The release CLI, and a fresh folder for the runs' files.
+fn build() -> Result<(PathBuf, PathBuf)> {
     let root = workspace_root();
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(&root)
@@ -36,10 +37,14 @@ pub fn run(quick: bool) -> Result<ExitCode> {
     if !status.success() {
         bail!("the CLI did not build");
     }
-    let bin = root.join("target/release/dynamic-waas");
     let dir = root.join("target/bulk-bench");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
+    Ok((root.join("target/release/dynamic-waas"), dir))
+}
+
+pub fn run(quick: bool) -> Result<ExitCode> {
+    let (bin, dir) = build()?;
     let scale = 20.0;
     let mut ok = true;
 
@@ -114,6 +119,37 @@ pub fn run(quick: bool) -> Result<ExitCode> {
     })
 }
 
+/// `cargo xtask soak --bulk`: `create-many` killed with SIGKILL at random moments, `rounds`
+/// times, each run resuming the last, under 10 % ambiguous faults and paced, then resumed to
+/// the end: no id may be lost, and the creates sent to a wallet already applied are counted.
+pub fn soak(rounds: usize) -> Result<ExitCode> {
+    let (bin, dir) = build()?;
+    let wallets = 3_000;
+    let run = Scenario::new(&bin, &dir, "soak", wallets)
+        .serve_args(&["--ambiguous-faults", "0.1"])
+        .run_args(&[
+            "--rate",
+            "12000",
+            "--env-rate",
+            "60000",
+            "--concurrency",
+            "32",
+        ])
+        .killed(rounds)
+        .run()?;
+    let (lost, duplicates, reconciled) = run.verify()?;
+    let settled = run.summary["skipped"].as_u64().unwrap_or(0);
+    println!(
+        "soak: {wallets} wallets at 200 requests/s, 10 % applied then answered 502, {rounds} runs killed with SIGKILL at random moments, each resumed: the last resume found {settled} settled and finished the rest ({reconciled} reconciled in the final results); {lost} applied creates without their ids; {duplicates} creates sent to a wallet already applied (each refused, its ids then read)"
+    );
+    let ok = check("0 lost key share ids", lost == 0);
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn check(what: &str, held: bool) -> bool {
     println!("  {} {what}", if held { "ok  " } else { "FAIL" });
     held
@@ -126,6 +162,8 @@ struct Scenario<'a> {
     wallets: usize,
     serve: Vec<String>,
     create: Vec<String>,
+    /// Runs killed with SIGKILL at a random moment before the measured one, which resumes.
+    kills: usize,
 }
 
 struct Outcome {
@@ -152,7 +190,13 @@ impl<'a> Scenario<'a> {
                 "--env-rate".into(),
                 "10000000".into(),
             ],
+            kills: 0,
         }
+    }
+
+    fn killed(mut self, times: usize) -> Self {
+        self.kills = times;
+        self
     }
 
     fn serve_args(mut self, args: &[&str]) -> Self {
@@ -195,25 +239,43 @@ impl<'a> Scenario<'a> {
             .context("the sandbox's token")?
             .to_owned();
 
+        let create_many = |resume: bool| {
+            let mut create = Command::new(self.bin);
+            create
+                .env("DYNAMIC_API_TOKEN", &token)
+                // Each settled fault is a warning; the results file has them all.
+                .env("RUST_LOG", "error")
+                .args(["--base-url", &url, "--output", "json"])
+                .args([
+                    "backup-locations",
+                    "create-many",
+                    "--location",
+                    "googleDrive",
+                ])
+                .arg("--input")
+                .arg(&input)
+                .arg("--results")
+                .arg(&results)
+                .args(["--progress-interval", "0"])
+                .args(&self.create)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null());
+            if resume {
+                create.arg("--resume");
+            }
+            create
+        };
+        let mut random = Random::new();
+        for round in 0..self.kills {
+            let mut killed = create_many(round > 0)
+                .spawn()
+                .context("starting create-many")?;
+            std::thread::sleep(Duration::from_millis(100 + random.below(1_400)));
+            killed.kill()?;
+            killed.wait()?;
+        }
         let started = Instant::now();
-        let mut create = Command::new(self.bin)
-            .env("DYNAMIC_API_TOKEN", token)
-            // Each settled fault is a warning; the results file has them all.
-            .env("RUST_LOG", "error")
-            .args(["--base-url", &url, "--output", "json"])
-            .args([
-                "backup-locations",
-                "create-many",
-                "--location",
-                "googleDrive",
-            ])
-            .arg("--input")
-            .arg(&input)
-            .arg("--results")
-            .arg(&results)
-            .args(["--progress-interval", "0"])
-            .args(&self.create)
-            .stdout(Stdio::piped())
+        let mut create = create_many(self.kills > 0)
             .stderr(Stdio::inherit())
             .spawn()
             .context("starting create-many")?;
@@ -368,4 +430,23 @@ fn watch(child: &mut Child) -> Result<(u64, Duration)> {
         std::thread::sleep(Duration::from_millis(20));
     }
     Ok((peak, cpu))
+}
+
+/// A small generator for kill times (xtask has no `rand`): xorshift, seeded by the clock.
+struct Random(u64);
+
+impl Random {
+    fn new() -> Self {
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0x5eed, |d| d.as_nanos() as u64);
+        Self(seed | 1)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
 }

@@ -30,6 +30,9 @@ commands:
   soak       the fault-injection soak: 1,000 creates with a fifth of their answers lost
              after the server applied them, with and without lagging reads (about 30 s);
              fails on any lost backup
+               --bulk [ROUNDS]  instead: create-many killed with SIGKILL at random moments
+                                ROUNDS times (20), each run resuming the last, under 10 %
+                                ambiguous faults; fails on any lost key share id (about 30 s)
   msrv       fail (exit 1) if a locked dependency needs a newer Rust than the workspace's
              rust-version, listing each one
   evolve     the evolution matrix: each kind of additive upstream change applied to a copy
@@ -43,7 +46,15 @@ fn main() -> ExitCode {
         Some("check") => cmd_check(),
         Some("bench") => bench::run(&args[1..]),
         Some("evolve") => evolve::run(),
-        Some("soak") => bench::soak(),
+        Some("soak") => match args.get(1).map(String::as_str) {
+            None => bench::soak(),
+            Some("--bulk") => match args.get(2).map(|n| n.parse::<usize>()) {
+                None => bulk::soak(20),
+                Some(Ok(rounds)) => bulk::soak(rounds),
+                Some(Err(_)) => Err(anyhow::anyhow!("usage: cargo xtask soak [--bulk [ROUNDS]]")),
+            },
+            Some(_) => Err(anyhow::anyhow!("usage: cargo xtask soak [--bulk [ROUNDS]]")),
+        },
         Some("msrv") => msrv::run(),
         Some("help" | "--help" | "-h") | None => {
             println!("{USAGE}");

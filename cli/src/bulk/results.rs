@@ -1,7 +1,8 @@
 //! The results file and its journal, written by one thread.
 //!
 //! - `--results FILE`: one JSON line per outcome, appended with a single `write` each (a
-//!   line is never interleaved with another), and synced to disk (`fdatasync`) in groups: the
+//!   line is never interleaved with another; one a killed process left unfinished is cut away
+//!   by the next run), and synced to disk (`fdatasync`) in groups: the
 //!   writer syncs whenever it has written lines and no more are waiting, and an outcome is
 //!   counted (progress, summary) only once its sync returned. A crash of the machine loses
 //!   at most the outcomes not yet counted; a killed process loses nothing it wrote.
@@ -170,9 +171,10 @@ pub fn start(
     Ok((Sink { tx }, Writer { thread }))
 }
 
-/// Opens for appending; a last line cut off by a crash is ended, so that the next line
-/// starts on a line of its own. A file just created is made durable in its directory.
-/// Returns the file and its length.
+/// Opens for appending. A last line cut off by a crash (a process killed in the middle of a
+/// `write`) is cut away, so that the file never holds half a line once a run has opened it;
+/// what that line said, the journal still says. A file just created is made durable in its
+/// directory. Returns the file and its length.
 fn open_append(path: &Path) -> Result<(File, u64), CliError> {
     let fail = |e: std::io::Error| CliError::Other(format!("cannot write {}: {e}", path.display()));
     let existed = path.exists();
@@ -185,17 +187,35 @@ fn open_append(path: &Path) -> Result<(File, u64), CliError> {
     if !existed {
         sync_directory_of(path);
     }
-    let mut length = file.metadata().map_err(fail)?.len();
-    if length > 0 {
-        let mut last = [0u8];
-        file.seek(SeekFrom::End(-1)).map_err(fail)?;
-        file.read_exact(&mut last).map_err(fail)?;
-        if last[0] != b'\n' {
-            file.write_all(b"\n").map_err(fail)?;
-            length += 1;
-        }
+    let length = file.metadata().map_err(fail)?.len();
+    let whole = whole_lines(&mut file, length).map_err(fail)?;
+    if whole < length {
+        tracing::warn!(
+            "{}: cutting away {} bytes of a line a crash left unfinished",
+            path.display(),
+            length - whole
+        );
+        file.set_len(whole).map_err(fail)?;
+        file.sync_data().map_err(fail)?;
     }
-    Ok((file, length))
+    Ok((file, whole))
+}
+
+/// The length of `file` up to and including its last newline.
+fn whole_lines(file: &mut File, length: u64) -> std::io::Result<u64> {
+    let mut end = length;
+    let mut chunk = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let part = &mut chunk[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(part)?;
+        if let Some(i) = part.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 /// Syncs the directory holding `path`, so that a new file survives a power loss. Where a
@@ -494,6 +514,30 @@ mod tests {
         // Wallets to create are not kept: that is what an absent wallet gets.
         let created = outcome(W1, 1, "create");
         assert!(load_from("create", &[&created], &[]).is_empty());
+    }
+
+    #[test]
+    fn opening_cuts_away_a_line_a_crash_left_unfinished() {
+        let dir = std::env::temp_dir().join(format!("dynamic-waas-torn-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("results.jsonl");
+        let whole = outcome(W1, 1, "skip");
+        std::fs::write(&path, format!("{whole}{}", &outcome(W2, 2, "skip")[..30])).unwrap();
+        let (mut file, length) = open_append(&path).unwrap();
+        assert_eq!(length, whole.len() as u64);
+        file.write_all(outcome(W2, 2, "skip").as_bytes()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(
+            text.lines()
+                .all(|l| serde_json::from_str::<Value>(l).is_ok()),
+            "{text}"
+        );
+        // No newline at all: nothing whole.
+        std::fs::write(&path, "{\"walletId\"").unwrap();
+        assert_eq!(open_append(&path).unwrap().1, 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
