@@ -307,7 +307,7 @@ impl Client {
             )
             .await
         {
-            Ok(wallet) => {
+            Ok((wallet, reads)) => {
                 let key_shares = match match_request(&request.body.locations, &wallet) {
                     Match::Found(shares) => shares,
                     Match::Nothing | Match::Mismatch(_) => held_shares(&wallet),
@@ -315,7 +315,7 @@ impl Client {
                 BackupOutcome {
                     key_shares,
                     request_id,
-                    attempts: attempts.saturating_add(1),
+                    attempts: attempts.saturating_add(reads),
                     ..BackupOutcome::new(job, BackupStatus::AlreadyBackedUp)
                 }
             }

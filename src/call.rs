@@ -139,6 +139,7 @@ impl<'c> GetWallet<'c> {
             .read(&env, &wallet, &policy, capture, false)
             .instrument(span)
             .await
+            .map(|(wallet, _)| wallet)
     }
 }
 

@@ -178,7 +178,7 @@ impl Client {
         policy: &RetryPolicy,
         capture: Option<BodyCapture>,
         queued: bool,
-    ) -> Result<types::WaasWallet, Error> {
+    ) -> Result<(types::WaasWallet, u32), Error> {
         let mut call = Call::new(policy);
         call.queued = queued;
         let mut made = 0;
@@ -191,7 +191,8 @@ impl Client {
             .attempts(&op, policy, &mut call, &mut made, false)
             .await
         {
-            Ok(response) => Ok(response.wallet),
+            // With the requests it took, for a caller that counts them.
+            Ok(response) => Ok((response.wallet, call.requests)),
             Err(Ended::Failed(error) | Ended::MayHaveApplied { error, .. }) => Err(error),
         }
     }
