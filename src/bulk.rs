@@ -74,6 +74,11 @@ impl BackupJob {
         self
     }
 
+    /// Whether the job reads the wallet first (see [`resumed`](Self::resumed)).
+    pub fn is_resumed(&self) -> bool {
+        self.resumed
+    }
+
     /// The job's [`tag`](Self::tag), if it has one.
     pub fn get_tag(&self) -> Option<u64> {
         self.tag

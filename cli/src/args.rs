@@ -170,6 +170,11 @@ pub struct CreateManyArgs {
     #[arg(long, value_enum, default_value_t = BadRows::Skip, value_name = "ACTION")]
     pub bad_rows: BadRows,
 
+    /// Read and check every row as a run would (shards and --resume included), report bad
+    /// rows, print what would be created, read first or skipped; send and write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
     /// Seconds between progress lines when stderr is not a terminal (0: none)
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub progress_interval: u64,
@@ -328,7 +333,7 @@ pub struct ServeArgs {
 
 /// `--location`, `--location-json` and `--allow-unknown-location`, shared by `create` and
 /// `create-many`.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct LocationFlags {
     /// A location to back up to, with optional settings (repeatable; for create-many, the
     /// locations of rows that name none):

@@ -668,3 +668,65 @@ async fn ctrl_c_ends_a_run_whose_stdin_stays_open() {
     assert_eq!(output.status.code(), Some(130), "{doc}");
     assert_eq!(doc["created"], 5, "{doc}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dry_run_says_what_a_run_would_do_and_sends_and_writes_nothing() {
+    let (sandbox, rows) = sandbox_with_wallets(3).await;
+    let dir = workdir("dry-run");
+    let input = dir.join("wallets.jsonl");
+    let out = dir.join("results.jsonl");
+    // An earlier run: the first wallet done, the second in flight when it died.
+    std::fs::write(&input, jsonl(&rows[..1])).unwrap();
+    assert!(run(create_many(&sandbox.uri(), &input, &out))
+        .await
+        .status
+        .success());
+    let journal = PathBuf::from(format!("{}.inflight", out.display()));
+    let mut entries = std::fs::read_to_string(&journal).unwrap();
+    let offset = std::fs::metadata(&out).unwrap().len();
+    entries += &format!(
+        "{}\n",
+        serde_json::json!({"walletId": rows[1].wallet_id, "line": 2, "resultsOffset": offset})
+    );
+    std::fs::write(&journal, entries).unwrap();
+    std::fs::write(&input, jsonl(&rows) + "{\"walletId\": 7}\n").unwrap();
+    let before = (std::fs::read(&out).unwrap(), sandbox.requests_received());
+
+    // No token is needed: nothing is sent.
+    let mut cmd = support::cli();
+    cmd.args([
+        "--output",
+        "json",
+        "backup-locations",
+        "create-many",
+        "--dry-run",
+    ])
+    .args(["--resume", "--location", "googleDrive", "--input"])
+    .arg(&input)
+    .arg("--results")
+    .arg(&out);
+    let output = run(cmd).await;
+    let doc = summary(&output);
+    assert_eq!(output.status.code(), Some(2), "{doc}");
+    assert_eq!(doc["run"], "dry_run");
+    assert_eq!(
+        (
+            &doc["skipped"],
+            &doc["wouldReadFirst"],
+            &doc["wouldCreate"],
+            &doc["invalid"]
+        ),
+        (
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(1),
+            &Value::from(1)
+        ),
+        "{doc}"
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 4: "));
+    assert_eq!(
+        before,
+        (std::fs::read(&out).unwrap(), sandbox.requests_received())
+    );
+}

@@ -42,6 +42,30 @@ pub async fn create_many(
     args.location
         .check(&args.location.locations)
         .map_err(CliError::InvalidInput)?;
+    let results_path = PathBuf::from(&args.results);
+    let resume = if args.resume {
+        results::load(&results_path)?
+    } else {
+        HashMap::new()
+    };
+    let (reader, format) = input::open(&args.input, args.format)?;
+    let concurrency = usize::from(args.concurrency);
+    let rules = Rules {
+        environment_id: args.environment_id.clone(),
+        locations: args
+            .location
+            .locations
+            .iter()
+            .map(|l| l.request.clone())
+            .collect(),
+        flags: args.location.clone(),
+        shard: args.shard,
+        bad_rows: args.bad_rows,
+        resume,
+    };
+    if args.dry_run {
+        return dry_run(reader, format, rules, global, printer, started).await;
+    }
     // With --sandbox, the sandbox has the input's wallets.
     #[cfg(feature = "sandbox")]
     let target = Target::seeded(global, |builder, seed| {
@@ -55,13 +79,6 @@ pub async fn create_many(
         .per_process(args.rate)
         .per_environment(args.env_rate);
     let client = target.client(global, pacing)?;
-    let results_path = PathBuf::from(&args.results);
-    let resume = if args.resume {
-        results::load(&results_path)?
-    } else {
-        HashMap::new()
-    };
-    let (reader, format) = input::open(&args.input, args.format)?;
     let tally = Arc::new(Tally::default());
     let (sink, writer) =
         results::start(&results_path, &args.input, args.resume, Arc::clone(&tally))?;
@@ -75,20 +92,6 @@ pub async fn create_many(
             }
         });
     }
-    let concurrency = usize::from(args.concurrency);
-    let rules = Rules {
-        environment_id: args.environment_id.clone(),
-        locations: args
-            .location
-            .locations
-            .iter()
-            .map(|l| l.request.clone())
-            .collect(),
-        flags: args.location,
-        shard: args.shard,
-        bad_rows: args.bad_rows,
-        resume,
-    };
     let (rows_tx, rows_rx) = mpsc::channel::<Row>(concurrency.saturating_mul(2));
     let reader = {
         let tally = Arc::clone(&tally);
@@ -231,6 +234,68 @@ pub async fn create_many(
         "stopped_at_bad_row" => Err(CliError::Reported(INVALID_INPUT)),
         _ => Err(CliError::Reported(PARTIAL)),
     }
+}
+
+/// `--dry-run`: every row read and checked as a run would (shards and `--resume` included),
+/// bad rows reported; nothing is sent or written, and no token is needed.
+async fn dry_run(
+    reader: Box<dyn std::io::BufRead + Send>,
+    format: crate::args::InputFormat,
+    rules: Rules,
+    global: &GlobalArgs,
+    printer: Printer,
+    started: Instant,
+) -> Result<(), CliError> {
+    let tally = Arc::new(Tally::default());
+    let (rows_tx, mut rows_rx) = mpsc::channel::<Row>(1024);
+    let reader = {
+        let tally = Arc::clone(&tally);
+        std::thread::Builder::new()
+            .name("input-reader".into())
+            .spawn(move || input::read(reader, format, &rules, &rows_tx, &tally))
+            .map_err(|e| CliError::Other(format!("cannot start the input reader: {e}")))?
+    };
+    let (mut create, mut read_first, mut invalid) = (0u64, 0u64, 0u64);
+    while let Some(row) = rows_rx.recv().await {
+        match row {
+            Row::Job(job) if job.is_resumed() => read_first += 1,
+            Row::Job(_) => create += 1,
+            Row::Bad { line, message } => {
+                invalid += 1;
+                progress::eprint_line(&format!("line {line}: {message}"));
+            }
+        }
+    }
+    let ended = reader
+        .join()
+        .unwrap_or_else(|_| Err(CliError::Other("the input reader panicked".into())))?;
+    let counts = tally.counts();
+    let summary = json!({
+        "run": if matches!(ended, Ended::BadRow) { "dry_run_stopped_at_bad_row" } else { "dry_run" },
+        "wouldCreate": create,
+        "wouldReadFirst": read_first,
+        "skipped": counts["skipped"],
+        "otherShard": counts["otherShard"],
+        "invalid": invalid,
+        "elapsedSeconds": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+    });
+    let text = format!(
+        "dry run: would create {create}, read {read_first} wallets first, skip {}, leave {} to \
+         other shards; {invalid} bad rows",
+        counts["skipped"], counts["otherShard"]
+    );
+    let printer = if global.output.is_none() {
+        Printer::new(Some(crate::args::OutputFormat::Json))
+    } else {
+        printer
+    };
+    printer
+        .value(&summary, &text)
+        .map_err(|e| CliError::Other(format!("could not write the summary to stdout: {e}")))?;
+    if invalid > 0 {
+        return Err(CliError::Reported(INVALID_INPUT));
+    }
+    Ok(())
 }
 
 /// What the intake made of a row.
