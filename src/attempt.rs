@@ -233,10 +233,11 @@ impl Client {
             let error = into_error(failure, kind, call);
             match decision {
                 Decision::Retry { retry_after } => {
-                    // A bulk job leaves `Retry-After` to the pacer, which holds every request
-                    // for it outside the job's deadline.
-                    let retry_after = match (&self.inner.pacer, call.queued) {
-                        (Some(_), true) => None,
+                    // A bulk job leaves a rate limit's `Retry-After` to the pacer, which holds
+                    // every request for it outside the job's deadline.
+                    let paced = self.inner.pacer.is_some() && call.queued;
+                    let retry_after = match error.kind() {
+                        ErrorKind::RateLimited { .. } if paced => None,
                         _ => retry_after,
                     };
                     match plan(

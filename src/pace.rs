@@ -135,6 +135,7 @@ impl Pacing {
             queue: tokio::sync::Mutex::new(()),
             environment_queues: std::sync::Mutex::default(),
             paused_until: AtomicU64::new(0),
+            next_step: AtomicU64::new(0),
             slowdown: AtomicU32::new(0),
             healthy: AtomicU32::new(0),
         }))
@@ -147,6 +148,8 @@ const CELLS: u32 = 4;
 const RECOVERY: u32 = 50;
 /// The longest a single 429 pauses the pacer, whatever its `Retry-After` says.
 const MAX_PAUSE: Duration = Duration::from_secs(600);
+/// 429s this close to the end of the last pause belong to its episode.
+const EPISODE: Duration = Duration::from_secs(1);
 /// The pause for a 429 without `Retry-After`.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 
@@ -206,6 +209,8 @@ pub(crate) struct Pacer {
     environment_queues: std::sync::Mutex<HashMap<EnvironmentId, Arc<tokio::sync::Mutex<()>>>>,
     /// Nanoseconds after the clock's epoch before which nothing is sent.
     paused_until: AtomicU64,
+    /// Nanoseconds after the epoch before which a 429 belongs to the last episode.
+    next_step: AtomicU64,
     /// Extra cells per request, `0..=CELLS`.
     slowdown: AtomicU32,
     /// Healthy answers since the last step back.
@@ -215,16 +220,19 @@ pub(crate) struct Pacer {
 impl Pacer {
     /// Waits until a request to `environment` may be sent.
     pub(crate) async fn acquire(&self, environment: &EnvironmentId) {
-        self.wait_for_pause().await;
         let cost = self.cost();
         if let Some(limiter) = &self.environment {
             let line = self.environment_queue(environment);
             let _turn = line.lock().await;
+            // Checked in turn: during a pause the line waits, taking no cells, so that the
+            // end of a pause does not release everyone at once.
+            self.wait_for_pause().await;
             self.wait_for(|| limiter.check_key_n(environment, cost))
                 .await;
         }
         if let Some(limiter) = &self.process {
             let _turn = self.queue.lock().await;
+            self.wait_for_pause().await;
             self.wait_for(|| limiter.check_n(cost)).await;
         }
         // A 429 seen by another request while this one waited holds it too.
@@ -277,8 +285,18 @@ impl Pacer {
         let pause = retry_after.unwrap_or(DEFAULT_PAUSE).min(MAX_PAUSE);
         let now = self.clock.now();
         let until = u64::try_from(now.saturating_add(pause).as_nanos()).unwrap_or(u64::MAX);
-        let before = self.paused_until.fetch_max(until, Ordering::Relaxed);
-        if Duration::from_nanos(before) <= now {
+        self.paused_until.fetch_max(until, Ordering::Relaxed);
+        // One step per episode: not again before this pause ends, nor within a second (a
+        // `Retry-After: 0` pauses for nothing).
+        let now_nanos = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+        let episode_end = until.max(now_nanos.saturating_add(EPISODE.as_nanos() as u64));
+        let new_episode = self
+            .next_step
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| {
+                (now_nanos >= next).then_some(episode_end)
+            })
+            .is_ok();
+        if new_episode {
             let _ = self
                 .slowdown
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
@@ -453,6 +471,48 @@ mod tests {
         assert_eq!(start.elapsed(), Duration::ZERO);
         blocked.await.unwrap();
         assert!(start.elapsed() > Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_end_of_a_pause_does_not_release_every_waiter_at_once() {
+        let pacer = Arc::new(Pacing::unlimited().per_process(600).build().unwrap().unwrap());
+        // Burst spent: the next permits come every 100 ms.
+        for _ in 0..4 {
+            pacer.acquire(&env(1)).await;
+        }
+        let sent = Arc::new(AtomicU32::new(0));
+        let waiters: Vec<_> = (0..64)
+            .map(|_| {
+                let (pacer, sent) = (Arc::clone(&pacer), Arc::clone(&sent));
+                tokio::spawn(async move {
+                    pacer.acquire(&env(1)).await;
+                    sent.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let before_pause = sent.load(Ordering::SeqCst);
+        pacer.rate_limited(Some(Duration::from_secs(10)));
+        tokio::time::sleep(Duration::from_millis(10_100)).await;
+        // At the end of the pause: those that had their permit before it, and the limiter's
+        // burst; not the 60-odd that waited through it.
+        let released = sent.load(Ordering::SeqCst) - before_pause;
+        assert!(released <= 8, "{released} sent in the first 100 ms after the pause");
+        for waiter in waiters {
+            waiter.await.unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_zero_steps_the_pace_once_a_second_at_most() {
+        let pacer = Pacing::unlimited().per_process(600).build().unwrap().unwrap();
+        for _ in 0..10 {
+            pacer.rate_limited(Some(Duration::ZERO));
+        }
+        assert_eq!(pacer.cost().get(), CELLS + 1);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        pacer.rate_limited(Some(Duration::ZERO));
+        assert_eq!(pacer.cost().get(), CELLS + 2);
     }
 
     #[test]
