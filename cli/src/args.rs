@@ -170,6 +170,11 @@ pub struct CreateManyArgs {
     #[arg(long, value_enum, default_value_t = BadRows::Skip, value_name = "ACTION")]
     pub bad_rows: BadRows,
 
+    /// Stop taking rows after this many wallets in a row failed alike for the whole run (401,
+    /// 403: a wrong token or environment), rather than failing them all; 0: never
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub max_failures_in_a_row: u32,
+
     /// Read and check every row as a run would (shards and --resume included), report bad
     /// rows, print what would be created, read first or skipped; send and write nothing
     #[arg(long)]

@@ -76,14 +76,14 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
          \x20 user id        {}\n",
         seed.token, environment_id, seed.wallet_id, seed.user_id
     );
+    // Listening before the URL is out: a signal sent as soon as it is read still counts.
+    let mut signals = crate::signals::Signals::new()
+        .map_err(|e| CliError::Other(format!("cannot wait for Ctrl-C: {e}")))?;
     printer
         .value(&document, &text)
         .map_err(|e| CliError::Other(format!("could not write to stdout: {e}")))?;
     eprintln!("The sandbox runs until Ctrl-C (or SIGTERM).");
-    crate::signals::Signals::new()
-        .map_err(|e| CliError::Other(format!("cannot wait for Ctrl-C: {e}")))?
-        .next()
-        .await;
+    signals.next().await;
     if let Some(path) = &args.dump_state {
         dump_state(path, &sandbox, &seeded)?;
     }

@@ -607,7 +607,12 @@ async fn one_run_at_a_time_per_results_file_and_never_onto_its_input() {
     first.kill().unwrap();
     wait(first).await;
 
-    let mut onto_input = create_many(&cut.sandbox.uri(), &cut.input, &cut.input);
+    // Onto its own input (one without a last newline, which a results file would have cut):
+    // refused before anything is changed or created.
+    let input = cut.input.with_file_name("no-newline.jsonl");
+    let text = std::fs::read_to_string(&cut.input).unwrap();
+    std::fs::write(&input, text.trim_end()).unwrap();
+    let mut onto_input = create_many(&cut.sandbox.uri(), &input, &input);
     onto_input.arg("--resume");
     let output = run(onto_input).await;
     let error = support::assert_error(&output, 2, "invalid_input");
@@ -615,6 +620,8 @@ async fn one_run_at_a_time_per_results_file_and_never_onto_its_input() {
         support::message(&error).contains("the same file"),
         "{error}"
     );
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), text.trim_end());
+    assert!(!PathBuf::from(format!("{}.inflight", input.display())).exists());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -638,9 +645,30 @@ async fn a_hundred_failures_in_a_row_stop_the_intake() {
     assert_eq!(doc["needsAnotherRun"], failed, "{doc}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("100 wallets in a row failed (the last: forbidden)"),
+        stderr.contains("100 wallets in a row failed alike (the last: forbidden)"),
         "{stderr}"
     );
+
+    // Wallets that fail one by one (404: not there) do not stop the run: a resume must get
+    // past a block of them.
+    let missing: String = (0..150)
+        .map(|_| {
+            serde_json::json!({
+                "environmentId": rows[0].environment_id,
+                "walletId": uuid::Uuid::new_v4(),
+                "userId": uuid::Uuid::new_v4(),
+            })
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    std::fs::write(&input, missing).unwrap();
+    let out = dir.join("missing.jsonl");
+    let output = run(create_many(&sandbox.uri(), &input, &out)).await;
+    let doc = summary(&output);
+    assert_eq!(output.status.code(), Some(9), "{doc}");
+    assert_eq!(doc["run"], "complete_with_failures", "{doc}");
+    assert_eq!(doc["failed"], 150, "{doc}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dynamic_waas::{BackupStatus, Pacing};
+use dynamic_waas::{BackupStatus, ErrorKind, Pacing};
 use futures_util::{future, stream, StreamExt};
 use serde_json::json;
 use tokio::sync::{mpsc, watch};
@@ -43,14 +43,9 @@ pub async fn create_many(
         .check(&args.location.locations)
         .map_err(CliError::InvalidInput)?;
     let results_path = PathBuf::from(&args.results);
-    let resume = if args.resume {
-        results::load(&results_path)?
-    } else {
-        HashMap::new()
-    };
     let (reader, format) = input::open(&args.input, args.format)?;
     let concurrency = usize::from(args.concurrency);
-    let rules = Rules {
+    let rules = |resume| Rules {
         environment_id: args.environment_id.clone(),
         locations: args
             .location
@@ -64,7 +59,14 @@ pub async fn create_many(
         resume,
     };
     if args.dry_run {
-        return dry_run(reader, format, rules, global, printer, started).await;
+        // Read as they are: a dry run changes nothing, and needs no lock.
+        let resume = if args.resume {
+            results::load(&results_path)?
+        } else {
+            results::refuse_existing(&results_path)?;
+            HashMap::new()
+        };
+        return dry_run(reader, format, rules(resume), global, printer, started).await;
     }
     // With --sandbox, the sandbox has the input's wallets.
     #[cfg(feature = "sandbox")]
@@ -80,8 +82,9 @@ pub async fn create_many(
         .per_environment(args.env_rate);
     let client = target.client(global, pacing)?;
     let tally = Arc::new(Tally::default());
-    let (sink, writer) =
+    let (sink, writer, resume) =
         results::start(&results_path, &args.input, args.resume, Arc::clone(&tally))?;
+    let rules = rules(resume);
 
     let total = Arc::new(AtomicU64::new(0));
     if input::is_regular_file(&args.input) {
@@ -114,9 +117,8 @@ pub async fn create_many(
     let intake = stream::unfold(rows_rx, |mut rx| async move {
         rx.recv().await.map(|row| (row, rx))
     })
-    .take_until(stopped(stop_rx.clone()))
     .map(|row| {
-        let sink = sink.clone();
+        let (sink, stop_tx) = (sink.clone(), Arc::clone(&stop_tx));
         async move {
             match row {
                 Row::Bad { line, message } => {
@@ -124,18 +126,23 @@ pub async fn create_many(
                     Intake::Reported
                 }
                 // Journaled (and synced, in groups) before its create may be sent; if the
-                // writer is gone, nothing more is sent.
+                // writer is gone, nothing more is sent, and the run stops.
                 Row::Job(job) => match job.get_tag() {
                     Some(line) if sink.started(job.wallet_id().as_str(), line).await => {
                         Intake::Job(job)
                     }
-                    _ => Intake::WriterGone,
+                    _ => {
+                        let _ = stop_tx.send(true);
+                        Intake::WriterGone
+                    }
                 },
             }
         }
     })
     // Several journal entries wait for one sync: intake is not held to one sync per job.
     .buffered(concurrency)
+    // After the buffer: once stopped, no journaled job is sent (a resume reads its wallet).
+    .take_until(stopped(stop_rx.clone()))
     .take_while(|intake| future::ready(!matches!(intake, Intake::WriterGone)))
     .filter_map(|intake| {
         future::ready(match intake {
@@ -149,20 +156,29 @@ pub async fn create_many(
     {
         let mut outcomes = std::pin::pin!(client.create_many(intake, concurrency));
         while let Some(outcome) = outcomes.next().await {
+            // Only failures that say something of the whole run count: a wrong token or
+            // environment fails every wallet alike; a block of deleted wallets does not.
+            let run_wide = outcome.error.as_ref().is_some_and(|e| {
+                matches!(
+                    e.kind(),
+                    ErrorKind::Unauthorized | ErrorKind::Forbidden | ErrorKind::TokenUnavailable
+                )
+            });
             failures_in_a_row = match outcome.status {
-                BackupStatus::Failed => failures_in_a_row + 1,
+                BackupStatus::Failed if run_wide => failures_in_a_row + 1,
                 _ => 0,
             };
-            if failures_in_a_row == FAILURES_IN_A_ROW && !*stop_rx.borrow() {
-                // A wrong token or environment fails every wallet alike: stop, do not grind
-                // through the whole input.
+            if args.max_failures_in_a_row > 0
+                && failures_in_a_row == args.max_failures_in_a_row
+                && !*stop_rx.borrow()
+            {
                 let cause = outcome
                     .error
                     .as_ref()
                     .map_or("unknown", |e| e.kind().name());
                 progress::eprint_line(&format!(
-                    "stopping: {FAILURES_IN_A_ROW} wallets in a row failed (the last: {cause}); \
-                     fix the cause, then --resume"
+                    "stopping: {failures_in_a_row} wallets in a row failed alike (the last: \
+                     {cause}); fix the token or environment, then --resume"
                 ));
                 stopped_by_failures = true;
                 let _ = stop_tx.send(true);
@@ -185,8 +201,9 @@ pub async fn create_many(
     drop(sink);
     let written = writer.finish();
     progress.finish().await;
-    let ended = ended?;
+    // The writer's failure first: it is what stopped the run.
     written?;
+    let ended = ended?;
 
     let stats = client.stats();
     let run = match (&ended, interrupted) {
@@ -306,9 +323,6 @@ enum Intake {
     /// The results writer stopped: nothing more may be sent.
     WriterGone,
 }
-
-/// Failed wallets in a row that stop the intake.
-const FAILURES_IN_A_ROW: u32 = 100;
 
 /// Resolves once the run is asked to stop (never, if no one can ask any more).
 async fn stopped(mut stop: watch::Receiver<bool>) {

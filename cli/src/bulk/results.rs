@@ -109,29 +109,33 @@ impl Writer {
     }
 }
 
-/// Opens `results` (and its journal) for appending, locked against a second run, and starts
-/// the writer. Without `resume`, both must be absent or empty: a second run over the same
-/// results is a resume. `input` must not be either of them.
+/// Refuses a results file (or journal) that already has outcomes: a second run over it is a
+/// resume.
+pub fn refuse_existing(results: &Path) -> Result<(), CliError> {
+    for path in [results, journal_path(results).as_path()] {
+        if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
+            return Err(CliError::InvalidInput(format!(
+                "{} already has outcomes: pass --resume to continue that run, or choose \
+                 another --results file",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Takes `results` for this run and starts the writer; with `resume`, also returns what the
+/// earlier runs left ([`load`]). In this order, so that nothing is changed or read while
+/// another run may still write: the paths are checked against the input, the results file
+/// is opened without changing it and locked, the earlier runs are read, and only then are
+/// lines a crash left unfinished cut away.
 pub fn start(
     results: &Path,
     input: &str,
     resume: bool,
     tally: Arc<Tally>,
-) -> Result<(Sink, Writer), CliError> {
+) -> Result<(Sink, Writer, HashMap<u128, NextRun>), CliError> {
     let journal = journal_path(results);
-    if !resume {
-        for path in [results, journal.as_path()] {
-            if std::fs::metadata(path).is_ok_and(|m| m.len() > 0) {
-                return Err(CliError::InvalidInput(format!(
-                    "{} already has outcomes: pass --resume to continue that run, or choose \
-                     another --results file",
-                    path.display()
-                )));
-            }
-        }
-    }
-    let (mut results_file, offset) = open_append(results)?;
-    let (mut journal_file, _) = open_append(&journal)?;
     if let Ok(input) = std::fs::canonicalize(input) {
         for path in [results, journal.as_path()] {
             if std::fs::canonicalize(path).is_ok_and(|p| p == input) {
@@ -142,13 +146,35 @@ pub fn start(
             }
         }
     }
+    if !resume {
+        refuse_existing(results)?;
+    }
+    let mut results_file = open_for_append(results)?;
     // One run per results file: a second would interleave lines and offsets.
-    results_file.try_lock().map_err(|_| {
-        CliError::InvalidInput(format!(
-            "another create-many is writing {}; wait for it, or choose another --results file",
-            results.display()
-        ))
-    })?;
+    match results_file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            return Err(CliError::InvalidInput(format!(
+                "another create-many is writing {}; wait for it, or choose another --results \
+                 file",
+                results.display()
+            )))
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(CliError::Other(format!(
+                "cannot lock {} for this run: {e}",
+                results.display()
+            )))
+        }
+    }
+    let earlier = if resume {
+        load(results)?
+    } else {
+        HashMap::new()
+    };
+    let offset = cut_unfinished_line(&mut results_file, results)?;
+    let mut journal_file = open_for_append(&journal)?;
+    cut_unfinished_line(&mut journal_file, &journal)?;
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("results-writer".into())
@@ -160,35 +186,40 @@ pub fn start(
             };
             let written = files.write_all(&rx, &tally);
             if written.is_err() {
-                // Nothing queued is lost: what the file could not take goes to stderr.
-                for message in rx.try_iter() {
+                // Nothing is lost: what the file could not take goes to stderr, until the
+                // last sink is dropped.
+                for message in rx.iter() {
                     to_stderr(message);
                 }
             }
             written
         })
         .map_err(|e| CliError::Other(format!("cannot start the results writer: {e}")))?;
-    Ok((Sink { tx }, Writer { thread }))
+    Ok((Sink { tx }, Writer { thread }, earlier))
 }
 
-/// Opens for appending. A last line cut off by a crash (a process killed in the middle of a
-/// `write`) is cut away, so that the file never holds half a line once a run has opened it;
-/// what that line said, the journal still says. A file just created is made durable in its
-/// directory. Returns the file and its length.
-fn open_append(path: &Path) -> Result<(File, u64), CliError> {
-    let fail = |e: std::io::Error| CliError::Other(format!("cannot write {}: {e}", path.display()));
+/// Opens for appending, as it is; a file just created is made durable in its directory.
+fn open_for_append(path: &Path) -> Result<File, CliError> {
     let existed = path.exists();
-    let mut file = OpenOptions::new()
+    let file = OpenOptions::new()
         .create(true)
         .append(true)
         .read(true)
         .open(path)
-        .map_err(fail)?;
+        .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))?;
     if !existed {
         sync_directory_of(path);
     }
+    Ok(file)
+}
+
+/// Cuts away a last line a crash left unfinished (a process killed in the middle of a
+/// `write`), so that the file never holds half a line once a run has it; what that line said,
+/// the journal still says. Returns the file's length.
+fn cut_unfinished_line(file: &mut File, path: &Path) -> Result<u64, CliError> {
+    let fail = |e: std::io::Error| CliError::Other(format!("cannot write {}: {e}", path.display()));
     let length = file.metadata().map_err(fail)?.len();
-    let whole = whole_lines(&mut file, length).map_err(fail)?;
+    let whole = whole_lines(file, length).map_err(fail)?;
     if whole < length {
         tracing::warn!(
             "{}: cutting away {} bytes of a line a crash left unfinished",
@@ -198,7 +229,7 @@ fn open_append(path: &Path) -> Result<(File, u64), CliError> {
         file.set_len(whole).map_err(fail)?;
         file.sync_data().map_err(fail)?;
     }
-    Ok((file, whole))
+    Ok(whole)
 }
 
 /// The length of `file` up to and including its last newline.
@@ -524,7 +555,8 @@ mod tests {
         let path = dir.join("results.jsonl");
         let whole = outcome(W1, 1, "skip");
         std::fs::write(&path, format!("{whole}{}", &outcome(W2, 2, "skip")[..30])).unwrap();
-        let (mut file, length) = open_append(&path).unwrap();
+        let mut file = open_for_append(&path).unwrap();
+        let length = cut_unfinished_line(&mut file, &path).unwrap();
         assert_eq!(length, whole.len() as u64);
         file.write_all(outcome(W2, 2, "skip").as_bytes()).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
@@ -536,7 +568,8 @@ mod tests {
         );
         // No newline at all: nothing whole.
         std::fs::write(&path, "{\"walletId\"").unwrap();
-        assert_eq!(open_append(&path).unwrap().1, 0);
+        let mut file = open_for_append(&path).unwrap();
+        assert_eq!(cut_unfinished_line(&mut file, &path).unwrap(), 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
