@@ -206,6 +206,8 @@ pub async fn create_many(
     let ended = ended?;
 
     let stats = client.stats();
+    // Read once: a reader left behind may still be counting skipped rows.
+    let rows = tally.rows_done();
     let run = match (&ended, interrupted) {
         _ if stopped_by_failures => "stopped_after_failures",
         (_, true) | (Ended::Stopped, _) => "interrupted",
@@ -215,7 +217,7 @@ pub async fn create_many(
     };
     let mut summary = json!({
         "run": run,
-        "rows": tally.rows_done(),
+        "rows": rows,
         "elapsedSeconds": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
         "requestsSent": stats.requests_sent,
         "rateLimited": stats.rate_limited,
@@ -228,7 +230,7 @@ pub async fn create_many(
     }
     let text = format!(
         "{run}: {} rows in {:.1} s ({}); {} requests, {} rate-limited; outcomes in {}",
-        tally.rows_done(),
+        rows,
         started.elapsed().as_secs_f64(),
         tally.brief(),
         stats.requests_sent,
