@@ -328,6 +328,10 @@ impl Pacer {
 mod tests {
     use super::*;
 
+    fn built(pacing: Pacing) -> Pacer {
+        pacing.build().unwrap().expect("a limit")
+    }
+
     fn env(n: u8) -> EnvironmentId {
         EnvironmentId::from(uuid::Uuid::from_bytes([n; 16]))
     }
@@ -347,11 +351,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn stays_under_the_process_limit() {
-        let pacer = Pacing::unlimited()
-            .per_process(600)
-            .build()
-            .unwrap()
-            .unwrap();
+        let pacer = built(Pacing::unlimited().per_process(600));
         // 600 a minute, and the burst of 2 (4 at full pace).
         let n = admitted_in(&pacer, &env(1), Duration::from_secs(60)).await;
         assert!((600..=604).contains(&n), "{n}");
@@ -359,34 +359,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn each_environment_has_its_own_limit_and_the_process_limit_caps_them_all() {
-        let pacer = Pacing::unlimited()
-            .per_environment(120)
-            .build()
-            .unwrap()
-            .unwrap();
+        let pacer = built(Pacing::unlimited().per_environment(120));
         let one = admitted_in(&pacer, &env(1), Duration::from_secs(30)).await;
         let other = admitted_in(&pacer, &env(2), Duration::from_secs(30)).await;
         // 2 a second each, the second environment's window starting fresh.
         assert!((60..=63).contains(&one), "{one}");
         assert!((60..=63).contains(&other), "{other}");
 
-        let both = Pacing::unlimited()
-            .per_process(60)
-            .per_environment(120)
-            .build()
-            .unwrap()
-            .unwrap();
+        let both = built(Pacing::unlimited().per_process(60).per_environment(120));
         let n = admitted_in(&both, &env(1), Duration::from_secs(30)).await;
         assert!((30..=33).contains(&n), "{n}");
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_429_pauses_everyone_for_its_retry_after_and_slows_the_pace() {
-        let pacer = Pacing::unlimited()
-            .per_process(600)
-            .build()
-            .unwrap()
-            .unwrap();
+        let pacer = built(Pacing::unlimited().per_process(600));
         let start = Instant::now();
         pacer.rate_limited(Some(Duration::from_secs(7)));
         pacer.acquire(&env(1)).await;
@@ -406,11 +393,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_slowdown_steps_once_per_pause_stops_at_half_and_pauses_are_bounded() {
-        let pacer = Pacing::unlimited()
-            .per_process(600)
-            .build()
-            .unwrap()
-            .unwrap();
+        let pacer = built(Pacing::unlimited().per_process(600));
         // Sixteen 429s of requests that were in flight together: one step.
         for _ in 0..16 {
             pacer.rate_limited(None);
@@ -429,13 +412,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_pause_extended_while_waiting_holds_the_waiter() {
-        let pacer = Arc::new(
-            Pacing::unlimited()
-                .per_process(600)
-                .build()
-                .unwrap()
-                .unwrap(),
-        );
+        let pacer = Arc::new(built(Pacing::unlimited().per_process(600)));
         let start = Instant::now();
         pacer.rate_limited(Some(Duration::from_secs(2)));
         let waiting = tokio::spawn({
@@ -450,13 +427,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_environment_at_its_limit_does_not_hold_up_another() {
-        let pacer = Arc::new(
-            Pacing::unlimited()
-                .per_environment(60)
-                .build()
-                .unwrap()
-                .unwrap(),
-        );
+        let pacer = Arc::new(built(Pacing::unlimited().per_environment(60)));
         // Environment 1 spends its burst; its next request waits a second.
         for _ in 0..4 {
             pacer.acquire(&env(1)).await;
@@ -475,7 +446,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_end_of_a_pause_does_not_release_every_waiter_at_once() {
-        let pacer = Arc::new(Pacing::unlimited().per_process(600).build().unwrap().unwrap());
+        let pacer = Arc::new(built(Pacing::unlimited().per_process(600)));
         // Burst spent: the next permits come every 100 ms.
         for _ in 0..4 {
             pacer.acquire(&env(1)).await;
@@ -497,7 +468,10 @@ mod tests {
         // At the end of the pause: those that had their permit before it, and the limiter's
         // burst; not the 60-odd that waited through it.
         let released = sent.load(Ordering::SeqCst) - before_pause;
-        assert!(released <= 8, "{released} sent in the first 100 ms after the pause");
+        assert!(
+            released <= 8,
+            "{released} sent in the first 100 ms after the pause"
+        );
         for waiter in waiters {
             waiter.await.unwrap();
         }
@@ -505,7 +479,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn retry_after_zero_steps_the_pace_once_a_second_at_most() {
-        let pacer = Pacing::unlimited().per_process(600).build().unwrap().unwrap();
+        let pacer = built(Pacing::unlimited().per_process(600));
         for _ in 0..10 {
             pacer.rate_limited(Some(Duration::ZERO));
         }

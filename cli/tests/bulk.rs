@@ -447,16 +447,26 @@ async fn a_second_ctrl_c_exits_at_once_and_progress_lines_come_without_a_termina
     cut.resume().await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_input_may_come_on_stdin() {
-    let (sandbox, rows) = sandbox_with_wallets(5).await;
-    let dir = workdir("stdin");
-    let out = dir.join("results.jsonl");
+/// create-many reading `--input -`, with `rows` written to its stdin, which is returned
+/// open; and the results file.
+fn on_stdin(
+    sandbox: &Sandbox,
+    rows: &[Pregenerated],
+    name: &str,
+) -> (std::process::Child, std::process::ChildStdin, PathBuf) {
+    let out = workdir(name).join("results.jsonl");
     let mut cmd = create_many(&sandbox.uri(), Path::new("-"), &out);
     cmd.stdin(std::process::Stdio::piped());
     let mut child = spawn(cmd);
     let mut stdin = child.stdin.take().unwrap();
-    std::io::Write::write_all(&mut stdin, jsonl(&rows).as_bytes()).unwrap();
+    std::io::Write::write_all(&mut stdin, jsonl(rows).as_bytes()).unwrap();
+    (child, stdin, out)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_input_may_come_on_stdin() {
+    let (sandbox, rows) = sandbox_with_wallets(5).await;
+    let (child, stdin, out) = on_stdin(&sandbox, &rows, "stdin");
     drop(stdin);
     let output = wait(child).await;
     let doc = summary(&output);
@@ -674,14 +684,8 @@ async fn a_hundred_failures_in_a_row_stop_the_intake() {
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_ends_a_run_whose_stdin_stays_open() {
     let (sandbox, rows) = sandbox_with_wallets(5).await;
-    let dir = workdir("stdin-open");
-    let out = dir.join("results.jsonl");
-    let mut cmd = create_many(&sandbox.uri(), Path::new("-"), &out);
-    cmd.stdin(std::process::Stdio::piped());
-    let mut child = spawn(cmd);
     // The rows are written, and stdin stays open: the reader waits for more.
-    let mut stdin = child.stdin.take().unwrap();
-    std::io::Write::write_all(&mut stdin, jsonl(&rows).as_bytes()).unwrap();
+    let (child, stdin, out) = on_stdin(&sandbox, &rows, "stdin-open");
     outcomes_written(&out, 5).await;
     let started = std::time::Instant::now();
     let sent = Command::new("kill")

@@ -237,15 +237,7 @@ pub async fn create_many(
         stats.rate_limited,
         args.results
     );
-    // The summary is JSON unless text was asked for explicitly.
-    let printer = if global.output.is_none() {
-        Printer::new(Some(crate::args::OutputFormat::Json))
-    } else {
-        printer
-    };
-    printer
-        .value(&summary, &text)
-        .map_err(|e| CliError::Other(format!("could not write the summary to stdout: {e}")))?;
+    print_summary(global, printer, &summary, &text)?;
     signals.abort();
     match run {
         "complete" => Ok(()),
@@ -303,18 +295,27 @@ async fn dry_run(
          other shards; {invalid} bad rows",
         counts["skipped"], counts["otherShard"]
     );
-    let printer = if global.output.is_none() {
-        Printer::new(Some(crate::args::OutputFormat::Json))
-    } else {
-        printer
-    };
-    printer
-        .value(&summary, &text)
-        .map_err(|e| CliError::Other(format!("could not write the summary to stdout: {e}")))?;
+    print_summary(global, printer, &summary, &text)?;
     if invalid > 0 {
         return Err(CliError::Reported(INVALID_INPUT));
     }
     Ok(())
+}
+
+/// The summary on stdout: JSON unless text was asked for explicitly.
+fn print_summary(
+    global: &GlobalArgs,
+    printer: Printer,
+    summary: &serde_json::Value,
+    text: &str,
+) -> Result<(), CliError> {
+    let printer = match global.output {
+        None => Printer::new(Some(crate::args::OutputFormat::Json)),
+        Some(_) => printer,
+    };
+    printer
+        .value(summary, text)
+        .map_err(|e| CliError::Other(format!("could not write the summary to stdout: {e}")))
 }
 
 /// What the intake made of a row.
