@@ -160,6 +160,25 @@ pub fn read(
     }
 }
 
+/// The reader's thread, ending as the input did.
+pub type Reading = std::thread::JoinHandle<Result<Ended, CliError>>;
+
+/// Starts [`read`] on a thread of its own, handing rows over a channel of `capacity`.
+pub fn spawn_reader(
+    reader: Box<dyn BufRead + Send>,
+    format: InputFormat,
+    rules: Rules,
+    capacity: usize,
+    tally: std::sync::Arc<Tally>,
+) -> Result<(Reading, mpsc::Receiver<Row>), CliError> {
+    let (rows_tx, rows_rx) = mpsc::channel::<Row>(capacity.max(1));
+    let thread = std::thread::Builder::new()
+        .name("input-reader".into())
+        .spawn(move || read(reader, format, &rules, &rows_tx, &tally))
+        .map_err(|e| CliError::Other(format!("cannot start the input reader: {e}")))?;
+    Ok((thread, rows_rx))
+}
+
 enum Step {
     Next,
     Stop(Ended),

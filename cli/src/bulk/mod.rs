@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use dynamic_waas::{BackupStatus, ErrorKind, Pacing};
 use futures_util::{future, stream, StreamExt};
 use serde_json::json;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 #[cfg(feature = "sandbox")]
 pub use input::{seed_from, wallets_in};
@@ -95,14 +95,13 @@ pub async fn create_many(
             }
         });
     }
-    let (rows_tx, rows_rx) = mpsc::channel::<Row>(concurrency.saturating_mul(2));
-    let reader = {
-        let tally = Arc::clone(&tally);
-        std::thread::Builder::new()
-            .name("input-reader".into())
-            .spawn(move || input::read(reader, format, &rules, &rows_tx, &tally))
-            .map_err(|e| CliError::Other(format!("cannot start the input reader: {e}")))?
-    };
+    let (reader, rows_rx) = input::spawn_reader(
+        reader,
+        format,
+        rules,
+        concurrency.saturating_mul(2),
+        Arc::clone(&tally),
+    )?;
     let progress = Progress::start(
         Arc::clone(&tally),
         Arc::clone(&total),
@@ -258,14 +257,8 @@ async fn dry_run(
     started: Instant,
 ) -> Result<(), CliError> {
     let tally = Arc::new(Tally::default());
-    let (rows_tx, mut rows_rx) = mpsc::channel::<Row>(1024);
-    let reader = {
-        let tally = Arc::clone(&tally);
-        std::thread::Builder::new()
-            .name("input-reader".into())
-            .spawn(move || input::read(reader, format, &rules, &rows_tx, &tally))
-            .map_err(|e| CliError::Other(format!("cannot start the input reader: {e}")))?
-    };
+    let (reader, mut rows_rx) =
+        input::spawn_reader(reader, format, rules, 1024, Arc::clone(&tally))?;
     let (mut create, mut read_first, mut invalid) = (0u64, 0u64, 0u64);
     while let Some(row) = rows_rx.recv().await {
         match row {
