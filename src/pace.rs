@@ -39,6 +39,10 @@ pub const UPSTREAM_LIMIT_PER_ENVIRONMENT: u32 = 3_000;
 /// of a fifth per pause, to half the configured rate at most; every 50 healthy answers give
 /// one step back.
 ///
+/// A call's wait for its permits counts against its
+/// [`total_timeout`](crate::RetryPolicy::total_timeout); a job of
+/// [`Client::create_many`](crate::Client::create_many) waits outside its deadline instead.
+///
 /// One client per process stands for one IP address. Several processes on one machine share
 /// its IP: give each a share of the limit. Several machines share an environment's limit:
 /// give each a share of [`per_environment`](Self::per_environment). Requests are evenly
