@@ -32,8 +32,8 @@ const MAX_LINE: usize = 1024 * 1024;
 /// What every row shares, and what decides whether it is sent.
 pub struct Rules {
     pub environment_id: Option<String>,
-    pub locations: Vec<LocationRequest>,
-    /// What decides whether a row's unknown location is sent.
+    /// The `--location` flags: the locations of rows that name none, and whether a row's
+    /// unknown location is sent.
     pub flags: LocationFlags,
     pub shard: Option<Shard>,
     pub bad_rows: BadRows,
@@ -453,7 +453,7 @@ impl Rules {
                     .map_err(|e| format!("locations: {e}"))
                 })
                 .collect::<Result<Vec<_>, String>>()?,
-            _ if self.locations.is_empty() => {
+            _ if self.flags.locations.is_empty() => {
                 return Err("no locations (give them in the row or with --location)".into())
             }
             _ => Vec::new(),
@@ -461,8 +461,12 @@ impl Rules {
         self.flags
             .check(&locations)
             .map_err(|e| format!("locations: {e}"))?;
-        let requests = if locations.is_empty() {
-            self.locations.clone()
+        let requests: Vec<LocationRequest> = if locations.is_empty() {
+            self.flags
+                .locations
+                .iter()
+                .map(|l| l.request.clone())
+                .collect()
         } else {
             locations.into_iter().map(|l| l.request).collect()
         };
@@ -488,7 +492,6 @@ impl Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dynamic_waas::BackupLocation;
 
     const ENV: &str = "0b1c2d3e-4f50-4617-8899-aabbccddeeff";
     const WALLET: &str = "95b11417-f18f-457f-8804-68e361f9164f";
@@ -497,9 +500,8 @@ mod tests {
     fn rules() -> Rules {
         Rules {
             environment_id: None,
-            locations: vec![BackupLocation::GoogleDrive.into()],
             flags: LocationFlags {
-                locations: Vec::new(),
+                locations: vec![crate::args::parse_location("googleDrive").unwrap()],
                 location_json: Vec::new(),
                 allow_unknown_location: false,
             },

@@ -47,12 +47,6 @@ pub async fn create_many(
     let concurrency = usize::from(args.concurrency);
     let rules = |resume| Rules {
         environment_id: args.environment_id.clone(),
-        locations: args
-            .location
-            .locations
-            .iter()
-            .map(|l| l.request.clone())
-            .collect(),
         flags: args.location.clone(),
         shard: args.shard,
         bad_rows: args.bad_rows,

@@ -80,39 +80,43 @@ impl Tally {
         get(&self.needs_another_run) == 0 && get(&self.invalid) == 0
     }
 
-    /// The counts, as the summary and the progress line show them.
+    /// Each count: its name in the summary, in the progress line (`None`: not shown there),
+    /// and its value. The one list both read.
+    fn entries(&self) -> [(&'static str, Option<&'static str>, u64); 9] {
+        [
+            ("created", Some("created"), get(&self.created)),
+            ("reconciled", Some("reconciled"), get(&self.reconciled)),
+            (
+                "alreadyBackedUp",
+                Some("already backed up"),
+                get(&self.already_backed_up),
+            ),
+            ("failed", Some("failed"), get(&self.failed)),
+            ("unknown", Some("unknown"), get(&self.unknown)),
+            ("invalid", Some("invalid"), get(&self.invalid)),
+            ("skipped", Some("skipped"), get(&self.skipped)),
+            ("otherShard", Some("other shard"), get(&self.other_shard)),
+            ("needsAnotherRun", None, get(&self.needs_another_run)),
+        ]
+    }
+
+    /// The counts, as the summary shows them.
     pub fn counts(&self) -> Value {
-        json!({
-            "created": get(&self.created),
-            "reconciled": get(&self.reconciled),
-            "alreadyBackedUp": get(&self.already_backed_up),
-            "failed": get(&self.failed),
-            "unknown": get(&self.unknown),
-            "invalid": get(&self.invalid),
-            "skipped": get(&self.skipped),
-            "otherShard": get(&self.other_shard),
-            "needsAnotherRun": get(&self.needs_another_run),
-        })
+        let counts: serde_json::Map<String, Value> = self
+            .entries()
+            .into_iter()
+            .map(|(key, _, n)| (key.to_owned(), json!(n)))
+            .collect();
+        Value::Object(counts)
     }
 
     /// A short line: `created 10, reconciled 1, failed 2` (zeros left out).
     pub fn brief(&self) -> String {
-        let mut parts = Vec::new();
-        for (name, counter) in [
-            ("created", &self.created),
-            ("reconciled", &self.reconciled),
-            ("already backed up", &self.already_backed_up),
-            ("failed", &self.failed),
-            ("unknown", &self.unknown),
-            ("invalid", &self.invalid),
-            ("skipped", &self.skipped),
-            ("other shard", &self.other_shard),
-        ] {
-            let n = get(counter);
-            if n > 0 {
-                parts.push(format!("{name} {n}"));
-            }
-        }
+        let parts: Vec<String> = self
+            .entries()
+            .into_iter()
+            .filter_map(|(_, name, n)| Some(format!("{} {n}", name?)).filter(|_| n > 0))
+            .collect();
         if parts.is_empty() {
             "nothing done yet".into()
         } else {
