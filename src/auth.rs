@@ -15,6 +15,42 @@ use crate::error::{Error, ErrorKind};
 /// Environment variables [`Client::from_env`](crate::Client::from_env) reads, in order.
 pub const TOKEN_ENV_VARS: [&str; 2] = ["DYNAMIC_API_TOKEN", "DYN_API_TOKEN"];
 
+/// The environment variable naming a file that holds the token (a mounted secret), read when
+/// neither of [`TOKEN_ENV_VARS`] is set.
+pub const TOKEN_FILE_ENV_VAR: &str = "DYNAMIC_API_TOKEN_FILE";
+
+/// The token in the file at `path`: its text with one trailing newline (`\n` or `\r\n`)
+/// dropped, as secret mounts and `echo` write it. The error names the file, never its
+/// content.
+pub(crate) fn token_from_file(path: &std::path::Path) -> Result<String, Error> {
+    let field = TOKEN_FILE_ENV_VAR;
+    let bytes = std::fs::read(path).map_err(|e| {
+        Error::invalid_input(
+            field,
+            format!("cannot read the token file {}: {e}", path.display()),
+        )
+    })?;
+    let mut text = String::from_utf8(bytes).map_err(|_| {
+        Error::invalid_input(
+            field,
+            format!("the token file {} is not UTF-8", path.display()),
+        )
+    })?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    if text.is_empty() {
+        return Err(Error::invalid_input(
+            field,
+            format!("the token file {} is empty", path.display()),
+        ));
+    }
+    Ok(text)
+}
+
 /// A token is refreshed this long before it expires, so that no request carries one that
 /// expires in flight.
 pub const REFRESH_AHEAD: Duration = Duration::from_secs(30);

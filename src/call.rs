@@ -1,37 +1,72 @@
-//! The calls a client makes, as values to configure and then await.
+//! The calls a client makes, as values to configure and then await. Each holds a clone of
+//! the client, so its future is `Send + 'static` (it can be spawned).
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::time::SystemTime;
 
-use dynamic_waas_api::hooks::BodyCapture;
-use dynamic_waas_api::ids::{EnvironmentId, WalletId};
-use dynamic_waas_api::types;
+use dynamic_waas_api::ids::{EnvironmentId, ShareSetId, WalletId};
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::client::Client;
-use crate::create::{CreateRequest, Start};
+use crate::engine::attempt::{self, Call, Waits};
+use crate::engine::classify::Applied;
+use crate::engine::create::{self, Start};
+use crate::engine::settle::{instant_of, settle, Doubt, Settled};
+use crate::engine::wire::{Asked, CreateOp, CreateRequest, ReadOp};
 use crate::error::Error;
-use crate::model::{CreatedBackup, IdArg};
+use crate::matching::held_shares;
+use crate::model::{BackupStatus, CreatedBackup, IdArg, Wallet};
+use crate::pace::Lane;
 use crate::retry::RetryPolicy;
+
+/// The future of a call: boxed, `Send + 'static`.
+pub type CallFuture<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'static>>;
 
 /// A create call, ready to be awaited (see [`Client::create_backup_locations`]).
 #[must_use = "a call does nothing until it is awaited"]
-pub struct CreateBackupLocations<'c> {
-    pub(crate) client: &'c Client,
+pub struct CreateBackupLocations {
+    pub(crate) client: Client,
     pub(crate) input: Result<CreateRequest, Error>,
     pub(crate) policy: Option<RetryPolicy>,
+    pub(crate) accept_existing: bool,
 }
 
-impl CreateBackupLocations<'_> {
+impl CreateBackupLocations {
     /// Uses this policy for this call instead of the client's.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = Some(policy);
         self
     }
 
-    /// Kept for compatibility: the 201 body is now always kept ([`CreatedBackup::raw_body`],
-    /// [`CreatedBackup::extra`]); it is shared with the parser, not copied.
-    pub fn keep_raw_body(self) -> Self {
+    /// When the wallet was backed up before (the server answers 422 already backed up, or a
+    /// settling read finds a backup this call cannot have made), read the wallet and return
+    /// its key shares, with [`status`](CreatedBackup::status)
+    /// [`AlreadyBackedUp`](crate::BackupStatus::AlreadyBackedUp), instead of the
+    /// [`AlreadyBackedUp`](crate::ErrorKind::AlreadyBackedUp) error. Bulk jobs always do.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: dynamic_waas::Client) -> Result<(), dynamic_waas::Error> {
+    /// use dynamic_waas::{BackupLocation, BackupStatus};
+    ///
+    /// let backup = client
+    ///     .create_backup_locations(
+    ///         "0b1c2d3e-4f50-4617-8899-aabbccddeeff",
+    ///         "95b11417-f18f-457f-8804-68e361f9164f",
+    ///         "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+    ///         [BackupLocation::GoogleDrive.into()],
+    ///     )
+    ///     .accept_existing()
+    ///     .await?;
+    /// if backup.status() == BackupStatus::AlreadyBackedUp {
+    ///     println!("backed up before; its key shares: {:?}", backup.locations_with_key_shares());
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn accept_existing(mut self) -> Self {
+        self.accept_existing = true;
         self
     }
 
@@ -56,7 +91,7 @@ impl CreateBackupLocations<'_> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn share_set_id(mut self, share_set_id: impl IdArg) -> Self {
+    pub fn share_set_id(mut self, share_set_id: impl IdArg<ShareSetId>) -> Self {
         if let Ok(request) = &mut self.input {
             if let Err(e) = request.set_share_set_id(share_set_id) {
                 self.input = Err(e);
@@ -66,39 +101,60 @@ impl CreateBackupLocations<'_> {
     }
 }
 
-impl<'c> IntoFuture for CreateBackupLocations<'c> {
+impl IntoFuture for CreateBackupLocations {
     type Output = Result<CreatedBackup, Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'c>>;
+    type IntoFuture = CallFuture<CreatedBackup>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
             let request = self.input?;
-            let policy = self
-                .policy
-                .unwrap_or_else(|| self.client.inner.policy.clone());
+            let client = self.client;
+            let policy = self.policy.unwrap_or_else(|| client.inner.policy.clone());
             let span = tracing::info_span!(
                 "dynamic_waas.create_backup_locations",
                 environment_id = %request.env,
                 wallet_id = %request.wallet,
                 locations = request.body.locations.len(),
             );
-            self.client
-                .create(&request, &policy, Start::default())
+            let start = Start {
+                accept_existing: self.accept_existing,
+                ..Start::call()
+            };
+            let result = run_create(&client, &request, &policy, start)
                 .instrument(span)
-                .await
+                .await;
+            create::count_outcome(&client, &result);
+            result
         })
     }
 }
 
+/// A create over HTTP: the engine's flow with the wire operations.
+pub(crate) async fn run_create(
+    client: &Client,
+    request: &CreateRequest,
+    policy: &RetryPolicy,
+    start: Start,
+) -> Result<CreatedBackup, Error> {
+    let create_op = CreateOp { request };
+    let read_op = ReadOp {
+        env: &request.env,
+        wallet: &request.wallet,
+        raw: false,
+    };
+    let asked = &request.body.locations;
+    create::create(client, &create_op, &read_op, asked, policy, start).await
+}
+
 /// A wallet read, ready to be awaited (see [`Client::get_wallet`]).
 #[must_use = "a call does nothing until it is awaited"]
-pub struct GetWallet<'c> {
-    pub(crate) client: &'c Client,
+pub struct GetWallet {
+    pub(crate) client: Client,
     pub(crate) input: Result<(EnvironmentId, WalletId), Error>,
     pub(crate) policy: Option<RetryPolicy>,
 }
 
-impl<'c> GetWallet<'c> {
+impl GetWallet {
     /// Uses this policy for this call instead of the client's.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
         self.policy = Some(policy);
@@ -121,50 +177,166 @@ impl<'c> GetWallet<'c> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn with_raw_body(self) -> GetWalletWithBody<'c> {
+    pub fn with_raw_body(self) -> GetWalletWithBody {
         GetWalletWithBody(self)
     }
 
-    async fn run(self, capture: Option<BodyCapture>) -> Result<types::WaasWallet, Error> {
+    async fn run(self, raw: bool) -> Result<(Wallet, Option<bytes::Bytes>), Error> {
         let (env, wallet) = self.input?;
-        let policy = self
-            .policy
-            .unwrap_or_else(|| self.client.inner.policy.clone());
+        let client = self.client;
+        let policy = self.policy.unwrap_or_else(|| client.inner.policy.clone());
         let span = tracing::info_span!(
             "dynamic_waas.get_wallet",
             environment_id = %env,
             wallet_id = %wallet,
         );
-        self.client
-            .read(&env, &wallet, &policy, capture, false)
-            .instrument(span)
-            .await
-            .map(|(wallet, _)| wallet)
+        let op = ReadOp {
+            env: &env,
+            wallet: &wallet,
+            raw,
+        };
+        let mut call = Call::new(&policy, Waits::Deadline);
+        let mut tries = 0;
+        match attempt::run(
+            &client,
+            &op,
+            &policy,
+            &mut call,
+            &mut tries,
+            false,
+            Lane::New,
+        )
+        .instrument(span)
+        .await
+        {
+            Ok(answer) => Ok((answer.wallet, answer.raw)),
+            Err(attempt::Ended::Failed(e) | attempt::Ended::InDoubt { error: e, .. }) => Err(e),
+        }
+    }
+}
+
+impl IntoFuture for GetWallet {
+    type Output = Result<Wallet, Error>;
+    type IntoFuture = CallFuture<Wallet>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move { self.run(false).await.map(|(wallet, _)| wallet) })
     }
 }
 
 /// A wallet read that also returns the body as received (see [`GetWallet::with_raw_body`]).
 #[must_use = "a call does nothing until it is awaited"]
-pub struct GetWalletWithBody<'c>(GetWallet<'c>);
+pub struct GetWalletWithBody(GetWallet);
 
-impl<'c> IntoFuture for GetWalletWithBody<'c> {
-    type Output = Result<(types::WaasWallet, bytes::Bytes), Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'c>>;
+impl IntoFuture for GetWalletWithBody {
+    type Output = Result<(Wallet, bytes::Bytes), Error>;
+    type IntoFuture = CallFuture<(Wallet, bytes::Bytes)>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let capture = BodyCapture::new();
-            let wallet = self.0.run(Some(capture.clone())).await?;
-            Ok((wallet, capture.take().unwrap_or_default()))
+            let (wallet, raw) = self.0.run(true).await?;
+            Ok((wallet, raw.unwrap_or_default()))
         })
     }
 }
 
-impl<'c> IntoFuture for GetWallet<'c> {
-    type Output = Result<types::WaasWallet, Error>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'c>>;
+/// What the wallet says about a create whose outcome was unknown (see [`Client::settle`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Settlement {
+    /// The wallet holds the key shares the request asked for: the create happened. Store
+    /// them ([`status`](CreatedBackup::status) is `Reconciled`).
+    BackedUp(CreatedBackup),
+    /// A read made [`settle_after`](RetryPolicy::settle_after) after the create was last
+    /// sent shows no key shares: it did not happen, and creating again is safe.
+    NotBackedUp,
+    /// The wallet holds key shares the request cannot have made: it was backed up otherwise.
+    /// Its key shares ([`status`](CreatedBackup::status) is `AlreadyBackedUp`).
+    BackedUpOtherwise(CreatedBackup),
+}
+
+/// A settle, ready to be awaited (see [`Client::settle`]). Still unknown at its deadline (the
+/// reads failed, or show part of the key shares), it ends with
+/// [`OutcomeUnknown`](crate::ErrorKind::OutcomeUnknown): settle again later.
+#[must_use = "a call does nothing until it is awaited"]
+pub struct Settle {
+    pub(crate) client: Client,
+    pub(crate) input: Result<(EnvironmentId, WalletId, Vec<Asked>), Error>,
+    pub(crate) policy: Option<RetryPolicy>,
+    pub(crate) last_sent: Option<SystemTime>,
+}
+
+impl Settle {
+    /// Uses this policy for this call instead of the client's.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.policy = Some(policy);
+        self
+    }
+
+    /// The create was last sent no later than `at` (when the call that failed ended, say):
+    /// a read from `settle_after` after it may say "not backed up", without waiting from now.
+    pub fn last_sent(mut self, at: SystemTime) -> Self {
+        self.last_sent = Some(at);
+        self
+    }
+}
+
+impl IntoFuture for Settle {
+    type Output = Result<Settlement, Error>;
+    type IntoFuture = CallFuture<Settlement>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.run(None))
+        Box::pin(async move {
+            let (env, wallet, asked) = self.input?;
+            let client = self.client;
+            let policy = self.policy.unwrap_or_else(|| client.inner.policy.clone());
+            let span = tracing::info_span!(
+                "dynamic_waas.settle",
+                environment_id = %env,
+                wallet_id = %wallet,
+            );
+            let read = ReadOp {
+                env: &env,
+                wallet: &wallet,
+                raw: false,
+            };
+            let doubt = Doubt {
+                since: self.last_sent.map_or_else(Instant::now, instant_of),
+                applied: Applied::Maybe,
+                early_read: true,
+                resend: true,
+                story: "settling a create on request".into(),
+                error: None,
+            };
+            let mut call = Call::new(&policy, Waits::Deadline);
+            let settled = settle(&client, &read, &asked, &policy, &mut call, &doubt)
+                .instrument(span)
+                .await;
+            let request_id = call.request_id.as_str().to_owned();
+            match settled {
+                Settled::Found(shares, wallet) => {
+                    Ok(Settlement::BackedUp(CreatedBackup::from_wallet(
+                        &wallet,
+                        shares,
+                        BackupStatus::Reconciled,
+                        request_id,
+                        call.requests,
+                    )))
+                }
+                Settled::Other(wallet, _) => {
+                    Ok(Settlement::BackedUpOtherwise(CreatedBackup::from_wallet(
+                        &wallet,
+                        held_shares(&wallet),
+                        BackupStatus::AlreadyBackedUp,
+                        request_id,
+                        call.requests,
+                    )))
+                }
+                Settled::NotThere(_) => Ok(Settlement::NotBackedUp),
+                Settled::Unknown { reason, seen } => {
+                    Err(create::unknown(None, reason, seen, &call))
+                }
+            }
+        })
     }
 }

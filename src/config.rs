@@ -7,10 +7,11 @@ use std::time::Duration;
 use dynamic_waas_api::RequestOptions;
 use secrecy::SecretString;
 
-use crate::auth::{TokenProvider, TokenSource, TOKEN_ENV_VARS};
+use crate::auth::{TokenProvider, TokenSource, TOKEN_ENV_VARS, TOKEN_FILE_ENV_VAR};
 use crate::budget::RetryBudget;
 use crate::client::{Client, Inner, Stats};
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::pace::Pacing;
 use crate::retry::RetryPolicy;
 
@@ -34,7 +35,7 @@ enum TokenSpec {
 ///
 /// let client = Client::builder()
 ///     .token("dyn_example")
-///     .retry_policy(RetryPolicy::default().max_attempts(5))
+///     .retry_policy(RetryPolicy::default().with_max_attempts(5))
 ///     .connect_timeout(Duration::from_secs(3))
 ///     .build()
 ///     .expect("valid configuration");
@@ -48,6 +49,7 @@ pub struct ClientBuilder {
     max_response_bytes: usize,
     pacing: Pacing,
     shape_http: Option<ShapeHttp>,
+    metrics: Option<Box<dyn Metrics>>,
 }
 
 type ShapeHttp = Box<dyn FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilder + Send>;
@@ -60,6 +62,7 @@ impl fmt::Debug for ClientBuilder {
             .field("policy", &self.policy)
             .field("pacing", &self.pacing)
             .field("http_client", &self.shape_http.as_ref().map(|_| "shaped"))
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }
@@ -74,11 +77,39 @@ impl Default for ClientBuilder {
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             pacing: Pacing::upstream(),
             shape_http: None,
+            metrics: None,
         }
     }
 }
 
 impl ClientBuilder {
+    /// A builder configured from the environment, the rest left at the defaults (so that
+    /// "from the environment, with my own pacing" is `ClientBuilder::from_env()?.pacing(..)`):
+    ///
+    /// - the token from `DYNAMIC_API_TOKEN`, else `DYN_API_TOKEN`, else the file
+    ///   `DYNAMIC_API_TOKEN_FILE` names (a mounted secret; one trailing newline is dropped);
+    /// - the base URL from `DYNAMIC_BASE_URL`, when set.
+    ///
+    /// ```no_run
+    /// use dynamic_waas::{ClientBuilder, Pacing};
+    ///
+    /// let client = ClientBuilder::from_env()?
+    ///     .pacing(Pacing::upstream().with_per_environment(1_440))
+    ///     .build()?;
+    /// # let _ = client;
+    /// # Ok::<(), dynamic_waas::Error>(())
+    /// ```
+    pub fn from_env() -> Result<Self, Error> {
+        let mut builder = Self::default().token_from_env()?;
+        if let Some(url) = std::env::var_os("DYNAMIC_BASE_URL") {
+            let url = url.into_string().map_err(|_| {
+                Error::invalid_input("DYNAMIC_BASE_URL", "the variable is not valid UTF-8")
+            })?;
+            builder = builder.base_url(url);
+        }
+        Ok(builder)
+    }
+
     /// The API's base URL (default [`DEFAULT_BASE_URL`]). Must be `https://`, or `http://`
     /// to a loopback address (for tests): the token is never sent in clear text elsewhere.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
@@ -98,8 +129,9 @@ impl ClientBuilder {
         self
     }
 
-    /// The token from `DYNAMIC_API_TOKEN`, else `DYN_API_TOKEN`; an error names both when
-    /// neither is set.
+    /// The token from `DYNAMIC_API_TOKEN`, else `DYN_API_TOKEN`, else the file
+    /// `DYNAMIC_API_TOKEN_FILE` names (one trailing newline dropped); an error names all
+    /// three when none is set.
     pub fn token_from_env(self) -> Result<Self, Error> {
         for name in TOKEN_ENV_VARS {
             if let Some(value) = std::env::var_os(name) {
@@ -109,11 +141,15 @@ impl ClientBuilder {
                 return Ok(self.token(value));
             }
         }
+        if let Some(path) = std::env::var_os(TOKEN_FILE_ENV_VAR) {
+            return Ok(self.token(crate::auth::token_from_file(std::path::Path::new(&path))?));
+        }
         Err(Error::invalid_input(
             "token",
             format!(
-                "no API token: set {} (or {}) to your Dynamic API token",
-                TOKEN_ENV_VARS[0], TOKEN_ENV_VARS[1]
+                "no API token: set {} (or {}) to your Dynamic API token, or {} to a file \
+                 holding it",
+                TOKEN_ENV_VARS[0], TOKEN_ENV_VARS[1], TOKEN_FILE_ENV_VAR
             ),
         ))
     }
@@ -141,6 +177,12 @@ impl ClientBuilder {
     /// limits). Clones of the client share the pacer.
     pub fn pacing(mut self, pacing: Pacing) -> Self {
         self.pacing = pacing;
+        self
+    }
+
+    /// Where the client reports what it does, for metrics (see [`Metrics`]).
+    pub fn metrics(mut self, metrics: impl Metrics) -> Self {
+        self.metrics = Some(Box::new(metrics));
         self
     }
 
@@ -181,7 +223,7 @@ impl ClientBuilder {
 
     /// Checks the configuration; nothing is sent.
     pub fn build(self) -> Result<Client, Error> {
-        let base_url = check_base_url(&self.base_url)?;
+        let (base_url, url) = check_base_url(&self.base_url)?;
         let tokens = match self.token {
             Some(TokenSpec::Fixed(secret)) => TokenSource::fixed(&secret)?,
             Some(TokenSpec::Provider(provider)) => TokenSource::provider(provider),
@@ -196,7 +238,7 @@ impl ClientBuilder {
                 ))
             }
         };
-        let pacer = self.pacing.build()?;
+        let pacer = self.pacing.build(self.policy.max_retry_after())?;
         #[cfg(feature = "rustls-ring")]
         {
             // reqwest needs a process-wide provider when built without its own; one installed
@@ -211,10 +253,21 @@ impl ClientBuilder {
         }
         // After the caller's shaping, so that it cannot be undone.
         http = http.redirect(same_origin_redirects());
-        if base_url.starts_with("http:") {
+        let host = url.host_str().unwrap_or("").to_owned();
+        let port = url.port_or_known_default().unwrap_or(443);
+        if url.scheme() == "http" {
             // Plain http is allowed only to loopback; an environment proxy (`http_proxy`,
             // `ALL_PROXY`) would carry the token off the machine in clear text.
             http = http.no_proxy();
+        }
+        if host.eq_ignore_ascii_case("localhost") {
+            // Trusted by name only because it is pinned here to the loopback addresses:
+            // no resolver (a hosts file, a DNS search domain) decides where it goes.
+            let loopback = [
+                std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+            ];
+            http = http.resolve_to_addrs(&host, &loopback);
         }
         let http = http
             .build()
@@ -230,6 +283,8 @@ impl ClientBuilder {
                 pacer,
                 stats: Stats::default(),
                 max_response_bytes: self.max_response_bytes,
+                server: (host, port),
+                metrics: self.metrics,
             }),
         })
     }
@@ -255,9 +310,19 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
     })
 }
 
-fn check_base_url(raw: &str) -> Result<String, Error> {
+/// The base URL, checked: `https`, or `http` to a loopback address (an IP literal, or
+/// `localhost`, pinned to loopback when the client is built); no credentials, query or
+/// fragment. Messages never echo credentials.
+fn check_base_url(raw: &str) -> Result<(String, reqwest::Url), Error> {
+    let shown = redact_userinfo(raw);
     let url = reqwest::Url::parse(raw)
-        .map_err(|e| Error::invalid_input("base_url", format!("{raw:?} is not a URL ({e})")))?;
+        .map_err(|e| Error::invalid_input("base_url", format!("{shown:?} is not a URL ({e})")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::invalid_input(
+            "base_url",
+            format!("{shown:?} contains credentials; the API takes none in its URL"),
+        ));
+    }
     let host = url.host_str().unwrap_or("");
     match url.scheme() {
         "https" => {}
@@ -267,7 +332,8 @@ fn check_base_url(raw: &str) -> Result<String, Error> {
                 "base_url",
                 format!(
                     "refusing to send the API token over plain http to {host}; use https \
-                     (plain http is allowed only to loopback addresses)"
+                     (plain http is allowed only to loopback addresses: 127.0.0.0/8, [::1] \
+                     and localhost)"
                 ),
             ))
         }
@@ -278,19 +344,30 @@ fn check_base_url(raw: &str) -> Result<String, Error> {
             ))
         }
     }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(Error::invalid_input(
-            "base_url",
-            "the URL must not contain credentials",
-        ));
-    }
     if url.query().is_some() || url.fragment().is_some() {
         return Err(Error::invalid_input(
             "base_url",
             "the URL must not have a query or fragment",
         ));
     }
-    Ok(url.as_str().trim_end_matches('/').to_owned())
+    Ok((url.as_str().trim_end_matches('/').to_owned(), url))
+}
+
+/// `raw` with whatever stands before an `@` in its authority replaced: a message about a URL
+/// never shows a password, even for a URL that does not parse.
+///
+/// ```text
+/// http://user:pass@127.0.0.1:99999/api  ->  http://[redacted]@127.0.0.1:99999/api
+/// ```
+pub(crate) fn redact_userinfo(raw: &str) -> String {
+    let start = raw.find("://").map_or(0, |i| i + 3);
+    let end = raw[start..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| start + i);
+    match raw[start..end].rfind('@') {
+        Some(at) => format!("{}[redacted]{}", &raw[..start], &raw[start + at..]),
+        None => raw.to_owned(),
+    }
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -306,9 +383,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn messages_about_urls_never_show_credentials() {
+        for raw in [
+            "http://user:pass@127.0.0.1:99999/api",
+            "https://user:pass@app.dynamicauth.com",
+            "user:pass@host:1",
+            "http://:pass@[::1]:x",
+        ] {
+            let err = check_base_url(raw).unwrap_err();
+            let text = format!("{err:#} {err:?}");
+            assert!(!text.contains("pass"), "{text}");
+        }
+        assert_eq!(
+            redact_userinfo("http://u:p@h:1/a@b"),
+            "http://[redacted]@h:1/a@b"
+        );
+        assert_eq!(redact_userinfo("https://h/x"), "https://h/x");
+    }
+
+    #[test]
     fn base_url_rules() {
         assert_eq!(
-            check_base_url("https://app.dynamicauth.com/api/v0/").unwrap(),
+            check_base_url("https://app.dynamicauth.com/api/v0/")
+                .unwrap()
+                .0,
             "https://app.dynamicauth.com/api/v0"
         );
         for ok in [

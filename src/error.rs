@@ -21,7 +21,7 @@ pub const BODY_EXCERPT_LIMIT: usize = 2048;
 ///     ErrorKind::InvalidInput { field, .. } => eprintln!("fix {field}; nothing was sent"),
 ///     ErrorKind::AlreadyBackedUp => eprintln!("this wallet already has key shares"),
 ///     ErrorKind::RateLimited { retry_after } => eprintln!("retry in {retry_after:?}"),
-///     ErrorKind::OutcomeUnknown { .. } => eprintln!("read the wallet before retrying"),
+///     ErrorKind::OutcomeUnknown { .. } => eprintln!("settle it (Client::settle) before retrying"),
 ///     _ => eprintln!("{err}"),
 /// }
 /// # }
@@ -60,10 +60,16 @@ pub enum ErrorKind {
     },
     /// 5xx after every allowed attempt.
     ServerError,
-    /// A create may or may not have happened: its response was lost and the wallet could not
-    /// be read to find out. Read the wallet (`Client::get_wallet`) before creating again.
+    /// The client's retry budget, shared by its clones, is spent: so many requests failed
+    /// lately that this one was not sent (or not sent again). Retry later.
+    RetryBudgetSpent,
+    /// A create may or may not have happened: an answer was lost after the request was sent,
+    /// and the wallet reads the call could make within its deadline did not tell (they failed,
+    /// or showed no key shares, or only part of them, while reads may still lag behind the
+    /// write). Settle it with [`Client::settle`](crate::Client::settle) before creating again.
+    /// `{:#}` on the error tells what each attempt and read saw.
     OutcomeUnknown {
-        /// Why the wallet read did not settle it.
+        /// Why the reads did not settle it, in one clause.
         reason: String,
     },
     /// The connection failed (refused, DNS, TLS, reset).
@@ -89,10 +95,37 @@ impl ErrorKind {
             ErrorKind::Rejected => "rejected",
             ErrorKind::RateLimited { .. } => "rate_limited",
             ErrorKind::ServerError => "server_error",
+            ErrorKind::RetryBudgetSpent => "retry_budget_spent",
             ErrorKind::OutcomeUnknown { .. } => "outcome_unknown",
             ErrorKind::Transport => "transport",
             ErrorKind::Timeout => "timeout",
             ErrorKind::InvalidResponse => "invalid_response",
+        }
+    }
+
+    /// The kind [`name`](Self::name) names, with empty details (for errors read back from
+    /// JSON).
+    fn from_name(name: &str, reason: String, retry_after: Option<Duration>) -> Self {
+        match name {
+            "invalid_input" => ErrorKind::InvalidInput {
+                field: String::new(),
+                reason,
+            },
+            "token_unavailable" => ErrorKind::TokenUnavailable,
+            "bad_request" => ErrorKind::BadRequest,
+            "unauthorized" => ErrorKind::Unauthorized,
+            "forbidden" => ErrorKind::Forbidden,
+            "not_found" => ErrorKind::NotFound,
+            "already_backed_up" => ErrorKind::AlreadyBackedUp,
+            "rate_limited" => ErrorKind::RateLimited { retry_after },
+            "server_error" => ErrorKind::ServerError,
+            "retry_budget_spent" => ErrorKind::RetryBudgetSpent,
+            "outcome_unknown" => ErrorKind::OutcomeUnknown { reason },
+            "transport" => ErrorKind::Transport,
+            "timeout" => ErrorKind::Timeout,
+            "invalid_response" => ErrorKind::InvalidResponse,
+            // A kind of a later release, or another 4xx.
+            _ => ErrorKind::Rejected,
         }
     }
 }
@@ -137,28 +170,6 @@ impl Error {
             attempts: 0,
             source: None,
         }))
-    }
-
-    /// An error of `kind` with a status and a request id, for users' unit tests of their own
-    /// error handling (feature `test-util`). An invalid status code is left out.
-    ///
-    /// ```
-    /// # #[cfg(feature = "test-util")] {
-    /// use dynamic_waas::{Error, ErrorKind};
-    ///
-    /// let err = Error::for_test(ErrorKind::AlreadyBackedUp, Some(422), Some("r-1"));
-    /// assert_eq!(err.kind(), &ErrorKind::AlreadyBackedUp);
-    /// assert_eq!(err.status().map(|s| s.as_u16()), Some(422));
-    /// assert_eq!(err.request_id(), Some("r-1"));
-    /// # }
-    /// ```
-    #[cfg(feature = "test-util")]
-    pub fn for_test(kind: ErrorKind, status: Option<u16>, request_id: Option<&str>) -> Self {
-        let err = Self::new(kind).with_request_id(request_id.map(str::to_owned));
-        match status.and_then(|s| StatusCode::from_u16(s).ok()) {
-            Some(status) => err.with_status(status),
-            None => err,
-        }
     }
 
     pub(crate) fn invalid_input(field: impl Into<String>, reason: impl Into<String>) -> Self {
@@ -289,16 +300,23 @@ impl Error {
         }
     }
 
-    /// Whether calling again later may succeed (rate limits, server errors, transport
-    /// failures, timeouts). An unknown outcome is not: read the wallet first.
+    /// Whether calling again later may succeed (rate limits, server errors, a spent retry
+    /// budget, transport failures, timeouts). An unknown outcome is not: settle it first.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.0.kind,
             ErrorKind::RateLimited { .. }
                 | ErrorKind::ServerError
+                | ErrorKind::RetryBudgetSpent
                 | ErrorKind::Transport
                 | ErrorKind::Timeout
         )
+    }
+
+    /// Whether a create may have happened ([`ErrorKind::OutcomeUnknown`]): settle it with
+    /// [`Client::settle`](crate::Client::settle) before creating again.
+    pub fn is_outcome_unknown(&self) -> bool {
+        matches!(self.0.kind, ErrorKind::OutcomeUnknown { .. })
     }
 
     /// Whether the request was refused before anything was sent.
@@ -326,8 +344,8 @@ impl Error {
                  and that the user owns the wallet"
                 .into(),
             ErrorKind::AlreadyBackedUp => {
-                "the wallet already has client key shares backed up (422); read the wallet to \
-                 get their ids"
+                "the wallet already has key shares backed up (422); `accept_existing()` on the \
+                 call returns their ids"
                     .into()
             }
             ErrorKind::Rejected => "the API refused the request".into(),
@@ -339,10 +357,14 @@ impl Error {
                 None => "rate limited after every allowed attempt; retry later".into(),
             },
             ErrorKind::ServerError => "the API failed with a server error; retry later".into(),
-            ErrorKind::OutcomeUnknown { reason } => format!(
-                "the create may or may not have happened ({reason}); read the wallet before \
-                 creating again"
-            ),
+            ErrorKind::RetryBudgetSpent => {
+                "not sent: so many requests failed lately that the client's retry budget is \
+                 spent; retry later"
+                    .into()
+            }
+            ErrorKind::OutcomeUnknown { reason } => {
+                format!("outcome unknown: {reason}; settle it before creating again")
+            }
             ErrorKind::Transport => "could not reach the API".into(),
             ErrorKind::Timeout => "the API did not answer in time".into(),
             ErrorKind::InvalidResponse => "the API's response could not be read".into(),
@@ -433,6 +455,43 @@ impl serde::Serialize for Error {
             &self.retry_after().map(|d| d.as_secs_f64()),
         )?;
         out.end()
+    }
+}
+
+/// An error read back from its JSON form (a results file, say): its kind, status, request
+/// id, attempts, upstream code and `Retry-After`; the recorded message becomes its source.
+/// Kinds of a later release read as [`ErrorKind::Rejected`].
+impl<'de> serde::Deserialize<'de> for Error {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Recorded {
+            kind: String,
+            #[serde(default)]
+            message: String,
+            status: Option<u16>,
+            request_id: Option<String>,
+            #[serde(default)]
+            attempts: u32,
+            upstream_code: Option<String>,
+            retry_after_seconds: Option<f64>,
+        }
+        let recorded = Recorded::deserialize(deserializer)?;
+        let retry_after = recorded
+            .retry_after_seconds
+            .and_then(|s| Duration::try_from_secs_f64(s).ok());
+        let kind = ErrorKind::from_name(&recorded.kind, recorded.message.clone(), retry_after);
+        let mut err = Error::new(kind)
+            .with_request_id(recorded.request_id)
+            .with_attempts(recorded.attempts)
+            .with_upstream(None, recorded.upstream_code);
+        if let Some(status) = recorded.status.and_then(|s| StatusCode::from_u16(s).ok()) {
+            err = err.with_status(status);
+        }
+        if !recorded.message.is_empty() {
+            err = err.with_source(recorded.message);
+        }
+        Ok(err)
     }
 }
 

@@ -1,13 +1,14 @@
-//! What callers pass in and get back.
+//! What callers pass in and get back: id arguments, locations, a create's result and a wallet.
+
+use std::sync::LazyLock;
 
 use dynamic_waas_api::enums::{
     PasswordUpdateStatus, ShareSetType, ThresholdSignatureScheme, WaasBackupOptionsEnum,
+    WaasChainEnum,
 };
-use dynamic_waas_api::ids::{EnvironmentId, ResourceId, WalletId};
+use dynamic_waas_api::ids::{EnvironmentId, InvalidId, ResourceId, ShareSetId, UserId, WalletId};
 use dynamic_waas_api::labels::{ExternalKeyShareId, KeygenId};
 use dynamic_waas_api::types;
-use std::sync::LazyLock;
-
 use serde::ser::SerializeStruct;
 
 use crate::error::Error;
@@ -16,86 +17,105 @@ use crate::error::Error;
 /// as they are (`BackupLocation::from("paperWallet")`).
 pub type BackupLocation = WaasBackupOptionsEnum;
 
-/// An id argument: a [`uuid::Uuid`] (always valid, sent lower-case) or text (validated
-/// before anything is sent; the error names the field).
-pub trait IdArg {
+/// An id argument for the role `T` ([`EnvironmentId`], [`WalletId`], [`UserId`]): a value of
+/// that type, a [`uuid::Uuid`] (always valid, sent lower-case), or text (checked before
+/// anything is sent; the error names the field).
+///
+/// A typed id only fills its own role, so that ids cannot be swapped:
+///
+/// ```compile_fail
+/// # async fn demo(client: dynamic_waas::Client, env: dynamic_waas::EnvironmentId, wallet: dynamic_waas::WalletId) {
+/// // A wallet id where the environment goes does not compile.
+/// let _ = client.get_wallet(&wallet, &env).await;
+/// # }
+/// ```
+///
+/// ```
+/// # async fn demo(client: dynamic_waas::Client, env: dynamic_waas::EnvironmentId, wallet: dynamic_waas::WalletId) {
+/// let _ = client.get_wallet(&env, &wallet).await;
+/// let _ = client.get_wallet("0b1c2d3e-4f50-4617-8899-aabbccddeeff", uuid::Uuid::new_v4()).await;
+/// # }
+/// ```
+pub trait IdArg<T>: sealed::Sealed {
     #[doc(hidden)]
-    fn into_id_text(self) -> IdText;
+    fn into_id(self) -> Result<T, Error>;
 }
 
-#[doc(hidden)]
-pub enum IdText {
-    Uuid(uuid::Uuid),
-    Text(String),
-}
+mod sealed {
+    /// Implemented for the argument types of [`IdArg`](super::IdArg) only.
+    pub trait Sealed {}
 
-impl IdArg for uuid::Uuid {
-    fn into_id_text(self) -> IdText {
-        IdText::Uuid(self)
-    }
-}
-impl IdArg for &uuid::Uuid {
-    fn into_id_text(self) -> IdText {
-        IdText::Uuid(*self)
+    /// The id types text and [`uuid::Uuid`]s may fill (a public trait in a private module:
+    /// nameable by no user).
+    pub trait Role:
+        From<uuid::Uuid> + TryFrom<String, Error = dynamic_waas_api::ids::InvalidId>
+    {
     }
 }
 
-/// Text ids (validated when the call is made, like any other text).
-macro_rules! text_id_arg {
-    ($($ty:ty => |$v:ident| $text:expr),+ $(,)?) => {$(
-        impl IdArg for $ty {
-            fn into_id_text(self) -> IdText {
-                let $v = self;
-                IdText::Text($text)
+impl sealed::Role for EnvironmentId {}
+impl sealed::Role for WalletId {}
+impl sealed::Role for UserId {}
+impl sealed::Role for ShareSetId {}
+
+impl sealed::Sealed for &str {}
+impl sealed::Sealed for String {}
+impl sealed::Sealed for &String {}
+impl sealed::Sealed for uuid::Uuid {}
+impl sealed::Sealed for &uuid::Uuid {}
+impl sealed::Sealed for EnvironmentId {}
+impl sealed::Sealed for &EnvironmentId {}
+impl sealed::Sealed for WalletId {}
+impl sealed::Sealed for &WalletId {}
+impl sealed::Sealed for UserId {}
+impl sealed::Sealed for &UserId {}
+impl sealed::Sealed for ShareSetId {}
+impl sealed::Sealed for &ShareSetId {}
+
+impl<T: sealed::Role> IdArg<T> for &str {
+    fn into_id(self) -> Result<T, Error> {
+        T::try_from(self.to_owned()).map_err(id_error)
+    }
+}
+impl<T: sealed::Role> IdArg<T> for String {
+    fn into_id(self) -> Result<T, Error> {
+        T::try_from(self).map_err(id_error)
+    }
+}
+impl<T: sealed::Role> IdArg<T> for &String {
+    fn into_id(self) -> Result<T, Error> {
+        T::try_from(self.clone()).map_err(id_error)
+    }
+}
+impl<T: sealed::Role> IdArg<T> for uuid::Uuid {
+    fn into_id(self) -> Result<T, Error> {
+        Ok(T::from(self))
+    }
+}
+impl<T: sealed::Role> IdArg<T> for &uuid::Uuid {
+    fn into_id(self) -> Result<T, Error> {
+        Ok(T::from(*self))
+    }
+}
+
+/// Each typed id fills its own role only.
+macro_rules! typed_id_arg {
+    ($($ty:ty),+) => {$(
+        impl IdArg<$ty> for $ty {
+            fn into_id(self) -> Result<$ty, Error> {
+                Ok(self)
+            }
+        }
+        impl IdArg<$ty> for &$ty {
+            fn into_id(self) -> Result<$ty, Error> {
+                Ok(self.clone())
             }
         }
     )+};
 }
+typed_id_arg!(EnvironmentId, WalletId, UserId, ShareSetId);
 
-text_id_arg! {
-    &str => |s| s.to_owned(),
-    String => |s| s,
-    &String => |s| s.clone(),
-    EnvironmentId => |id| id.as_str().to_owned(),
-    WalletId => |id| id.as_str().to_owned(),
-    &EnvironmentId => |id| id.as_str().to_owned(),
-    &WalletId => |id| id.as_str().to_owned(),
-}
-
-/// A path id (`EnvironmentId`, `WalletId`) from either form of argument.
-pub(crate) fn path_id<T>(arg: impl IdArg) -> Result<T, Error>
-where
-    T: From<uuid::Uuid> + TryFrom<String, Error = dynamic_waas_api::ids::InvalidId>,
-{
-    match arg.into_id_text() {
-        IdText::Uuid(id) => Ok(id.into()),
-        IdText::Text(text) => T::try_from(text).map_err(id_error),
-    }
-}
-
-pub(crate) fn user_id(arg: impl IdArg) -> Result<uuid::Uuid, Error> {
-    match arg.into_id_text() {
-        IdText::Uuid(id) => Ok(id),
-        IdText::Text(text) => {
-            // Same rule as the path ids, so that an id is either valid everywhere or nowhere.
-            dynamic_waas_api::ids::validate("userId", &text).map_err(id_error)?;
-            uuid::Uuid::try_parse(&text).map_err(|e| Error::invalid_input("userId", e.to_string()))
-        }
-    }
-}
-
-/// `shareSetId`: the share set a backup activates (upstream's `uuid` schema).
-pub(crate) fn share_set_id(arg: impl IdArg) -> Result<ResourceId, Error> {
-    match arg.into_id_text() {
-        IdText::Uuid(id) => Ok(id.into()),
-        IdText::Text(text) => {
-            dynamic_waas_api::ids::validate("shareSetId", &text).map_err(id_error)?;
-            Ok(ResourceId::received(text))
-        }
-    }
-}
-
-fn id_error(e: dynamic_waas_api::ids::InvalidId) -> Error {
+fn id_error(e: InvalidId) -> Error {
     Error::invalid_input(
         e.field(),
         format!("{} (expected a lower-case hyphenated UUID)", e.problem()),
@@ -109,10 +129,11 @@ fn id_error(e: dynamic_waas_api::ids::InvalidId) -> Error {
 ///
 /// let plain: LocationRequest = BackupLocation::GoogleDrive.into();
 /// let detailed = LocationRequest::new(BackupLocation::External)
-///     .keygen_id("keygen 2026-11")
-///     .threshold_signature_scheme(ThresholdSignatureScheme::TwoOfThree)
-///     .external_key_share_id("vault/share-7");
-/// # let _ = (plain, detailed);
+///     .with_keygen_id("keygen 2026-11")
+///     .with_threshold_signature_scheme(ThresholdSignatureScheme::TwoOfThree)
+///     .with_external_key_share_id("vault/share-7");
+/// assert_eq!(detailed.keygen_id(), Some("keygen 2026-11"));
+/// # let _ = plain;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LocationRequest {
@@ -135,19 +156,19 @@ impl LocationRequest {
 
     /// `keygenId`: 1 to 255 characters (letters, digits, space, `_.,:!?&%@/+-'|`; no white
     /// space first or last), checked when the call is made.
-    pub fn keygen_id(mut self, id: impl Into<String>) -> Self {
+    pub fn with_keygen_id(mut self, id: impl Into<String>) -> Self {
         self.keygen_id = Some(id.into());
         self
     }
 
     /// `thresholdSignatureScheme` of the key shares.
-    pub fn threshold_signature_scheme(mut self, scheme: ThresholdSignatureScheme) -> Self {
+    pub fn with_threshold_signature_scheme(mut self, scheme: ThresholdSignatureScheme) -> Self {
         self.threshold_signature_scheme = Some(scheme);
         self
     }
 
     /// `externalKeyShareId`: your own id for the share, same characters as `keygenId`.
-    pub fn external_key_share_id(mut self, id: impl Into<String>) -> Self {
+    pub fn with_external_key_share_id(mut self, id: impl Into<String>) -> Self {
         self.external_key_share_id = Some(id.into());
         self
     }
@@ -155,6 +176,21 @@ impl LocationRequest {
     /// Where the share is backed up.
     pub fn location(&self) -> &BackupLocation {
         &self.location
+    }
+
+    /// See [`with_keygen_id`](Self::with_keygen_id).
+    pub fn keygen_id(&self) -> Option<&str> {
+        self.keygen_id.as_deref()
+    }
+
+    /// See [`with_threshold_signature_scheme`](Self::with_threshold_signature_scheme).
+    pub fn threshold_signature_scheme(&self) -> Option<&ThresholdSignatureScheme> {
+        self.threshold_signature_scheme.as_ref()
+    }
+
+    /// See [`with_external_key_share_id`](Self::with_external_key_share_id).
+    pub fn external_key_share_id(&self) -> Option<&str> {
+        self.external_key_share_id.as_deref()
     }
 
     // The update from a blank value sets no field today; it is what keeps an optional field
@@ -184,6 +220,12 @@ impl LocationRequest {
                 ..blank(&BLANK_LOCATION)?
             },
         )
+    }
+}
+
+impl From<BackupLocation> for LocationRequest {
+    fn from(location: BackupLocation) -> Self {
+        Self::new(location)
     }
 }
 
@@ -219,40 +261,87 @@ pub(crate) fn blank<T: Clone>(blank: &Blank<T>) -> Result<T, Error> {
     }
 }
 
-impl From<BackupLocation> for LocationRequest {
-    fn from(location: BackupLocation) -> Self {
-        Self::new(location)
+/// How a backup came to be known: what [`CreatedBackup::status`] and a bulk outcome say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum BackupStatus {
+    /// The create answered 201 with the key shares.
+    Created,
+    /// The create's answer was lost after it was applied; the key shares were read from the
+    /// wallet.
+    Reconciled,
+    /// The wallet was backed up before (by an earlier run, say): the key shares are the ones
+    /// it holds, read from it. In a bulk outcome, empty when that read failed (see its error).
+    AlreadyBackedUp,
+    /// Bulk only: the wallet was on an earlier row of the same run, which settled it; nothing
+    /// was sent for this row, and its key shares are that row's.
+    Duplicate,
+    /// Bulk only: nothing was created (see the outcome's error).
+    Failed,
+    /// Bulk only: the create may or may not have been applied and the wallet could not tell:
+    /// a later run reads it before creating again.
+    Unknown,
+}
+
+impl BackupStatus {
+    /// A stable snake_case name, as serialized.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BackupStatus::Created => "created",
+            BackupStatus::Reconciled => "reconciled",
+            BackupStatus::AlreadyBackedUp => "already_backed_up",
+            BackupStatus::Duplicate => "duplicate",
+            BackupStatus::Failed => "failed",
+            BackupStatus::Unknown => "unknown",
+        }
     }
 }
 
-/// A key share the create made.
+/// A key share of a backup: what to store.
 ///
 /// Serializes as the API does: `location`, `keyShareId` and, when known,
 /// `externalKeyShareId`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[non_exhaustive]
 pub struct CreatedKeyShare {
     /// Where the share is backed up.
     pub location: BackupLocation,
     /// Store this next to your backup: it names the key share at Dynamic.
     pub key_share_id: ResourceId,
-    /// Dynamic's `externalKeyShareId` for it (absent when a reconciliation read did not
-    /// show one).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Dynamic's `externalKeyShareId` for it (absent when a wallet read did not show one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_key_share_id: Option<ResourceId>,
+}
+
+impl CreatedKeyShare {
+    pub(crate) fn new(
+        location: BackupLocation,
+        key_share_id: ResourceId,
+        external_key_share_id: Option<ResourceId>,
+    ) -> Self {
+        Self {
+            location,
+            key_share_id,
+            external_key_share_id,
+        }
+    }
 }
 
 /// The result of a create: the key shares, and how the client learned about them.
 ///
 /// Serializes as the API's 201 body (`message`, `walletId`, `locationsWithKeyShares`), with
-/// `"reconciled": true` added when it was rebuilt from a wallet read.
+/// `"reconciled": true` added when it was rebuilt from a wallet read after a lost answer, and
+/// `"alreadyBackedUp": true` when the wallet had been backed up before (see
+/// [`CreateBackupLocations::accept_existing`](crate::CreateBackupLocations::accept_existing)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CreatedBackup {
     message: String,
     wallet_id: ResourceId,
     shares: Vec<CreatedKeyShare>,
     share_set: ShareSet,
-    reconciled: bool,
+    status: BackupStatus,
     request_id: String,
     attempts: u32,
     raw_body: Option<bytes::Bytes>,
@@ -270,6 +359,7 @@ struct ShareSet {
 impl CreatedBackup {
     pub(crate) fn from_response(
         body: types::BackupKeySharesToLocationsResponse,
+        raw_body: Option<bytes::Bytes>,
         request_id: String,
         attempts: u32,
     ) -> Self {
@@ -285,84 +375,57 @@ impl CreatedBackup {
             shares: body
                 .locations_with_key_shares
                 .into_iter()
-                .map(|s| CreatedKeyShare {
-                    location: s.location,
-                    key_share_id: s.key_share_id,
-                    external_key_share_id: Some(s.external_key_share_id),
+                .map(|s| {
+                    CreatedKeyShare::new(s.location, s.key_share_id, Some(s.external_key_share_id))
                 })
                 .collect(),
-            reconciled: false,
+            status: BackupStatus::Created,
             request_id,
             attempts,
-            raw_body: None,
+            raw_body,
         }
     }
 
-    /// A created result, for users' unit tests of their own code (feature `test-util`):
-    /// `shares` as `(location, keyShareId)`, the server's message and a request id.
-    ///
-    /// ```
-    /// # #[cfg(feature = "test-util")] {
-    /// use dynamic_waas::{BackupLocation, CreatedBackup};
-    ///
-    /// let created = CreatedBackup::for_test(
-    ///     "95b11417-f18f-457f-8804-68e361f9164f",
-    ///     [(BackupLocation::GoogleDrive, "0f0e0d0c-0b0a-4908-8706-050403020100")],
-    /// );
-    /// assert_eq!(created.locations_with_key_shares().len(), 1);
-    /// assert!(!created.is_reconciled());
-    /// # }
-    /// ```
-    #[cfg(feature = "test-util")]
-    pub fn for_test<'a>(
-        wallet_id: &str,
-        shares: impl IntoIterator<Item = (BackupLocation, &'a str)>,
-    ) -> Self {
-        Self {
-            message: "Backup action and event created successfully".into(),
-            wallet_id: ResourceId::received(wallet_id.to_owned()),
-            shares: shares
-                .into_iter()
-                .map(|(location, id)| CreatedKeyShare {
-                    location,
-                    key_share_id: ResourceId::received(id.to_owned()),
-                    external_key_share_id: None,
-                })
-                .collect(),
-            share_set: ShareSet::default(),
-            reconciled: false,
-            request_id: "test".into(),
-            attempts: 1,
-            raw_body: None,
-        }
-    }
-
-    /// The same result, marked as reconciled from a wallet read (feature `test-util`).
-    #[cfg(feature = "test-util")]
-    pub fn reconciled_for_test(mut self) -> Self {
-        self.reconciled = true;
-        self
-    }
-
-    pub(crate) fn with_raw_body(mut self, raw: bytes::Bytes) -> Self {
-        self.raw_body = Some(raw);
-        self
-    }
-
-    pub(crate) fn reconciled(
-        wallet: &types::WaasWallet,
+    /// A result read from a wallet: `status` says why (reconciled, or already backed up).
+    pub(crate) fn from_wallet(
+        wallet: &Wallet,
         shares: Vec<CreatedKeyShare>,
+        status: BackupStatus,
         request_id: String,
         attempts: u32,
     ) -> Self {
+        let message = match status {
+            BackupStatus::AlreadyBackedUp => {
+                "The wallet was backed up before; read from the wallet"
+            }
+            _ => "Reconciled from the wallet after the create's response was lost",
+        };
         Self {
-            message: "Reconciled from the wallet after the create's response was lost".into(),
+            message: message.into(),
             wallet_id: wallet.wallet_id.clone(),
             shares,
             share_set: ShareSet::default(),
-            reconciled: true,
+            status,
             request_id,
             attempts,
+            raw_body: None,
+        }
+    }
+
+    #[cfg(feature = "test-util")]
+    pub(crate) fn for_test(
+        wallet_id: &str,
+        shares: Vec<CreatedKeyShare>,
+        status: BackupStatus,
+    ) -> Self {
+        Self {
+            message: "Backup action and event created successfully".into(),
+            wallet_id: ResourceId::received(wallet_id),
+            shares,
+            share_set: ShareSet::default(),
+            status,
+            request_id: "test".into(),
+            attempts: 1,
             raw_body: None,
         }
     }
@@ -377,24 +440,32 @@ impl CreatedBackup {
         &self.wallet_id
     }
 
-    /// The server's message (or a note that the result was reconciled).
+    /// The server's message (or a note that the result was read from the wallet).
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// How the key shares became known: [`BackupStatus::Created`] (the 201),
+    /// [`BackupStatus::Reconciled`] (the answer was lost after the create was applied; read
+    /// from the wallet) or [`BackupStatus::AlreadyBackedUp`] (the wallet had been backed up
+    /// before; read from it).
+    pub fn status(&self) -> BackupStatus {
+        self.status
     }
 
     /// `true` when the create's response was lost and the key shares were read back from the
     /// wallet instead (the create happened exactly once).
     pub fn is_reconciled(&self) -> bool {
-        self.reconciled
+        self.status == BackupStatus::Reconciled
     }
 
-    /// The `x-dyn-request-id` of the request that answered.
+    /// The `x-dyn-request-id` of the last request of the call.
     pub fn request_id(&self) -> &str {
         &self.request_id
     }
 
     /// The 201 body exactly as received (fields this SDK does not know included); `None` for
-    /// a reconciled result, which was built from a wallet read.
+    /// a result read from the wallet.
     pub fn raw_body(&self) -> Option<&[u8]> {
         self.raw_body.as_deref()
     }
@@ -405,7 +476,7 @@ impl CreatedBackup {
     }
 
     /// `shareSetId`: the share set this backup activated, when the server said (`None` for a
-    /// reconciled result, which was read from the wallet).
+    /// result read from the wallet).
     pub fn share_set_id(&self) -> Option<&str> {
         self.share_set.id.as_deref()
     }
@@ -429,8 +500,8 @@ impl CreatedBackup {
     }
 
     /// The top-level fields of the 201 body that this release does not know (fields upstream
-    /// added later), as received; empty for a reconciled result. Known fields sent as `null`
-    /// are not listed.
+    /// added later), as received; empty for a result read from the wallet. Known fields sent
+    /// as `null` are not listed.
     ///
     /// ```
     /// # fn demo(created: dynamic_waas::CreatedBackup) {
@@ -459,14 +530,93 @@ impl CreatedBackup {
 
 impl serde::Serialize for CreatedBackup {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = if self.reconciled { 4 } else { 3 };
-        let mut out = serializer.serialize_struct("CreatedBackup", fields)?;
+        let flag = match self.status {
+            BackupStatus::Reconciled => Some("reconciled"),
+            BackupStatus::AlreadyBackedUp => Some("alreadyBackedUp"),
+            _ => None,
+        };
+        let mut out =
+            serializer.serialize_struct("CreatedBackup", 3 + usize::from(flag.is_some()))?;
         out.serialize_field("message", &self.message)?;
         out.serialize_field("walletId", &self.wallet_id)?;
         out.serialize_field("locationsWithKeyShares", &self.shares)?;
-        if self.reconciled {
-            out.serialize_field("reconciled", &true)?;
+        if let Some(flag) = flag {
+            out.serialize_field(flag, &true)?;
         }
         out.end()
+    }
+}
+
+/// A WaaS wallet as [`Client::get_wallet`](crate::Client::get_wallet) reads it, with its
+/// backed-up key shares.
+///
+/// `#[non_exhaustive]`: fields upstream adds become new fields here without breaking your
+/// code (build one for a test with `dynamic_waas::test_util::wallet`, feature `test-util`).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Wallet {
+    /// The wallet's id.
+    pub wallet_id: ResourceId,
+    /// `chainName`.
+    pub chain_name: WaasChainEnum,
+    /// `accountAddress`.
+    pub account_address: String,
+    /// `derivationPath`.
+    pub derivation_path: String,
+    /// `thresholdSignatureScheme`.
+    pub threshold_signature_scheme: ThresholdSignatureScheme,
+    /// The key shares backed up so far (none until a create is applied).
+    pub key_shares: Vec<WalletKeyShare>,
+}
+
+/// A backed-up key share of a [`Wallet`].
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct WalletKeyShare {
+    /// The key share's id: the `keyShareId` a create answered.
+    pub id: ResourceId,
+    /// Where it is backed up (`backupLocation`).
+    pub location: BackupLocation,
+    /// `externalKeyShareId`, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_key_share_id: Option<String>,
+    /// `passwordEncrypted`.
+    pub password_encrypted: bool,
+}
+
+impl From<types::WaasWallet> for Wallet {
+    fn from(wallet: types::WaasWallet) -> Self {
+        Self {
+            wallet_id: wallet.wallet_id,
+            chain_name: wallet.chain_name,
+            account_address: wallet.account_address,
+            derivation_path: wallet.derivation_path,
+            threshold_signature_scheme: wallet.threshold_signature_scheme,
+            key_shares: wallet
+                .key_shares
+                .into_iter()
+                .map(|share| WalletKeyShare {
+                    location: BackupLocation::from(share.backup_location.as_str()),
+                    id: share.id,
+                    external_key_share_id: share.external_key_share_id,
+                    password_encrypted: share.password_encrypted,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl WalletKeyShare {
+    /// As a [`CreatedKeyShare`], the form a create's result lists.
+    pub fn to_created(&self) -> CreatedKeyShare {
+        CreatedKeyShare::new(
+            self.location.clone(),
+            self.id.clone(),
+            self.external_key_share_id
+                .as_ref()
+                .map(|e| ResourceId::received(e.clone())),
+        )
     }
 }

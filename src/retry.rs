@@ -16,16 +16,20 @@ use tokio::time::Instant;
 /// | [`max_retry_after`](Self::max_retry_after) | 30 s: a longer `Retry-After` ends the call with `RateLimited` |
 /// | [`attempt_timeout`](Self::attempt_timeout) | 30 s per attempt, from sending to the end of the body |
 /// | [`total_timeout`](Self::total_timeout) | 90 s for the whole call, waits included |
+/// | [`settle_after`](Self::settle_after) | 2 s: how far behind writes a wallet read may lag |
+///
+/// Setters are `with_*`, getters the bare name (the naming rule of every value type of this
+/// crate; builders, such as [`ClientBuilder`](crate::ClientBuilder), have setters only).
 ///
 /// ```
 /// use std::time::Duration;
 /// use dynamic_waas::RetryPolicy;
 ///
 /// let patient = RetryPolicy::default()
-///     .max_attempts(5)
-///     .max_retry_after(Duration::from_secs(60))
-///     .total_timeout(Duration::from_secs(180));
-/// assert_eq!(patient.get_max_attempts(), 5);
+///     .with_max_attempts(5)
+///     .with_max_retry_after(Duration::from_secs(60))
+///     .with_total_timeout(Duration::from_secs(180));
+/// assert_eq!(patient.max_attempts(), 5);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RetryPolicy {
@@ -35,6 +39,7 @@ pub struct RetryPolicy {
     max_retry_after: Duration,
     attempt_timeout: Duration,
     total_timeout: Duration,
+    settle_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -46,71 +51,105 @@ impl Default for RetryPolicy {
             max_retry_after: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(30),
             total_timeout: Duration::from_secs(90),
+            settle_after: DEFAULT_SETTLE_AFTER,
         }
     }
 }
 
+/// How far behind writes a wallet read is assumed to lag, by default (see
+/// [`RetryPolicy::settle_after`]).
+pub const DEFAULT_SETTLE_AFTER: Duration = Duration::from_secs(2);
+
 impl RetryPolicy {
     /// One attempt, no retries (a 401 still gets its one refresh-and-retry).
     pub fn no_retries() -> Self {
-        Self::default().max_attempts(1)
+        Self::default().with_max_attempts(1)
     }
 
-    /// Attempts in all, at least 1.
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
+    /// Attempts in all, at least 1. For a create, every create sent counts, a resend after
+    /// a settled doubt included; wallet reads that settle a create have attempts of their own.
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
     }
 
     /// The ceiling of the first backoff; it doubles per retry up to `max_backoff`.
-    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
+    pub fn with_initial_backoff(mut self, backoff: Duration) -> Self {
         self.initial_backoff = backoff;
         self
     }
 
     /// The largest backoff ceiling.
-    pub fn max_backoff(mut self, backoff: Duration) -> Self {
+    pub fn with_max_backoff(mut self, backoff: Duration) -> Self {
         self.max_backoff = backoff;
         self
     }
 
     /// The longest `Retry-After` the call waits for; past it the call fails with
-    /// [`ErrorKind::RateLimited`](crate::ErrorKind::RateLimited) carrying the asked wait.
-    pub fn max_retry_after(mut self, cap: Duration) -> Self {
+    /// [`ErrorKind::RateLimited`](crate::ErrorKind::RateLimited) carrying the asked wait. It
+    /// also bounds how long a rate-limit pause of the whole client may hold this call.
+    pub fn with_max_retry_after(mut self, cap: Duration) -> Self {
         self.max_retry_after = cap;
         self
     }
 
     /// The timeout of one attempt, from sending to the end of the response body.
-    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = timeout;
         self
     }
 
     /// The deadline of the whole call, attempts and waits included.
-    pub fn total_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_total_timeout(mut self, timeout: Duration) -> Self {
         self.total_timeout = timeout;
         self
     }
 
+    /// How far behind writes a wallet read may lag (default [`DEFAULT_SETTLE_AFTER`]).
+    ///
+    /// After a create attempt that may have been applied (its answer was lost), the create
+    /// is sent again only when a wallet read that **started at least this long after the
+    /// attempt ended** shows no key shares; an earlier read may settle the create (its
+    /// shares are visible), never license a resend. A create attempt therefore starts only
+    /// when the time left covers it, this wait and a read.
+    pub fn with_settle_after(mut self, lag: Duration) -> Self {
+        self.settle_after = lag;
+        self
+    }
+
     /// Attempts in all.
-    pub fn get_max_attempts(&self) -> u32 {
+    pub fn max_attempts(&self) -> u32 {
         self.max_attempts
     }
 
-    /// See [`attempt_timeout`](Self::attempt_timeout).
-    pub fn get_attempt_timeout(&self) -> Duration {
+    /// See [`with_initial_backoff`](Self::with_initial_backoff).
+    pub fn initial_backoff(&self) -> Duration {
+        self.initial_backoff
+    }
+
+    /// See [`with_max_backoff`](Self::with_max_backoff).
+    pub fn max_backoff(&self) -> Duration {
+        self.max_backoff
+    }
+
+    /// See [`with_attempt_timeout`](Self::with_attempt_timeout).
+    pub fn attempt_timeout(&self) -> Duration {
         self.attempt_timeout
     }
 
-    /// See [`total_timeout`](Self::total_timeout).
-    pub fn get_total_timeout(&self) -> Duration {
+    /// See [`with_total_timeout`](Self::with_total_timeout).
+    pub fn total_timeout(&self) -> Duration {
         self.total_timeout
     }
 
-    /// See [`max_retry_after`](Self::max_retry_after).
-    pub fn get_max_retry_after(&self) -> Duration {
+    /// See [`with_max_retry_after`](Self::with_max_retry_after).
+    pub fn max_retry_after(&self) -> Duration {
         self.max_retry_after
+    }
+
+    /// See [`with_settle_after`](Self::with_settle_after).
+    pub fn settle_after(&self) -> Duration {
+        self.settle_after
     }
 
     /// The wait before retry number `retry` (1 for the first retry): uniform in
@@ -134,11 +173,17 @@ impl RetryPolicy {
     /// The time an attempt is given, or `None` when too little time is left to start one.
     ///
     /// An attempt gets the attempt timeout, or the time left if that is less. A create gets
-    /// at most half the time left, so that at least as much again remains to read the wallet
-    /// if its answer is lost. No attempt starts with less than [`MIN_ATTEMPT_TIME`] (or the
-    /// attempt timeout, when that is shorter).
+    /// at most half of what is left once [`settle_after`](Self::settle_after) is set aside:
+    /// if its answer is lost, the read that may license a resend (made `settle_after` after
+    /// the attempt ends) still has at least as much time as the attempt had. No attempt
+    /// starts with less than [`MIN_ATTEMPT_TIME`] (or the attempt timeout, when that is
+    /// shorter).
     pub(crate) fn attempt_time(&self, left: Duration, is_create: bool) -> Option<Duration> {
-        let share = if is_create { left / 2 } else { left };
+        let share = if is_create {
+            left.saturating_sub(self.settle_after) / 2
+        } else {
+            left
+        };
         let time = share.min(self.attempt_timeout);
         (time >= MIN_ATTEMPT_TIME.min(self.attempt_timeout) && !time.is_zero()).then_some(time)
     }
@@ -168,6 +213,11 @@ pub(crate) enum Stop {
     Deadline,
     /// The retry budget refused the extra request.
     Budget,
+    /// A rate-limit pause of the whole client lasts this much longer than the call may
+    /// wait (its `max_retry_after`, or its deadline).
+    Paused(Duration),
+    /// The client's own pacing held the request until the call's deadline.
+    Paced,
 }
 
 impl Stop {
@@ -180,6 +230,12 @@ impl Stop {
             ),
             Stop::Deadline => "the call's deadline leaves no time for another attempt".into(),
             Stop::Budget => "the client's retry budget is spent".into(),
+            Stop::Paused(left) => format!(
+                "the client is paused by a rate limit for {} s more, longer than this call \
+                 may wait",
+                left.as_secs_f64().ceil()
+            ),
+            Stop::Paced => "the client's pacing held the request until the call's deadline".into(),
         }
     }
 }
@@ -250,8 +306,8 @@ mod tests {
     #[test]
     fn backoff_is_full_jitter_under_an_exponential_ceiling() {
         let policy = RetryPolicy::default()
-            .initial_backoff(Duration::from_millis(100))
-            .max_backoff(Duration::from_millis(300));
+            .with_initial_backoff(Duration::from_millis(100))
+            .with_max_backoff(Duration::from_millis(300));
         for _ in 0..200 {
             assert!(policy.backoff(1) < Duration::from_millis(100));
             assert!(policy.backoff(2) < Duration::from_millis(200));
@@ -264,9 +320,9 @@ mod tests {
 
     fn policy() -> RetryPolicy {
         RetryPolicy::default()
-            .initial_backoff(Duration::from_millis(100))
-            .max_backoff(Duration::from_millis(400))
-            .attempt_timeout(Duration::from_secs(2))
+            .with_initial_backoff(Duration::from_millis(100))
+            .with_max_backoff(Duration::from_millis(400))
+            .with_attempt_timeout(Duration::from_secs(2))
     }
 
     #[tokio::test(start_paused = true)]
@@ -286,7 +342,7 @@ mod tests {
     async fn plan_stops_for_attempts_retry_after_and_deadline_in_that_order() {
         let now = Instant::now();
         let deadline = now + Duration::from_secs(60);
-        let p = policy().max_attempts(3);
+        let p = policy().with_max_attempts(3);
         assert_eq!(plan(&p, 3, None, now, deadline, false), Err(Stop::Attempts));
         let long = Duration::from_secs(31);
         assert_eq!(
@@ -308,10 +364,11 @@ mod tests {
             false
         )
         .is_ok());
-        // A create needs twice the minimum left after the wait (half is kept to reconcile).
-        let p = p.attempt_timeout(Duration::from_secs(2));
+        // A create needs settle_after and twice the minimum left after the wait (the read
+        // that may license a resend gets as much time as the attempt).
+        let p = p.with_attempt_timeout(Duration::from_secs(2));
         let after_wait = now + Duration::from_secs(5);
-        let just = after_wait + MIN_ATTEMPT_TIME * 2;
+        let just = after_wait + p.settle_after() + MIN_ATTEMPT_TIME * 2;
         assert!(plan(&p, 1, Some(Duration::from_secs(5)), now, just, true).is_ok());
         let short = just - Duration::from_millis(1);
         assert_eq!(
@@ -323,23 +380,23 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn no_configuration_or_retry_after_makes_time_arithmetic_panic() {
         let extreme = RetryPolicy::default()
-            .max_attempts(u32::MAX)
-            .initial_backoff(Duration::MAX)
-            .max_backoff(Duration::MAX)
-            .max_retry_after(Duration::MAX)
-            .attempt_timeout(Duration::MAX)
-            .total_timeout(Duration::MAX);
+            .with_max_attempts(u32::MAX)
+            .with_initial_backoff(Duration::MAX)
+            .with_max_backoff(Duration::MAX)
+            .with_max_retry_after(Duration::MAX)
+            .with_attempt_timeout(Duration::MAX)
+            .with_total_timeout(Duration::MAX);
         let zero = RetryPolicy::default()
-            .initial_backoff(Duration::ZERO)
-            .max_backoff(Duration::ZERO)
-            .max_retry_after(Duration::ZERO)
-            .attempt_timeout(Duration::ZERO)
-            .total_timeout(Duration::ZERO);
+            .with_initial_backoff(Duration::ZERO)
+            .with_max_backoff(Duration::ZERO)
+            .with_max_retry_after(Duration::ZERO)
+            .with_attempt_timeout(Duration::ZERO)
+            .with_total_timeout(Duration::ZERO);
         let now = Instant::now();
         for p in [&extreme, &zero, &RetryPolicy::default()] {
             for made in [0, 1, 2, 31, 32, 64, u32::MAX] {
                 for asked in [None, Some(Duration::ZERO), Some(Duration::MAX)] {
-                    let deadline = later(now, p.get_total_timeout());
+                    let deadline = later(now, p.total_timeout());
                     let _ = plan(p, made, asked, now, deadline, false);
                     let _ = p.backoff(made);
                     let _ = p.backoff_ceiling(made);
@@ -364,15 +421,20 @@ mod tests {
             p.attempt_time(Duration::from_secs(90), true),
             Some(Duration::from_secs(30))
         );
+        // (20 s - settle_after 2 s) / 2.
         assert_eq!(
             p.attempt_time(Duration::from_secs(20), true),
-            Some(Duration::from_secs(10))
+            Some(Duration::from_secs(9))
         );
         assert_eq!(
             p.attempt_time(Duration::from_secs(20), false),
             Some(Duration::from_secs(20))
         );
-        assert_eq!(p.attempt_time(Duration::from_millis(400), true), None);
+        assert_eq!(p.attempt_time(Duration::from_millis(2400), true), None);
+        assert_eq!(
+            p.attempt_time(Duration::from_millis(2500), true),
+            Some(MIN_ATTEMPT_TIME)
+        );
         assert_eq!(
             p.attempt_time(Duration::from_millis(400), false),
             Some(Duration::from_millis(400))

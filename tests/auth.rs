@@ -587,7 +587,7 @@ async fn the_token_never_appears_in_logs_errors_or_debug_output() {
     failing.fail_at_rate(Target::Any, Rate::every(1), boom);
     let err = sandbox_client(&failing, SECRET)
         .create_backup_locations(ENV, WALLET, USER, [support::google_drive()])
-        .retry_policy(fast().max_attempts(2))
+        .retry_policy(fast().with_max_attempts(2))
         .await
         .unwrap_err();
     assert!(
@@ -798,8 +798,10 @@ async fn a_redirect_to_another_origin_is_not_followed() {
     );
 }
 
+/// Same-origin redirects are followed (the token stays within the origin); a create's answer
+/// after one is never taken as the create's: the wallet settles it.
 #[tokio::test]
-async fn a_same_origin_redirect_is_followed() {
+async fn a_same_origin_redirect_is_followed_and_the_create_is_settled_from_the_wallet() {
     let api = MockServer::start().await;
     let to_create = redirect(307, "/moved/create".into());
     support::on(&api, "POST", create_path(), to_create).await;
@@ -809,20 +811,24 @@ async fn a_same_origin_redirect_is_followed() {
     support::on(&api, "GET", "/moved/wallet", wallet_200()).await;
     let client = client(&api, "dyn_same_origin");
 
-    let created = create(&client).await.expect("followed");
+    let created = create(&client).await.expect("settled");
+    assert!(created.is_reconciled(), "{created:?}");
     assert_eq!(created.locations_with_key_shares().len(), 1);
     let wallet = client.get_wallet(ENV, WALLET).await.expect("followed");
     assert!(!wallet.key_shares.is_empty());
 
     let seen = requests(&api).await;
     let paths: Vec<&str> = seen.iter().map(|r| r.url.path()).collect();
+    let read = [&*wallet_path(), "/moved/wallet"];
     assert_eq!(
         paths,
         [
             &*create_path(),
             "/moved/create",
-            &*wallet_path(),
-            "/moved/wallet"
+            read[0],
+            read[1],
+            read[0],
+            read[1]
         ]
     );
     assert!(seen

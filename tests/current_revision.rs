@@ -35,9 +35,9 @@ async fn the_example_request_is_sent_and_the_example_response_read_with_its_new_
             WALLET,
             USER,
             [LocationRequest::new(BackupLocation::GoogleDrive)
-                .keygen_id("An example name")
-                .threshold_signature_scheme(ThresholdSignatureScheme::TwoOfTwo)
-                .external_key_share_id("An example name")],
+                .with_keygen_id("An example name")
+                .with_threshold_signature_scheme(ThresholdSignatureScheme::TwoOfTwo)
+                .with_external_key_share_id("An example name")],
         )
         .share_set_id(SHARE_SET)
         .await
@@ -105,7 +105,7 @@ async fn the_sandbox_answers_the_share_set_asked_for_else_the_wallets() {
     let seed = Seed::example();
     let other = dynamic_waas::WalletId::from(uuid::Uuid::from_u128(0xb0b));
     let builder = seed.builder().wallet(
-        Wallet::new(other.clone(), seed.environment_id.clone(), seed.user_id)
+        Wallet::new(other.clone(), seed.environment_id.clone(), &seed.user_id)
             .share_set_type(None)
             .wallet_active(Some(false))
             .password_update_status(Some("pending")),
@@ -116,7 +116,7 @@ async fn the_sandbox_answers_the_share_set_asked_for_else_the_wallets() {
         .create_backup_locations(
             &seed.environment_id,
             &seed.wallet_id,
-            seed.user_id,
+            &seed.user_id,
             [BackupLocation::OfflineRecovery.into()],
         )
         .share_set_id(uuid::Uuid::parse_str(SHARE_SET).unwrap())
@@ -131,7 +131,7 @@ async fn the_sandbox_answers_the_share_set_asked_for_else_the_wallets() {
         .create_backup_locations(
             &seed.environment_id,
             &other,
-            seed.user_id,
+            &seed.user_id,
             [BackupLocation::User.into()],
         )
         .await
@@ -158,7 +158,7 @@ async fn a_lost_create_with_a_share_set_is_reconciled_and_sent_once() {
         .create_backup_locations(
             &f.seed.environment_id,
             &f.seed.wallet_id,
-            f.seed.user_id,
+            &f.seed.user_id,
             [google_drive()],
         )
         .share_set_id(SHARE_SET)

@@ -39,7 +39,7 @@ async fn plain_http_bypasses_the_proxy_and_https_tunnels_through_it() {
     }
     std::env::remove_var("NO_PROXY");
     std::env::remove_var("no_proxy");
-    let policy = RetryPolicy::no_retries().total_timeout(Duration::from_secs(3));
+    let policy = RetryPolicy::no_retries().with_total_timeout(Duration::from_secs(3));
 
     // Plain http to loopback: straight to the server.
     let (sandbox, seed) = Sandbox::seeded().await;

@@ -116,9 +116,11 @@ async fn happy_path_sends_the_seed_request_and_reads_the_seed_response() {
             uuid::Uuid::parse_str(USER).unwrap(),
             [
                 dynamic_waas::LocationRequest::new(BackupLocation::GoogleDrive)
-                    .keygen_id("An example name")
-                    .threshold_signature_scheme(dynamic_waas::ThresholdSignatureScheme::TwoOfTwo)
-                    .external_key_share_id("An example name"),
+                    .with_keygen_id("An example name")
+                    .with_threshold_signature_scheme(
+                        dynamic_waas::ThresholdSignatureScheme::TwoOfTwo,
+                    )
+                    .with_external_key_share_id("An example name"),
             ],
         )
         .await
@@ -176,7 +178,7 @@ async fn invalid_input_is_refused_before_anything_is_sent() {
                 [
                     dynamic_waas::LocationRequest::new(BackupLocation::GoogleDrive),
                     dynamic_waas::LocationRequest::new(BackupLocation::Dynamic)
-                        .keygen_id("x".repeat(256)),
+                        .with_keygen_id("x".repeat(256)),
                 ],
             ),
             "locations[1].keygenId",
@@ -332,7 +334,7 @@ async fn a_503_burst_with_retry_after_is_ridden_out() {
     let busy = FaultResponse::new(503).retry_after(0);
     let sandbox = sandbox().await;
     sandbox.fail_next(Operation::Create, 3, busy.clone());
-    let created = create(&client_of(&sandbox, fast().max_attempts(4)))
+    let created = create(&client_of(&sandbox, fast().with_max_attempts(4)))
         .await
         .unwrap();
     assert_eq!(created.attempts(), 4);
@@ -358,7 +360,9 @@ async fn the_retry_budget_caps_amplification_against_a_failing_server() {
     sandbox.fail_at_rate(Operation::Read, Rate::every(1), FaultResponse::new(503));
     let client = client_of(
         &sandbox,
-        fast().max_attempts(3).initial_backoff(Duration::ZERO),
+        fast()
+            .with_max_attempts(3)
+            .with_initial_backoff(Duration::ZERO),
     );
     let calls = 1000usize;
     for chunk in 0..(calls / 50) {
@@ -395,9 +399,9 @@ async fn connection_refused_then_success() {
     let client = client_of_port(
         port,
         fast()
-            .max_attempts(8)
-            .initial_backoff(Duration::from_millis(200))
-            .max_backoff(Duration::from_millis(200)),
+            .with_max_attempts(8)
+            .with_initial_backoff(Duration::from_millis(200))
+            .with_max_backoff(Duration::from_millis(200)),
     );
     let created = create(&client).await.unwrap();
     assert!(created.attempts() >= 2, "{}", created.attempts());
@@ -431,7 +435,7 @@ async fn a_create_applied_but_answered_500_is_reconciled_from_the_wallet() {
 #[tokio::test]
 async fn a_create_answered_after_the_timeout_is_reconciled_not_resent() {
     let late = Fault::ApplyThenDelay(Duration::from_secs(2));
-    let policy = fast().attempt_timeout(Duration::from_millis(300));
+    let policy = fast().with_attempt_timeout(Duration::from_millis(300));
     let (sandbox, created, _) = create_after(late, policy).await;
     let created = created.unwrap();
     assert!(created.is_reconciled());
@@ -446,9 +450,9 @@ async fn a_lost_create_the_wallet_shows_no_shares_for_is_retried_once() {
     let (sandbox, created, _) = create_after(gateway, fast()).await;
     let created = created.unwrap();
     assert!(!created.is_reconciled());
-    assert_eq!(created.attempts(), 3, "create, read, create");
-    // Sent again exactly once, after the read showed no key shares.
-    assert_received(&sandbox, 2, 1, 1);
+    assert_eq!(created.attempts(), 4, "create, read, late read, create");
+    // Sent again exactly once, after a read made settle_after later showed no key shares.
+    assert_received(&sandbox, 2, 1, 2);
     assert_eq!(ids(&created), stored_ids(&sandbox));
 }
 
@@ -457,7 +461,7 @@ async fn a_lost_create_whose_wallet_cannot_be_read_is_outcome_unknown() {
     let sandbox = sandbox().await;
     sandbox.fail_next(Operation::Create, 1, FaultResponse::new(504));
     sandbox.fail_at_rate(Operation::Read, Rate::every(1), FaultResponse::new(500));
-    let err = create(&client_of(&sandbox, fast().max_attempts(2)))
+    let err = create(&client_of(&sandbox, fast().with_max_attempts(2)))
         .await
         .unwrap_err();
     // Never sent again; a settling read gets twice the policy's attempts: reads are what
@@ -465,7 +469,7 @@ async fn a_lost_create_whose_wallet_cannot_be_read_is_outcome_unknown() {
     assert_received(&sandbox, 1, 0, 4);
     match err.kind() {
         ErrorKind::OutcomeUnknown { reason } => {
-            assert!(reason.contains("wallet read failed"), "{reason}")
+            assert!(reason.contains("could not be read"), "{reason}")
         }
         other => panic!("{other:?}"),
     }
@@ -473,11 +477,16 @@ async fn a_lost_create_whose_wallet_cannot_be_read_is_outcome_unknown() {
     assert!(!err.is_retryable());
     let message = err.to_string();
     assert!(
-        message.contains("read the wallet before creating again"),
+        message.contains("settle it before creating again"),
         "{message}"
     );
-    // The original failure is kept.
-    let original = std::error::Error::source(&err).unwrap().to_string();
+    // The story, then the original failure, are its causes.
+    let story = std::error::Error::source(&err).unwrap();
+    assert!(
+        story.to_string().contains("the wallet read failed"),
+        "{story}"
+    );
+    let original = story.source().unwrap().to_string();
     assert!(original.contains("status 504"), "{original}");
 }
 
@@ -502,7 +511,7 @@ async fn two_hundred_concurrent_calls_each_end_with_one_definite_outcome() {
     sandbox.fail_at_rate(Operation::Create, Rate::every(10), FaultResponse::new(502));
     let lost = Fault::ApplyThenRespond(FaultResponse::new(500));
     sandbox.fail_at_rate(Operation::Create, Rate::every(5), lost);
-    let client = client_of(&sandbox, fast().max_attempts(4));
+    let client = client_of(&sandbox, fast().with_max_attempts(4));
     let calls: Vec<_> = wallets
         .into_iter()
         .map(|row| {
@@ -589,7 +598,7 @@ async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
     let logs = support::captured_logs(tracing::Level::DEBUG);
     let seed = Seed::example();
     let traced: dynamic_waas::WalletId = TRACED_WALLET.parse().unwrap();
-    let traced = Wallet::new(traced, seed.environment_id.clone(), seed.user_id);
+    let traced = Wallet::new(traced, seed.environment_id.clone(), &seed.user_id);
     let sandbox = seed.builder().wallet(traced).start().await;
     sandbox.fail_next(Operation::Create, 2, FaultResponse::new(429).retry_after(0));
     client_of(&sandbox, fast())
@@ -605,16 +614,20 @@ async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
     let events: Vec<&str> = text
         .lines()
         .filter(|l| l.contains(&format!("wallet_id={TRACED_WALLET}")))
-        .filter(|l| l.contains(" dynamic_waas::attempt:"))
+        .filter(|l| l.contains(" dynamic_waas::engine::attempt:"))
         .collect();
-    // Per failed attempt: what happened, then the decision; then the answer. (A 429 also
-    // pauses the pacer, which says so in an event of its own, `dynamic_waas::pace`.)
+    // Per failed attempt: what happened, then the decision; then the answer. Each in the
+    // call's span and a span of its own per attempt, with OpenTelemetry's HTTP fields.
     assert_eq!(events.len(), 5, "{text}");
     for (i, pair) in events[..4].chunks(2).enumerate() {
         let (failed, retry) = (pair[0], pair[1]);
         assert!(failed.contains("attempt failed"), "{failed}");
-        assert!(failed.contains(&format!("attempt={}", i + 1)), "{failed}");
-        assert!(failed.contains("status=429"), "{failed}");
+        assert!(
+            failed.contains(&format!("http.request.resend_count={i}")),
+            "{failed}"
+        );
+        assert!(failed.contains("http.response.status_code=429"), "{failed}");
+        assert!(failed.contains("error.type=\"rate_limited\""), "{failed}");
         assert!(
             retry.contains("retrying") && retry.contains("wait_ms=0"),
             "{retry}"
@@ -622,16 +635,23 @@ async fn every_attempt_is_a_tracing_event_in_the_calls_span() {
         for line in pair {
             assert!(line.contains("DEBUG"), "{line}");
             assert!(
-                line.contains("dynamic_waas.create_backup_locations"),
+                line.contains("dynamic_waas.create_backup_locations{"),
                 "{line}"
             );
+            assert!(line.contains("dynamic_waas.attempt{"), "{line}");
+            assert!(line.contains("http.request.method=\"POST\""), "{line}");
+            assert!(line.contains("server.address=127.0.0.1"), "{line}");
         }
     }
     assert!(
-        events[4].contains("answered") && events[4].contains("attempt=3"),
+        events[4].contains("answered")
+            && events[4].contains("http.request.resend_count=2")
+            && events[4].contains("http.response.status_code=201"),
         "{}",
         events[4]
     );
+    // Never the token, nor a query.
+    assert!(!text.contains(&seed.token), "the token was logged");
 }
 
 #[tokio::test]
@@ -642,8 +662,8 @@ async fn a_read_slower_than_every_attempt_is_a_timeout() {
     let err = client_of(
         &sandbox,
         fast()
-            .max_attempts(2)
-            .attempt_timeout(Duration::from_millis(100)),
+            .with_max_attempts(2)
+            .with_attempt_timeout(Duration::from_millis(100)),
     )
     .get_wallet(ENV, WALLET)
     .await
@@ -676,7 +696,6 @@ async fn the_raw_201_body_is_kept_byte_for_byte_and_unknown_fields_are_typed_ext
         // `keep_raw_body` is kept for compatibility; the body is always kept.
         client
             .create_backup_locations(ENV, WALLET, USER, [paper_wallet()])
-            .keep_raw_body()
             .await
             .unwrap(),
         client

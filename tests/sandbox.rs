@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use dynamic_waas_api::error::{ErrorResponse, DEFAULT_ERROR_BODY_LIMIT};
-use dynamic_waas_api::ids::{EnvironmentId, WalletId};
+use dynamic_waas_api::ids::{EnvironmentId, UserId, WalletId};
 use dynamic_waas_api::types::{
     BackupKeySharesToLocationsResponse, BackupKeySharesToLocationsWithUserIdRequest as CreateBody,
     WaasWallet,
@@ -29,11 +29,13 @@ fn client(sandbox: &Sandbox, token: &str) -> Client {
 }
 
 // From JSON, so that optional fields upstream adds later need no edit here.
-fn body(user: Uuid, locations: &[&str]) -> CreateBody {
-    serde_json::from_value(serde_json::json!({ "userId": user, "locations": locations
+fn body(user: impl Into<UserId>, locations: &[&str]) -> CreateBody {
+    serde_json::from_value(
+        serde_json::json!({ "userId": user.into(), "locations": locations
         .iter()
         .map(|name| serde_json::json!({ "location": name }))
-        .collect::<Vec<_>>() }))
+        .collect::<Vec<_>>() }),
+    )
     .unwrap()
 }
 
@@ -52,7 +54,7 @@ async fn create_seeded(
     sandbox: &Sandbox,
     seed: &Seed,
 ) -> Result<ResponseValue<BackupKeySharesToLocationsResponse>, Error<ByteStream>> {
-    let body = body(seed.user_id, &["googleDrive"]);
+    let body = body(&seed.user_id, &["googleDrive"]);
     create(
         &client(sandbox, &seed.token),
         &seed.environment_id,
@@ -167,7 +169,7 @@ fn is_lower_uuid(id: &str) -> bool {
 async fn create_answers_201_and_records_the_key_shares_the_read_returns() {
     let (sandbox, seed) = Sandbox::seeded().await;
     let client = client(&sandbox, &seed.token);
-    let mut request = body(seed.user_id, &["googleDrive", "iCloud"]);
+    let mut request = body(&seed.user_id, &["googleDrive", "iCloud"]);
     request.locations[1].external_key_share_id = Some("backup 7: vault/one".parse().unwrap());
     request.locations[1].keygen_id = Some("Schlüssel 1".parse().unwrap());
 
@@ -274,7 +276,7 @@ async fn seeded_key_shares_refuse_a_create() {
 async fn no_token_or_an_unknown_one_is_401() {
     let (sandbox, seed) = Sandbox::seeded().await;
     let anonymous = Client::new(&sandbox.uri(), RequestOptions::new());
-    let request = body(seed.user_id, &["googleDrive"]);
+    let request = body(&seed.user_id, &["googleDrive"]);
 
     let (created, read) = refusals(&anonymous, &seed, &request).await;
     assert_eq!(created.status().as_u16(), 401);
@@ -304,7 +306,7 @@ async fn a_token_for_another_environment_is_403() {
         .start()
         .await;
     let other = client(&sandbox, "dyn_other_environment");
-    let request = body(seed.user_id, &["googleDrive"]);
+    let request = body(&seed.user_id, &["googleDrive"]);
 
     let (created, read) = refusals(&other, &seed, &request).await;
     assert_eq!(created.status().as_u16(), 403);
@@ -439,27 +441,27 @@ async fn not_found_for_each_reason() {
     let cases = [
         (
             WalletId::from(Uuid::new_v4()),
-            seed.user_id,
+            seed.user_id.clone(),
             "is not in environment".to_owned(),
         ),
         (
             foreign_wallet.clone(),
-            seed.user_id,
+            seed.user_id.clone(),
             format!("wallet {foreign_wallet} is not in environment"),
         ),
         (
             seed.wallet_id.clone(),
-            outsider,
+            UserId::from(outsider),
             format!("user {outsider} is not in environment"),
         ),
         (
             seed.wallet_id.clone(),
-            Uuid::new_v4(),
+            UserId::random(),
             "is not in environment".to_owned(),
         ),
         (
             neighbours_wallet.clone(),
-            seed.user_id,
+            seed.user_id.clone(),
             format!("is owned by user {neighbour}, not {}", seed.user_id),
         ),
     ];
@@ -490,7 +492,7 @@ async fn not_found_for_each_reason() {
 #[tokio::test]
 async fn an_unknown_location_is_400_until_the_sandbox_accepts_it() {
     let (sandbox, seed) = Sandbox::seeded().await;
-    let request = body(seed.user_id, &["paperWallet"]);
+    let request = body(&seed.user_id, &["paperWallet"]);
     let client = client(&sandbox, &seed.token);
     let response =
         refusal(create(&client, &seed.environment_id, &seed.wallet_id, &request).await).await;
@@ -698,7 +700,7 @@ async fn apply_then_delay_loses_the_response_to_a_client_timeout() {
         http,
         RequestOptions::new().bearer_token(&seed.token).unwrap(),
     );
-    let request = body(seed.user_id, &["googleDrive"]);
+    let request = body(&seed.user_id, &["googleDrive"]);
     let err = create(&impatient, &seed.environment_id, &seed.wallet_id, &request)
         .await
         .unwrap_err();
@@ -869,7 +871,7 @@ async fn the_log_records_each_request_with_the_token_redacted() {
     assert_eq!(created.header("content-type"), Some("application/json"));
     assert_eq!(
         created.body_json(),
-        Some(&json!({"userId": seed.user_id, "locations": [{"location": "googleDrive"}]}))
+        Some(&json!({"userId": &seed.user_id, "locations": [{"location": "googleDrive"}]}))
     );
 
     assert_eq!(read_back.method, "GET");
@@ -947,7 +949,7 @@ async fn hostile_input_gets_answers_and_leaves_the_sandbox_working() {
 async fn concurrent_creates_on_one_wallet_apply_exactly_once() {
     let (sandbox, seed) = Sandbox::seeded().await;
     let client = client(&sandbox, &seed.token);
-    let request = body(seed.user_id, &["googleDrive"]);
+    let request = body(&seed.user_id, &["googleDrive"]);
     let tasks: Vec<_> = (0..8)
         .map(|_| {
             let (client, seed, request) = (client.clone(), seed.clone(), request.clone());

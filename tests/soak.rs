@@ -34,8 +34,8 @@ async fn soak(lag: Duration, seed: u64) -> Report {
     let (builder, wallets) = with_wallets(WALLETS as usize);
     let builder = builder.read_lag(lag);
     let policy = RetryPolicy::default()
-        .attempt_timeout(Duration::from_secs(1))
-        .total_timeout(Duration::from_secs(30));
+        .with_attempt_timeout(Duration::from_secs(1))
+        .with_total_timeout(Duration::from_secs(30));
     let f = Arc::new(Faulty::start_with(builder, policy).await);
     let rng = Mutex::new(fastrand::Rng::with_seed(seed));
     f.proxy.rule(move |method, _| {

@@ -454,15 +454,15 @@ pub fn parse_location_json(value: &str) -> Result<LocationSpec, String> {
     let location = BackupLocation::from(name);
     let mut request = LocationRequest::new(location.clone());
     if let Some(id) = field("keygenId")? {
-        request = request.keygen_id(id);
+        request = request.with_keygen_id(id);
     }
     if let Some(scheme) = field("thresholdSignatureScheme")? {
-        request = request.threshold_signature_scheme(
+        request = request.with_threshold_signature_scheme(
             known_scheme(scheme).map_err(|e| format!("field \"thresholdSignatureScheme\": {e}"))?,
         );
     }
     if let Some(id) = field("externalKeyShareId")? {
-        request = request.external_key_share_id(id);
+        request = request.with_external_key_share_id(id);
     }
     Ok(LocationSpec { location, request })
 }
@@ -491,9 +491,9 @@ pub fn parse_location(value: &str) -> Result<LocationSpec, String> {
             .split_once('=')
             .ok_or_else(|| format!("{part:?} is not KEY=VALUE"))?;
         request = match key.trim() {
-            "keygen-id" => request.keygen_id(val),
-            "external-key-share-id" => request.external_key_share_id(val),
-            "scheme" => request.threshold_signature_scheme(known_scheme(val)?),
+            "keygen-id" => request.with_keygen_id(val),
+            "external-key-share-id" => request.with_external_key_share_id(val),
+            "scheme" => request.with_threshold_signature_scheme(known_scheme(val)?),
             other => {
                 return Err(format!(
                     "unknown setting {other:?}; expected keygen-id, scheme or \
@@ -575,9 +575,9 @@ mod tests {
         assert_eq!(
             spec.request,
             LocationRequest::new(BackupLocation::External)
-                .keygen_id("a,b")
-                .threshold_signature_scheme(ThresholdSignatureScheme::TwoOfThree)
-                .external_key_share_id("vault, 7")
+                .with_keygen_id("a,b")
+                .with_threshold_signature_scheme(ThresholdSignatureScheme::TwoOfThree)
+                .with_external_key_share_id("vault, 7")
         );
         for (bad, names) in [
             (r#"{"keygenId":"k"}"#, "\"location\""),

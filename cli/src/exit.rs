@@ -206,13 +206,12 @@ mod tests {
             RETRIES_EXHAUSTED
         );
         assert_eq!(code_of(&ErrorKind::Timeout), TRANSPORT);
-        let unknown = CliError::from(dynamic_waas::Error::for_test(
-            ErrorKind::OutcomeUnknown {
+        let unknown = CliError::from(
+            dynamic_waas::test_util::error(ErrorKind::OutcomeUnknown {
                 reason: String::new(),
-            },
-            None,
-            None,
-        ));
+            })
+            .build(),
+        );
         assert_eq!(unknown.kind_name(), "outcome_unknown");
     }
 

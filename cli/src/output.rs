@@ -2,7 +2,7 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use dynamic_waas::{CreatedBackup, WaasWallet};
+use dynamic_waas::{CreatedBackup, Wallet};
 use serde_json::{json, Value};
 
 use crate::args::OutputFormat;
@@ -71,7 +71,7 @@ impl Printer {
 
     /// A wallet: in JSON, the body exactly as received (fields this SDK does not know
     /// included).
-    pub fn wallet(&self, wallet: &WaasWallet, raw: &[u8]) -> io::Result<()> {
+    pub fn wallet(&self, wallet: &Wallet, raw: &[u8]) -> io::Result<()> {
         match self.format {
             OutputFormat::Json => match serde_json::from_slice::<Value>(raw) {
                 Ok(_) => print_raw(raw),
@@ -92,7 +92,8 @@ impl Printer {
                 for share in &wallet.key_shares {
                     text.push_str(&format!(
                         "  {:<12} keyShareId {}",
-                        share.backup_location, share.id
+                        share.location.as_str(),
+                        share.id
                     ));
                     if let Some(external) = &share.external_key_share_id {
                         text.push_str(&format!("  externalKeyShareId {external}"));

@@ -19,7 +19,7 @@ pub struct SeededIds {
 pub enum Target {
     Api,
     #[cfg(feature = "sandbox")]
-    Sandbox(Sandbox, Seed),
+    Sandbox(Box<(Sandbox, Seed)>),
 }
 
 impl Target {
@@ -51,17 +51,17 @@ impl Target {
         let seed = Seed::example();
         let sandbox = Sandbox::start(more(seed.builder(), &seed)?).await;
         tracing::debug!(uri = %sandbox.uri(), "sandbox started");
-        Ok(Target::Sandbox(sandbox, seed))
+        Ok(Target::Sandbox(Box::new((sandbox, seed))))
     }
 
     pub fn seeded_ids(&self) -> Option<SeededIds> {
         match self {
             Target::Api => None,
             #[cfg(feature = "sandbox")]
-            Target::Sandbox(_, seed) => Some(SeededIds {
-                environment_id: seed.environment_id.to_string(),
-                wallet_id: seed.wallet_id.to_string(),
-                user_id: seed.user_id.to_string(),
+            Target::Sandbox(running) => Some(SeededIds {
+                environment_id: running.1.environment_id.to_string(),
+                wallet_id: running.1.wallet_id.to_string(),
+                user_id: running.1.user_id.to_string(),
             }),
         }
     }
@@ -74,20 +74,22 @@ impl Target {
                 .base_url(global.base_url.as_str())
                 .token_from_env()?,
             #[cfg(feature = "sandbox")]
-            Target::Sandbox(sandbox, seed) => Client::builder()
-                .base_url(sandbox.uri())
-                .token(seed.token.clone()),
+            Target::Sandbox(running) => Client::builder()
+                .base_url(running.0.uri())
+                .token(running.1.token.clone()),
         };
         let mut policy = RetryPolicy::default();
         if let Some(attempts) = global.max_attempts {
-            policy = policy.max_attempts(attempts);
+            policy = policy.with_max_attempts(attempts);
         }
         let mut builder = builder;
         if let Some(timeout) = global.timeout {
             // The whole call gets room for every attempt, and never less than the default.
-            let all_attempts = timeout.saturating_mul(policy.get_max_attempts());
-            let total = all_attempts.max(policy.get_total_timeout());
-            policy = policy.attempt_timeout(timeout).total_timeout(total);
+            let all_attempts = timeout.saturating_mul(policy.max_attempts());
+            let total = all_attempts.max(policy.total_timeout());
+            policy = policy
+                .with_attempt_timeout(timeout)
+                .with_total_timeout(total);
             builder = builder.connect_timeout(timeout.min(dynamic_waas::DEFAULT_CONNECT_TIMEOUT));
         }
         let client = builder.retry_policy(policy).pacing(pacing).build()?;

@@ -390,7 +390,7 @@ async fn exit_5_when_the_create_failed_and_the_wallet_cannot_be_read() {
     create(&mut cmd, &["googleDrive"]).args(["--max-attempts", "1"]);
     let output = run(cmd).await;
     let error = assert_error(&output, 5, "outcome_unknown");
-    assert!(support::message(&error).contains("read the wallet"));
+    assert!(support::message(&error).contains("settle it"));
     assert_eq!(error["attempts"], 3);
     // Sent once; the settling read gets twice the attempts: 2 with --max-attempts 1.
     assert_eq!(sandbox.creates_received(), 1);

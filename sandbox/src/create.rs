@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use dynamic_waas_api::ids::{EnvironmentId, WalletId};
+use dynamic_waas_api::ids::{EnvironmentId, UserId, WalletId};
 use serde_json::json;
 use uuid::Uuid;
 use wiremock::Request;
@@ -26,7 +26,8 @@ pub(crate) fn create(
     let body = create_request(&request.headers, &request.body, &state.accepted_locations)?;
     let request_share_set = body.share_set_id.clone();
 
-    match state.world.user_environment(&body.user_id) {
+    let user = UserId::from(body.user_id);
+    match state.world.user_environment(&user) {
         Some(found) if *found == environment => {}
         _ => {
             return Err(Answer::not_found(format_args!(
@@ -36,13 +37,19 @@ pub(crate) fn create(
         }
     }
     let wallet = state.world.wallet_in(&environment, &wallet_id)?;
-    if wallet.owner != body.user_id {
+    if wallet.owner != user {
         return Err(Answer::not_found(format_args!(
             "wallet {wallet_id} is owned by user {}, not {}",
             wallet.owner, body.user_id
         )));
     }
-    if !wallet.key_shares.is_empty() {
+    // The check reads the service's own state, unless it is set to read the lagging replica
+    // that wallet reads see: then a second create soon after the first passes it too.
+    let visible = match state.lagging.get(&wallet_id) {
+        Some((until, shown)) if state.lagging_duplicate_check && now < *until => *shown,
+        _ => wallet.key_shares.len(),
+    };
+    if visible > 0 {
         let reply = Reply::coded(
             422,
             "Key shares have already been backed up for this wallet",
@@ -69,7 +76,7 @@ pub(crate) fn create(
             "externalKeyShareId": external_key_share_id,
         }));
         wallet.key_shares.push(key_share(
-            key_share_id,
+            &key_share_id.to_string(),
             &requested.location,
             Some(&external_key_share_id),
         ));
@@ -78,7 +85,12 @@ pub(crate) fn create(
     if !state.read_lag.is_zero() {
         // The wallet had no key shares: reads show none of them until the lag has passed.
         let until = now.checked_add(state.read_lag).unwrap_or(now);
-        state.lagging.insert(wallet_id.clone(), (until, 0));
+        let shown = state
+            .lagging
+            .get(&wallet_id)
+            .filter(|(earlier, _)| now < *earlier)
+            .map_or(0, |(_, shown)| *shown);
+        state.lagging.insert(wallet_id.clone(), (until, shown));
     }
 
     let count = created.len();

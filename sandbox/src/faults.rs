@@ -11,6 +11,7 @@ use super::reply::{Body, Reply};
 
 /// One of the two API operations the sandbox serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Operation {
     /// `POST /environments/{environmentId}/waas/{walletId}/keyShares/backup/locations`.
     Create,
@@ -20,6 +21,7 @@ pub enum Operation {
 
 /// Which requests a fault applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Target {
     /// Every request, including ones to routes the sandbox does not know.
     Any,
@@ -59,7 +61,10 @@ impl From<Operation> for Target {
 /// # let _ = (busy, slow);
 /// ```
 #[derive(Clone, Debug, PartialEq)]
-pub struct FaultResponse(pub(crate) Reply);
+pub struct FaultResponse {
+    pub(crate) reply: Reply,
+    echo_token: bool,
+}
 
 impl FaultResponse {
     /// A response with `status` and the default JSON body.
@@ -72,12 +77,87 @@ impl FaultResponse {
         let code = StatusCode::from_u16(status)
             .unwrap_or_else(|_| panic!("FaultResponse::new: {status} is not an HTTP status code"));
         let reason = code.canonical_reason().unwrap_or("Error");
-        Self(Reply::json(status, json!({ "error": reason })))
+        Self {
+            reply: Reply::json(status, json!({ "error": reason })),
+            echo_token: false,
+        }
+    }
+
+    /// A redirect: `status` (301, 302, 303, 307, 308) with `Location: to` and no body.
+    ///
+    /// ```
+    /// use dynamic_waas_sandbox::FaultResponse;
+    ///
+    /// let moved = FaultResponse::redirect(307, "/somewhere/else");
+    /// assert_eq!(moved.status(), 307);
+    /// ```
+    pub fn redirect(status: u16, to: &str) -> Self {
+        Self::new(status).header("location", to).empty()
+    }
+
+    /// Echoes the request's `Authorization` header back, as a careless or hostile server
+    /// does: in a JSON body's `error` (`"invalid credentials: Bearer <token>"`) and `code`
+    /// (the token), appended to any other body, and in a header `x-echo`. A client must not
+    /// keep, print or log what it sent.
+    ///
+    /// ```
+    /// use dynamic_waas_sandbox::FaultResponse;
+    ///
+    /// let leaky = FaultResponse::new(401).echo_token();
+    /// # let _ = leaky;
+    /// ```
+    pub fn echo_token(mut self) -> Self {
+        self.echo_token = true;
+        self
     }
 
     /// The status this response is sent with.
     pub fn status(&self) -> u16 {
-        self.0.status
+        self.reply.status
+    }
+
+    /// The reply for `request`, its token echoed if asked.
+    pub(crate) fn into_reply(self, request: &wiremock::Request) -> Reply {
+        if !self.echo_token {
+            return self.reply;
+        }
+        let sent = request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let token = sent.strip_prefix("Bearer ").unwrap_or(&sent).to_owned();
+        let mut reply = self.reply;
+        reply.body = match reply.body {
+            Body::Json(mut body) => {
+                if let Some(fields) = body.as_object_mut() {
+                    fields.insert(
+                        "error".into(),
+                        json!(format!("invalid credentials: {sent}")),
+                    );
+                    fields.insert("code".into(), json!(token));
+                }
+                Body::Json(body)
+            }
+            Body::Raw {
+                mut bytes,
+                content_type,
+            } => {
+                bytes.extend_from_slice(format!(" {sent}").as_bytes());
+                Body::Raw {
+                    bytes,
+                    content_type,
+                }
+            }
+            Body::Empty => {
+                Body::Json(json!({"error": format!("invalid credentials: {sent}"), "code": token}))
+            }
+        };
+        match HeaderValue::try_from(sent.as_str()) {
+            Ok(value) => reply.with_header(HeaderName::from_static("x-echo"), value),
+            Err(_) => reply,
+        }
     }
 
     /// Adds `Retry-After: <seconds>`.
@@ -95,12 +175,15 @@ impl FaultResponse {
             .unwrap_or_else(|_| panic!("FaultResponse::header: {name:?} is not a header name"));
         let value = HeaderValue::try_from(value)
             .unwrap_or_else(|_| panic!("FaultResponse::header: {value:?} is not a header value"));
-        Self(self.0.with_header(name, value))
+        Self {
+            reply: self.reply.with_header(name, value),
+            ..self
+        }
     }
 
     /// A JSON body.
     pub fn json(mut self, body: Value) -> Self {
-        self.0.body = Body::Json(body);
+        self.reply.body = Body::Json(body);
         self
     }
 
@@ -123,7 +206,7 @@ impl FaultResponse {
         let content_type = HeaderValue::try_from(content_type).unwrap_or_else(|_| {
             panic!("FaultResponse::body: {content_type:?} is not a header value")
         });
-        self.0.body = Body::Raw {
+        self.reply.body = Body::Raw {
             bytes: bytes.into(),
             content_type,
         };
@@ -132,19 +215,20 @@ impl FaultResponse {
 
     /// No body at all (`Content-Length: 0`, no `Content-Type`).
     pub fn empty(mut self) -> Self {
-        self.0.body = Body::Empty;
+        self.reply.body = Body::Empty;
         self
     }
 
     /// Waits this long before answering.
     pub fn delay(mut self, delay: Duration) -> Self {
-        self.0.delay = Some(delay);
+        self.reply.delay = Some(delay);
         self
     }
 }
 
 /// What goes wrong with a request.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Fault {
     /// Answers this response without the request reaching the service: nothing is applied,
     /// and the request does not count against the rate limit. What a proxy, load balancer or

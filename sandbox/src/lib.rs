@@ -83,6 +83,8 @@
 //! wiremock serves it from a thread of its own, and the inspection methods are synchronous.
 //! Each [`Sandbox`] is a separate server with separate state, so tests can run in parallel.
 
+#![forbid(unsafe_code)]
+
 mod access;
 mod create;
 mod faults;
@@ -100,15 +102,18 @@ mod world;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
-use dynamic_waas_api::ids::WalletId;
 use dynamic_waas_api::types::WalletKeyShareInfo;
 use wiremock::matchers::any;
 use wiremock::{Mock, MockServer};
 
+/// The id types the sandbox's seeds take (each also from a [`uuid::Uuid`]).
+pub use dynamic_waas_api::ids::{EnvironmentId, UserId, WalletId};
 pub use faults::{Fault, FaultResponse, Operation, Rate, Target};
 pub use rate_limit::{RateLimit, RateLimits};
 pub use record::{RecordedBody, RecordedRequest, RECORDED_BODY_LIMIT, RECORDED_REQUESTS_LIMIT};
 pub use seed::{Pregenerated, SandboxBuilder, Seed, Wallet, KNOWN_LOCATIONS};
+/// The `uuid` crate, whose `Uuid` every id converts from.
+pub use uuid;
 pub use validate::MAX_BODY_BYTES;
 
 use responder::{lock, Responder};

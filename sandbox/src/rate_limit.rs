@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 pub struct RateLimit {
     max_requests: u32,
     window: Duration,
+    bucket: bool,
 }
 
 impl RateLimit {
@@ -43,7 +44,35 @@ impl RateLimit {
         Self {
             max_requests,
             window,
+            bucket: false,
         }
+    }
+
+    /// A token bucket instead of a sliding window: `max_requests` tokens, refilled evenly at
+    /// `max_requests` per `window`; a request takes one, and is refused when none is left,
+    /// with `Retry-After` the time until the next token (rounded up, at least 1 s). Many
+    /// servers limit this way: a burst of up to `max_requests` passes at once, then the
+    /// refill rate.
+    ///
+    /// ```
+    /// use dynamic_waas_sandbox::RateLimit;
+    /// use std::time::Duration;
+    ///
+    /// let bucket = RateLimit::token_bucket(100, Duration::from_secs(1));
+    /// assert!(bucket.is_token_bucket());
+    /// assert!(!RateLimit::new(100, Duration::from_secs(1)).is_token_bucket());
+    /// ```
+    pub const fn token_bucket(max_requests: u32, window: Duration) -> Self {
+        Self {
+            max_requests,
+            window,
+            bucket: true,
+        }
+    }
+
+    /// Whether this is a [`token_bucket`](Self::token_bucket).
+    pub fn is_token_bucket(&self) -> bool {
+        self.bucket
     }
 
     /// How many requests a window admits.
@@ -414,8 +443,8 @@ impl Limiter {
                 environment: environment_wait.is_some(),
             });
         }
-        if let Some((_, window)) = &mut self.overall {
-            window.admitted.push_back(now);
+        if let Some((limit, window)) = &mut self.overall {
+            window.record(*limit, now);
         }
         if let Some((limit, windows)) = &mut self.per_client {
             windows.record(*limit, client, now);
@@ -437,16 +466,29 @@ impl Limiter {
     }
 }
 
-/// The requests admitted within one window, oldest first: at most `max_requests` of them.
+/// The requests admitted within one window, oldest first: at most `max_requests` of them;
+/// or, for a token bucket, the tokens left.
 #[derive(Debug, Default)]
 struct Window {
     admitted: VecDeque<Instant>,
+    /// Tokens left and when they were counted (a token bucket); `None`: full.
+    bucket: Option<(f64, Instant)>,
 }
 
 impl Window {
     /// Forgets the requests that have left the window; then `None` if one more fits, else
     /// how long until one does.
     fn wait(&mut self, limit: RateLimit, now: Instant) -> Option<Duration> {
+        if limit.bucket {
+            let tokens = self.tokens(limit, now);
+            if tokens >= 1.0 {
+                return None;
+            }
+            let per_token = limit.window.as_secs_f64() / f64::from(limit.max_requests.max(1));
+            return Some(
+                Duration::try_from_secs_f64((1.0 - tokens) * per_token).unwrap_or(limit.window),
+            );
+        }
         while let Some(&oldest) = self.admitted.front() {
             if now.saturating_duration_since(oldest) >= limit.window {
                 self.admitted.pop_front();
@@ -467,8 +509,36 @@ impl Window {
         })
     }
 
+    /// A token bucket's tokens at `now`, refilled since they were last counted.
+    fn tokens(&mut self, limit: RateLimit, now: Instant) -> f64 {
+        let capacity = f64::from(limit.max_requests);
+        let (tokens, at) = self.bucket.unwrap_or((capacity, now));
+        let rate = if limit.window.is_zero() {
+            f64::INFINITY
+        } else {
+            capacity / limit.window.as_secs_f64()
+        };
+        let refilled =
+            (tokens + now.saturating_duration_since(at).as_secs_f64() * rate).min(capacity);
+        self.bucket = Some((refilled, now));
+        refilled
+    }
+
+    /// Counts a request admitted at `now`.
+    fn record(&mut self, limit: RateLimit, now: Instant) {
+        if limit.bucket {
+            let tokens = self.tokens(limit, now);
+            self.bucket = Some((tokens - 1.0, now));
+        } else {
+            self.admitted.push_back(now);
+        }
+    }
+
     /// Whether every request counted has left the window: the window is as good as new.
-    fn is_idle(&self, limit: RateLimit, now: Instant) -> bool {
+    fn is_idle(&mut self, limit: RateLimit, now: Instant) -> bool {
+        if limit.bucket {
+            return self.tokens(limit, now) >= f64::from(limit.max_requests);
+        }
         self.admitted
             .back()
             .is_none_or(|&newest| now.saturating_duration_since(newest) >= limit.window)
@@ -508,7 +578,7 @@ impl Windows {
     /// Counts a request admitted at `now` in `key`'s window. Allocates only for a new key.
     fn record(&mut self, limit: RateLimit, key: &str, now: Instant) {
         if let Some(window) = self.map.get_mut(key) {
-            window.admitted.push_back(now);
+            window.record(limit, now);
             return;
         }
         if self.map.len() >= self.sweep_at {
@@ -517,7 +587,7 @@ impl Windows {
             self.sweep_at = (self.map.len() * 2).max(SWEEP_FLOOR);
         }
         let mut window = Window::default();
-        window.admitted.push_back(now);
+        window.record(limit, now);
         self.map.insert(key.to_owned(), window);
     }
 }

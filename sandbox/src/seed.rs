@@ -3,7 +3,7 @@
 use std::fmt;
 
 use dynamic_waas_api::enums::{ThresholdSignatureScheme, WaasChainEnum};
-use dynamic_waas_api::ids::{EnvironmentId, WalletId};
+use dynamic_waas_api::ids::{EnvironmentId, UserId, WalletId};
 use dynamic_waas_api::types::WalletKeyShareInfo;
 use uuid::Uuid;
 
@@ -22,7 +22,7 @@ pub const KNOWN_LOCATIONS: &[&str] = dynamic_waas_api::enums::WaasBackupOptionsE
 pub struct Wallet {
     pub(crate) id: WalletId,
     pub(crate) environment: EnvironmentId,
-    pub(crate) owner: Uuid,
+    pub(crate) owner: UserId,
     pub(crate) account_address: String,
     pub(crate) chain: WaasChainEnum,
     pub(crate) threshold_signature_scheme: ThresholdSignatureScheme,
@@ -45,11 +45,18 @@ pub(crate) struct ShareSet {
 }
 
 impl Wallet {
-    /// Wallet `id` in `environment`, owned by user `owner`.
+    /// Wallet `id` in `environment`, owned by user `owner` (typed ids, or [`Uuid`]s).
+    ///
+    /// ```
+    /// use dynamic_waas_sandbox::{EnvironmentId, UserId, Wallet, WalletId};
+    ///
+    /// let wallet = Wallet::new(WalletId::random(), EnvironmentId::random(), UserId::random());
+    /// # let _ = wallet;
+    /// ```
     pub fn new(
         id: impl Into<WalletId>,
         environment: impl Into<EnvironmentId>,
-        owner: Uuid,
+        owner: impl Into<UserId>,
     ) -> Self {
         let id: WalletId = id.into();
         // The active share set, derived from the wallet id so that answers are reproducible.
@@ -59,7 +66,7 @@ impl Wallet {
         Self {
             id,
             environment: environment.into(),
-            owner,
+            owner: owner.into(),
             account_address: "0x5cbF6b0bC3B6A5d2b9E1F6f2E3c4D5e6F7a8B9c0".to_owned(),
             chain: WaasChainEnum::Evm,
             threshold_signature_scheme: ThresholdSignatureScheme::TwoOfTwo,
@@ -139,7 +146,22 @@ impl Wallet {
 
     /// Adds a key share backed up to `location`, with a fresh id and no password.
     pub fn backed_up_to(self, location: &str) -> Self {
-        self.key_share(key_share(Uuid::new_v4(), location, None))
+        self.key_share(key_share(&Uuid::new_v4().to_string(), location, None))
+    }
+
+    /// Adds a key share with any id and external id the server could send, valid or not:
+    /// to play a hostile or careless server (escape sequences, line breaks, very long ids).
+    ///
+    /// ```
+    /// use dynamic_waas_sandbox::{Seed, Wallet};
+    ///
+    /// let seed = Seed::example();
+    /// let hostile = Wallet::new(seed.wallet_id.clone(), seed.environment_id.clone(), seed.user_id.clone())
+    ///     .key_share_with_ids("googleDrive", "\u{1b}[2J\u{1b}]0;owned\u{7}", Some("\n\rspoof"));
+    /// # let _ = hostile;
+    /// ```
+    pub fn key_share_with_ids(self, location: &str, id: &str, external: Option<&str>) -> Self {
+        self.key_share(key_share(id, location, external))
     }
 }
 
@@ -152,7 +174,7 @@ pub struct Pregenerated {
     /// The wallet, with no key shares.
     pub wallet_id: WalletId,
     /// The user who owns it.
-    pub user_id: Uuid,
+    pub user_id: UserId,
 }
 
 /// A UUID v4 from a seeded generator: the same `n`, the same id.
@@ -163,7 +185,7 @@ fn deterministic_uuid(n: u64) -> Uuid {
 
 /// A key share as a wallet read shows it, built from JSON so that fields upstream adds later
 /// need no edit here.
-pub(crate) fn key_share(id: Uuid, location: &str, external: Option<&str>) -> WalletKeyShareInfo {
+pub(crate) fn key_share(id: &str, location: &str, external: Option<&str>) -> WalletKeyShareInfo {
     let mut share = serde_json::json!({
         "id": id,
         "backupLocation": location,
@@ -184,19 +206,18 @@ pub(crate) fn key_share(id: Uuid, location: &str, external: Option<&str>) -> Wal
 /// elsewhere (which seeds a wallet whose creates get 404, as upstream would).
 ///
 /// ```
-/// use dynamic_waas_sandbox::{RateLimit, SandboxBuilder, Wallet};
+/// use dynamic_waas_sandbox::{EnvironmentId, RateLimit, SandboxBuilder, UserId, Wallet, WalletId};
 /// use std::time::Duration;
-/// use uuid::Uuid;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let environment = Uuid::new_v4();
-/// let alice = Uuid::new_v4();
+/// let environment = EnvironmentId::random();
+/// let alice = UserId::random();
 /// let sandbox = SandboxBuilder::new()
-///     .token("dyn_test_token", environment)
-///     .user(alice, environment)
-///     .wallet(Wallet::new(Uuid::new_v4(), environment, alice))
-///     .wallet(Wallet::new(Uuid::new_v4(), environment, alice).backed_up_to("googleDrive"))
+///     .token("dyn_test_token", environment.clone())
+///     .user(alice.clone(), environment.clone())
+///     .wallet(Wallet::new(WalletId::random(), environment.clone(), alice.clone()))
+///     .wallet(Wallet::new(WalletId::random(), environment, alice).backed_up_to("googleDrive"))
 ///     .accepted_locations(["googleDrive", "iCloud", "paperWallet"])
 ///     .rate_limit(RateLimit::new(100, Duration::from_secs(60)))
 ///     .start()
@@ -207,12 +228,13 @@ pub(crate) fn key_share(id: Uuid, location: &str, external: Option<&str>) -> Wal
 #[derive(Clone, Default)]
 pub struct SandboxBuilder {
     pub(crate) tokens: Vec<(String, EnvironmentId)>,
-    pub(crate) users: Vec<(Uuid, EnvironmentId)>,
+    pub(crate) users: Vec<(UserId, EnvironmentId)>,
     pub(crate) wallets: Vec<Wallet>,
     pub(crate) accepted_locations: Option<Vec<String>>,
     pub(crate) rate_limit: Option<RateLimit>,
     pub(crate) rate_limits: Option<RateLimits>,
     pub(crate) read_lag: std::time::Duration,
+    pub(crate) lagging_duplicate_check: bool,
 }
 
 impl SandboxBuilder {
@@ -232,8 +254,8 @@ impl SandboxBuilder {
     }
 
     /// A user of `environment`. Adding a user again moves them.
-    pub fn user(mut self, user: Uuid, environment: impl Into<EnvironmentId>) -> Self {
-        self.users.push((user, environment.into()));
+    pub fn user(mut self, user: impl Into<UserId>, environment: impl Into<EnvironmentId>) -> Self {
+        self.users.push((user.into(), environment.into()));
         self
     }
 
@@ -306,9 +328,33 @@ impl SandboxBuilder {
 
     /// Makes wallet reads lag behind creates by `lag`, as a replicated store does: for
     /// `lag` after a create is applied, reads of its wallet do not show the new key shares.
-    /// A second create is still refused at once (the service checks its own state).
+    /// A second create is still refused at once (the service checks its own state), unless
+    /// [`lagging_duplicate_check`](Self::lagging_duplicate_check) is set.
     pub fn read_lag(mut self, lag: std::time::Duration) -> Self {
         self.read_lag = lag;
+        self
+    }
+
+    /// Makes the service's "already backed up" check read the same lagging replica as wallet
+    /// reads (see [`read_lag`](Self::read_lag)): a second create sent within the lag of the
+    /// first passes the check and is applied too, leaving the wallet with two sets of key
+    /// shares. Upstream gives no guarantee against it: two creates in flight can both pass
+    /// its "no key shares yet" check. A client test then counts
+    /// [`creates_applied_to`](crate::Sandbox::creates_applied_to) a wallet, not only what the
+    /// server refused.
+    ///
+    /// ```
+    /// use dynamic_waas_sandbox::Seed;
+    /// use std::time::Duration;
+    ///
+    /// let harsh = Seed::example()
+    ///     .builder()
+    ///     .read_lag(Duration::from_millis(1500))
+    ///     .lagging_duplicate_check();
+    /// # let _ = harsh;
+    /// ```
+    pub fn lagging_duplicate_check(mut self) -> Self {
+        self.lagging_duplicate_check = true;
         self
     }
 
@@ -323,31 +369,32 @@ impl SandboxBuilder {
     /// let seed = Seed::example();
     /// let (builder, rows) = SandboxBuilder::new()
     ///     .token(seed.token.clone(), seed.environment_id.clone())
-    ///     .pregenerated(&seed.environment_id, 3);
+    ///     .pregenerated(seed.environment_id.clone(), 3);
     /// assert_eq!(rows.len(), 3);
-    /// let (_, again) = SandboxBuilder::new().pregenerated(&seed.environment_id, 3);
+    /// let (_, again) = SandboxBuilder::new().pregenerated(seed.environment_id.clone(), 3);
     /// assert_eq!(rows, again);
     /// # let _ = builder;
     /// ```
     pub fn pregenerated(
         mut self,
-        environment: &EnvironmentId,
+        environment: impl Into<EnvironmentId>,
         count: usize,
     ) -> (Self, Vec<Pregenerated>) {
+        let environment = environment.into();
         let rows: Vec<Pregenerated> = (0..count as u64)
             .map(|i| Pregenerated {
                 environment_id: environment.clone(),
                 wallet_id: WalletId::from(deterministic_uuid(2 * i)),
-                user_id: deterministic_uuid(2 * i + 1),
+                user_id: UserId::from(deterministic_uuid(2 * i + 1)),
             })
             .collect();
         for row in &rows {
             self = self
-                .user(row.user_id, environment.clone())
+                .user(row.user_id.clone(), environment.clone())
                 .wallet(Wallet::new(
                     row.wallet_id.clone(),
                     environment.clone(),
-                    row.user_id,
+                    row.user_id.clone(),
                 ));
         }
         (self, rows)
@@ -371,6 +418,7 @@ impl fmt::Debug for SandboxBuilder {
             .field("rate_limit", &self.rate_limit)
             .field("rate_limits", &self.rate_limits)
             .field("read_lag", &self.read_lag)
+            .field("lagging_duplicate_check", &self.lagging_duplicate_check)
             .finish()
     }
 }
@@ -386,7 +434,7 @@ pub struct Seed {
     /// The wallet, owned by [`user_id`](Self::user_id), with no key shares.
     pub wallet_id: WalletId,
     /// The user.
-    pub user_id: Uuid,
+    pub user_id: UserId,
     /// A token for the environment.
     pub token: String,
 }
@@ -399,7 +447,7 @@ impl Seed {
                 0x0b1c2d3e_4f50_4617_8899_aabbccddeeff,
             )),
             wallet_id: WalletId::from(Uuid::from_u128(0x95b11417_f18f_457f_8804_68e361f9164f)),
-            user_id: Uuid::from_u128(0x3c90c3cc_0d44_4b50_8888_8dd25736052a),
+            user_id: UserId::from(Uuid::from_u128(0x3c90c3cc_0d44_4b50_8888_8dd25736052a)),
             token: "dyn_sandbox_token_0123456789".to_owned(),
         }
     }
@@ -408,11 +456,11 @@ impl Seed {
     pub fn builder(&self) -> SandboxBuilder {
         SandboxBuilder::new()
             .token(self.token.clone(), self.environment_id.clone())
-            .user(self.user_id, self.environment_id.clone())
+            .user(self.user_id.clone(), self.environment_id.clone())
             .wallet(Wallet::new(
                 self.wallet_id.clone(),
                 self.environment_id.clone(),
-                self.user_id,
+                self.user_id.clone(),
             ))
     }
 }

@@ -38,6 +38,8 @@ pub(crate) struct State {
     pub(crate) read_lag: Duration,
     /// Per wallet: until when reads show only its first `n` key shares.
     pub(crate) lagging: HashMap<WalletId, (Instant, usize)>,
+    /// Whether a create's "already backed up" check sees what lagging reads see.
+    pub(crate) lagging_duplicate_check: bool,
 }
 
 impl State {
@@ -58,6 +60,7 @@ impl State {
             creates: HashMap::new(),
             read_lag: builder.read_lag,
             lagging: HashMap::new(),
+            lagging_duplicate_check: builder.lagging_duplicate_check,
         }
     }
 
@@ -80,7 +83,8 @@ impl State {
         let fault = match self.faults.take(route.operation()) {
             Some(Fault::Reject(response)) => {
                 let status = response.status();
-                return Answer::new(response.0, format!("fault: rejected with {status}"));
+                let reply = response.into_reply(request);
+                return Answer::new(reply, format!("fault: rejected with {status}"));
             }
             other => other,
         };
@@ -98,7 +102,7 @@ impl State {
                     answer.outcome,
                     response.status()
                 );
-                Answer::new(response.0, outcome)
+                Answer::new(response.into_reply(request), outcome)
             }
             Some(Fault::Reject(_)) | None => answer,
         }

@@ -3,8 +3,7 @@
 
 use std::collections::HashMap;
 
-use dynamic_waas_api::ids::{EnvironmentId, WalletId};
-use uuid::Uuid;
+use dynamic_waas_api::ids::{EnvironmentId, UserId, WalletId};
 
 use super::reply::Answer;
 use super::seed::{SandboxBuilder, Wallet};
@@ -12,7 +11,7 @@ use super::seed::{SandboxBuilder, Wallet};
 #[derive(Debug, Default)]
 pub(crate) struct World {
     tokens: HashMap<String, EnvironmentId>,
-    users: HashMap<Uuid, EnvironmentId>,
+    users: HashMap<UserId, EnvironmentId>,
     pub(crate) wallets: HashMap<WalletId, Wallet>,
 }
 
@@ -23,12 +22,12 @@ impl World {
             world.tokens.insert(token.clone(), environment.clone());
         }
         for (user, environment) in &builder.users {
-            world.users.insert(*user, environment.clone());
+            world.users.insert(user.clone(), environment.clone());
         }
         for wallet in &builder.wallets {
             world
                 .users
-                .entry(wallet.owner)
+                .entry(wallet.owner.clone())
                 .or_insert_with(|| wallet.environment.clone());
             world.wallets.insert(wallet.id.clone(), wallet.clone());
         }
@@ -41,7 +40,7 @@ impl World {
     }
 
     /// The environment a user belongs to.
-    pub(crate) fn user_environment(&self, user: &Uuid) -> Option<&EnvironmentId> {
+    pub(crate) fn user_environment(&self, user: &UserId) -> Option<&EnvironmentId> {
         self.users.get(user)
     }
 

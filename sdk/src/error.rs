@@ -150,6 +150,16 @@ impl ErrorResponse {
     pub fn code(&self) -> Option<&str> {
         self.code.as_deref()
     }
+
+    /// Takes `secret` (the request's bearer token, say) out of the body and headers, so that
+    /// a server that echoes it cannot get it stored or printed (see [`crate::redact`]).
+    pub fn redact(&mut self, secret: &[u8]) {
+        if let Some(clean) = crate::redact::redact(&self.body, secret) {
+            self.body = Bytes::from(clean);
+            (self.error_text, self.code) = upstream_fields(&self.body);
+        }
+        crate::redact::redact_headers(&mut self.headers, secret);
+    }
 }
 
 /// `(error text, code)` from a JSON error body, leniently: `error` or `message`; a string

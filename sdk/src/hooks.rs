@@ -292,17 +292,16 @@ impl ClientHooks<RequestOptions> for Client {
         let sent_to = fingerprint(request.url());
         let response = self.client().execute(request).await?;
         let status = response.status();
-        let capture = ATTEMPT
+        let (capture, authorization) = ATTEMPT
             .try_with(|attempt| {
                 attempt.status.set(Some(status));
                 attempt
                     .redirected
                     .set(fingerprint(response.url()) != sent_to);
-                attempt.capture.clone()
+                (attempt.capture.clone(), attempt.authorization.clone())
             })
-            .ok()
-            .flatten()
-            .or_else(|| self.inner().capture.clone());
+            .unwrap_or_default();
+        let capture = capture.or_else(|| self.inner().capture.clone());
         let response = match self.inner().max_response_bytes {
             // A declared length within the limit needs no wrapper: hyper never yields more
             // than the declared Content-Length (HTTP/1), and h2 treats a longer body as a
@@ -311,24 +310,37 @@ impl ClientHooks<RequestOptions> for Client {
             Some(limit) => limit_body(response, limit),
             None => response,
         };
-        match capture {
-            Some(capture) if status.is_success() => Ok(captured(response, &capture).await?),
-            _ => Ok(response),
+        // A success body is read here, whole and bounded, so that the token a server echoes
+        // is gone before anything parses, keeps or prints it. Error bodies are read by
+        // `ErrorResponse`, which the caller redacts.
+        let secret = authorization
+            .as_ref()
+            .and_then(crate::redact::bearer_secret);
+        if status.is_success() && (capture.is_some() || secret.is_some()) {
+            return read_success(response, capture.as_ref(), secret).await;
         }
+        Ok(response)
     }
 }
 
-/// Reads the body, keeps a copy in `capture`, and hands the same bytes on (no copy).
-/// The answer handed on keeps status and headers; its URL is not carried over (the
-/// generated code reads a success body by status and headers only).
-async fn captured(
+/// Reads a success body, takes `secret` out of it, keeps a copy in `capture`, and hands the
+/// same bytes on (no copy when the secret is absent). The answer handed on keeps status and
+/// headers; its URL is not carried over (the generated code reads a success body by status
+/// and headers only).
+async fn read_success(
     mut response: reqwest::Response,
-    capture: &BodyCapture,
+    capture: Option<&BodyCapture>,
+    secret: Option<&[u8]>,
 ) -> reqwest::Result<reqwest::Response> {
     let status = response.status();
     let headers = std::mem::take(response.headers_mut());
-    let body = response.bytes().await?;
-    capture.put(body.clone());
+    let mut body = response.bytes().await?;
+    if let Some(secret) = secret {
+        body = crate::redact::redact_bytes(body, secret);
+    }
+    if let Some(capture) = capture {
+        capture.put(body.clone());
+    }
     let mut rebuilt = http::Response::new(reqwest::Body::from(body));
     *rebuilt.status_mut() = status;
     *rebuilt.headers_mut() = headers;

@@ -1,7 +1,7 @@
 //! Ids in upstream's `uuid` schema: 36 characters, lower-case hex, hyphenated.
 //!
-//! [`EnvironmentId`] and [`WalletId`] are distinct types so that the two path parameters
-//! cannot be swapped, and so that a bad value is reported with the name of its field before
+//! [`EnvironmentId`], [`WalletId`] and [`UserId`] are distinct types so that they cannot be
+//! swapped, and so that a bad value is reported with the name of its field before
 //! anything is sent. [`ResourceId`] is the id type of responses: it is lenient when reading
 //! (a response is never lost to an id the server spells differently) and strict when parsed.
 
@@ -101,12 +101,23 @@ macro_rules! id_type {
             pub fn to_uuid(&self) -> Option<uuid::Uuid> {
                 uuid::Uuid::try_parse(&self.0).ok()
             }
+
+            /// A new random id (a UUID v4), for tests and seeds.
+            pub fn random() -> Self {
+                Self::from(uuid::Uuid::new_v4())
+            }
         }
 
         impl From<uuid::Uuid> for $name {
             /// Always valid: written lower-case and hyphenated, as upstream requires.
             fn from(id: uuid::Uuid) -> Self {
                 Self(id.hyphenated().to_string())
+            }
+        }
+
+        impl From<&$name> for $name {
+            fn from(id: &$name) -> Self {
+                id.clone()
             }
         }
 
@@ -156,6 +167,17 @@ id_type!(
     "walletId"
 );
 id_type!(
+    /// The id of a user (`userId` in a create's body): the owner of the wallet.
+    UserId,
+    "userId"
+);
+id_type!(
+    /// The id of a share set (`shareSetId` in a create's body): the share set a backup
+    /// activates.
+    ShareSetId,
+    "shareSetId"
+);
+id_type!(
     /// An id in a response (`walletId`, `keyShareId`, ...). Reading a response accepts any
     /// string, so that an unexpected spelling never loses the response; parsing one
     /// yourself validates it. [`ResourceId::is_valid`] tells whether a received id is
@@ -192,6 +214,18 @@ impl<'de> serde::Deserialize<'de> for EnvironmentId {
 }
 
 impl<'de> serde::Deserialize<'de> for WalletId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_strict(deserializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for UserId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserialize_strict(deserializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ShareSetId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserialize_strict(deserializer)
     }

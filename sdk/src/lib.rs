@@ -61,6 +61,7 @@ mod generated;
 pub mod hooks;
 pub mod ids;
 pub mod labels;
+pub mod redact;
 
 pub use generated::*;
 pub use hooks::RequestOptions;

@@ -213,11 +213,13 @@ pub fn captured_logs(level: tracing::Level) -> Captured {
 /// Short waits so the suite stays fast; the rules are the same as the defaults'.
 pub fn fast() -> RetryPolicy {
     RetryPolicy::default()
-        .initial_backoff(Duration::from_millis(10))
-        .max_backoff(Duration::from_millis(50))
-        .max_retry_after(Duration::from_secs(5))
-        .attempt_timeout(Duration::from_secs(5))
-        .total_timeout(Duration::from_secs(20))
+        .with_initial_backoff(Duration::from_millis(10))
+        .with_max_backoff(Duration::from_millis(50))
+        .with_max_retry_after(Duration::from_secs(5))
+        .with_attempt_timeout(Duration::from_secs(5))
+        .with_total_timeout(Duration::from_secs(20))
+        // The sandbox's reads are current unless a test sets a lag (and a settle_after).
+        .with_settle_after(Duration::from_millis(100))
 }
 
 /// A client of `uri` with `token` and `policy`.
@@ -290,7 +292,7 @@ impl Faulty {
             .create_backup_locations(
                 &self.seed.environment_id,
                 &self.seed.wallet_id,
-                self.seed.user_id,
+                &self.seed.user_id,
                 locations.to_vec(),
             )
             .await
@@ -327,7 +329,7 @@ impl Faulty {
 /// The example wallet (of `Seed::example()`), to change before seeding it.
 pub fn example_wallet() -> dynamic_waas_sandbox::Wallet {
     let seed = Seed::example();
-    dynamic_waas_sandbox::Wallet::new(seed.wallet_id, seed.environment_id, seed.user_id)
+    dynamic_waas_sandbox::Wallet::new(seed.wallet_id, seed.environment_id, &seed.user_id)
 }
 
 /// The example sandbox with its wallet replaced by `wallet`, and its seed.
@@ -359,7 +361,7 @@ pub async fn create_pregenerated(
         .create_backup_locations(
             &row.environment_id,
             &row.wallet_id,
-            row.user_id,
+            &row.user_id,
             [google_drive()],
         )
         .await

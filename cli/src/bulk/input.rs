@@ -131,7 +131,7 @@ pub fn read(
 ) -> Result<Ended, CliError> {
     let mut each = |line: u64, fields: Result<Fields, String>| -> Step {
         let row = match fields.and_then(|f| rules.check(f)) {
-            Ok(Checked::Send(job)) => Row::Job(job.tag(line)),
+            Ok(Checked::Send(job)) => Row::Job(job.with_tag(line)),
             Ok(Checked::Skip) => {
                 tally.skipped();
                 return Step::Next;
@@ -479,7 +479,7 @@ impl Rules {
         .map_err(|e| e.to_string())?;
         if let Some(share_set) = fields.share_set_id {
             job = job
-                .share_set_id(share_set.as_str())
+                .with_share_set_id(share_set.as_str())
                 .map_err(|e| e.to_string())?;
         }
         if next == NextRun::ReadFirst {
@@ -568,6 +568,6 @@ mod tests {
         let Ok(Checked::Send(job)) = r.check(row()) else {
             panic!("not sent")
         };
-        assert!(format!("{job:?}").contains("resumed: true"));
+        assert!(job.is_resumed());
     }
 }

@@ -72,8 +72,8 @@ pub async fn create_many(
     #[cfg(not(feature = "sandbox"))]
     let target = Target::new(global).await;
     let pacing = Pacing::upstream()
-        .per_process(args.rate)
-        .per_environment(args.env_rate);
+        .with_per_process(args.rate)
+        .with_per_environment(args.env_rate);
     let client = target.client(global, pacing)?;
     let tally = Arc::new(Tally::default());
     let (sink, writer, resume) =
@@ -110,25 +110,28 @@ pub async fn create_many(
     let intake = stream::unfold(rows_rx, |mut rx| async move {
         rx.recv().await.map(|row| (row, rx))
     })
-    .map(|row| {
+    .map({
         let (sink, stop_tx) = (sink.clone(), Arc::clone(&stop_tx));
-        async move {
-            match row {
-                Row::Bad { line, message } => {
-                    sink.bad_row(line, message);
-                    Intake::Reported
+        move |row| {
+            let (sink, stop_tx) = (sink.clone(), Arc::clone(&stop_tx));
+            async move {
+                match row {
+                    Row::Bad { line, message } => {
+                        sink.bad_row(line, message);
+                        Intake::Reported
+                    }
+                    // Journaled (and synced, in groups) before its create may be sent; if the
+                    // writer is gone, nothing more is sent, and the run stops.
+                    Row::Job(job) => match job.tag() {
+                        Some(line) if sink.started(job.wallet_id().as_str(), line).await => {
+                            Intake::Job(job)
+                        }
+                        _ => {
+                            let _ = stop_tx.send(true);
+                            Intake::WriterGone
+                        }
+                    },
                 }
-                // Journaled (and synced, in groups) before its create may be sent; if the
-                // writer is gone, nothing more is sent, and the run stops.
-                Row::Job(job) => match job.get_tag() {
-                    Some(line) if sink.started(job.wallet_id().as_str(), line).await => {
-                        Intake::Job(job)
-                    }
-                    _ => {
-                        let _ = stop_tx.send(true);
-                        Intake::WriterGone
-                    }
-                },
             }
         }
     })

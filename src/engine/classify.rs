@@ -15,6 +15,16 @@ pub(crate) enum OpKind {
     Read,
 }
 
+impl OpKind {
+    /// The operation's name in metrics.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            OpKind::Create => "create_backup_locations",
+            OpKind::Read => "get_wallet",
+        }
+    }
+}
+
 /// How one attempt failed.
 #[derive(Debug)]
 pub(crate) enum Failure {
@@ -47,6 +57,16 @@ pub(crate) enum Failure {
     Invalid(String),
 }
 
+/// Whether a create was applied, as far as an answer tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Applied {
+    /// Lost after it was sent (a timeout, a reset, a 5xx): it may have been.
+    Maybe,
+    /// The server said so (any 2xx, a followed redirect, or a 422 already backed up after an
+    /// attempt that may have been applied): it is never sent again.
+    Certainly,
+}
+
 /// What the call does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Decision {
@@ -54,13 +74,11 @@ pub(crate) enum Decision {
     Retry { retry_after: Option<Duration> },
     /// 401: refresh the token once and try again.
     Refresh,
-    /// A create that may have been applied (`applied`: it certainly was). The wallet is read
-    /// before anything else is sent.
-    Reconcile { applied: bool },
-    /// 422 `key_share_already_backed_up`: final, unless an earlier attempt of the same call
-    /// may have been applied; then the wallet settles it.
-    AlreadyBackedUp,
-    /// Definite: nothing was created, and trying again would fail the same way.
+    /// A create that may have been applied: the wallet settles it before anything else is
+    /// sent.
+    Settle(Applied),
+    /// Definite: nothing was created (by this attempt), and trying again would fail the same
+    /// way.
     Stop,
 }
 
@@ -77,10 +95,7 @@ impl Verdict {
     /// or may have been applied.
     pub(crate) fn is_healthy_answer(&self, failure: &Failure) -> bool {
         matches!(failure, Failure::Http { .. })
-            && matches!(
-                self.decision,
-                Decision::Stop | Decision::Refresh | Decision::AlreadyBackedUp
-            )
+            && matches!(self.decision, Decision::Stop | Decision::Refresh)
             && failure.status().is_some_and(|s| s.is_client_error())
     }
 }
@@ -132,24 +147,35 @@ fn transport_kind(e: &reqwest::Error) -> ErrorKind {
     }
 }
 
-/// May have been processed: a create reads the wallet, a read simply tries again.
-fn maybe(op: OpKind, applied: bool) -> Decision {
+/// May have been processed: a create settles from the wallet, a read simply tries again.
+fn maybe(op: OpKind, applied: Applied) -> Decision {
     match op {
-        OpKind::Create => Decision::Reconcile { applied },
+        OpKind::Create => Decision::Settle(applied),
         OpKind::Read => Decision::Retry { retry_after: None },
     }
 }
 
-/// Classifies a failed attempt of `op`.
-pub(crate) fn classify(op: OpKind, failure: &Failure) -> Verdict {
-    let maybe = |applied: bool| maybe(op, applied);
+/// Classifies a failed attempt of `op`. `in_doubt`: an earlier attempt of the same call may
+/// have been applied, so that a 422 "already backed up" now means that one was (the server
+/// applies at most one create per wallet).
+pub(crate) fn classify(op: OpKind, failure: &Failure, in_doubt: bool) -> Verdict {
+    let maybe = |applied: bool| {
+        maybe(
+            op,
+            if applied {
+                Applied::Certainly
+            } else {
+                Applied::Maybe
+            },
+        )
+    };
     let (decision, kind) = match failure {
         Failure::NotSent(e) => (Decision::Retry { retry_after: None }, transport_kind(e)),
         Failure::Lost(e) => (maybe(false), transport_kind(e)),
         Failure::TimedOut { status, .. } => match status {
             Some(s) if s.is_success() => (maybe(true), ErrorKind::Timeout),
             // The status arrived, the body did not: the status decides, and names the kind.
-            Some(s) => by_status(op, *s, None, None, false),
+            Some(s) => by_status(op, *s, None, None, false, in_doubt),
             None => (maybe(false), ErrorKind::Timeout),
         },
         Failure::Unusable2xx { .. } => (maybe(true), ErrorKind::InvalidResponse),
@@ -169,6 +195,7 @@ pub(crate) fn classify(op: OpKind, failure: &Failure) -> Verdict {
             response.code(),
             *retry_after,
             response.is_complete(),
+            in_doubt,
         ),
     };
     Verdict { decision, kind }
@@ -182,9 +209,19 @@ fn by_status(
     code: Option<&str>,
     retry_after: Option<Duration>,
     complete: bool,
+    in_doubt: bool,
 ) -> (Decision, ErrorKind) {
     let retry = Decision::Retry { retry_after };
-    let maybe = |applied: bool| maybe(op, applied);
+    let maybe = |applied: bool| {
+        maybe(
+            op,
+            if applied {
+                Applied::Certainly
+            } else {
+                Applied::Maybe
+            },
+        )
+    };
     let rate_limited = ErrorKind::RateLimited { retry_after };
     match status.as_u16() {
         _ if status.is_success() => (maybe(true), ErrorKind::InvalidResponse),
@@ -200,10 +237,11 @@ fn by_status(
         408 => (retry, ErrorKind::Timeout),
         429 => (retry, rate_limited),
         422 => match code {
-            Some("key_share_already_backed_up") => match op {
-                OpKind::Create => (Decision::AlreadyBackedUp, ErrorKind::AlreadyBackedUp),
-                OpKind::Read => (Decision::Stop, ErrorKind::AlreadyBackedUp),
-            },
+            // After an attempt that may have been applied, the refusal says it was.
+            Some("key_share_already_backed_up") if op == OpKind::Create && in_doubt => {
+                (maybe(true), ErrorKind::AlreadyBackedUp)
+            }
+            Some("key_share_already_backed_up") => (Decision::Stop, ErrorKind::AlreadyBackedUp),
             // Refused before any work was done.
             Some("too_many_requests") => (retry, rate_limited),
             Some("lock_timeout") => (retry, ErrorKind::ServerError),
@@ -237,6 +275,7 @@ mod tests {
             ErrorKind::Rejected => "Rejected",
             ErrorKind::RateLimited { .. } => "RateLimited",
             ErrorKind::ServerError => "ServerError",
+            ErrorKind::RetryBudgetSpent => "RetryBudgetSpent",
             ErrorKind::Timeout => "Timeout",
             ErrorKind::InvalidResponse => "InvalidResponse",
             other => panic!("unexpected kind {other:?}"),
@@ -256,8 +295,8 @@ mod tests {
     /// status × upstream code × Retry-After × operation → decision and kind.
     #[test]
     fn the_table() {
-        let reconcile = Reconcile { applied: false };
-        let applied = Reconcile { applied: true };
+        let reconcile = Settle(Applied::Maybe);
+        let applied = Settle(Applied::Certainly);
         let retry = Retry { retry_after: None };
         let retry_ra = Retry { retry_after: RA };
         #[rustfmt::skip]
@@ -274,7 +313,7 @@ mod tests {
             (404, Some("not_found"), None, Stop, Stop, "NotFound"),
             (408, None, None, retry, retry, "Timeout"),
             (409, None, None, Stop, Stop, "Rejected"),
-            (422, Some("key_share_already_backed_up"), None, AlreadyBackedUp, Stop, "AlreadyBackedUp"),
+            (422, Some("key_share_already_backed_up"), None, Stop, Stop, "AlreadyBackedUp"),
             (422, Some("too_many_requests"), RA, retry_ra, retry_ra, "RateLimited"),
             (422, Some("lock_timeout"), None, retry, retry, "ServerError"),
             (422, Some("wallet_service_connection_error"), None, reconcile, retry, "ServerError"),
@@ -293,7 +332,7 @@ mod tests {
         for &(status, code, ra, create, read, kind) in rows {
             let status = StatusCode::from_u16(status).unwrap();
             for (op, want) in [(Create, create), (Read, read)] {
-                let (decision, got) = by_status(op, status, code, ra, true);
+                let (decision, got) = by_status(op, status, code, ra, true, false);
                 assert_eq!(decision, want, "{op:?} {status} {code:?}");
                 assert_eq!(kind_name(&got), kind, "{op:?} {status} {code:?}");
             }
@@ -304,10 +343,22 @@ mod tests {
     fn a_422_whose_body_did_not_arrive_whole_may_have_been_applied() {
         let status = StatusCode::UNPROCESSABLE_ENTITY;
         assert_eq!(
-            by_status(Create, status, None, None, false).0,
-            Reconcile { applied: false }
+            by_status(Create, status, None, None, false, false).0,
+            Settle(Applied::Maybe)
         );
-        assert_eq!(by_status(Create, status, None, None, true).0, Stop);
+        assert_eq!(by_status(Create, status, None, None, true, false).0, Stop);
+    }
+
+    #[test]
+    fn already_backed_up_after_an_attempt_that_may_have_been_applied_means_it_was() {
+        let status = StatusCode::UNPROCESSABLE_ENTITY;
+        let code = Some("key_share_already_backed_up");
+        let (decision, kind) = by_status(Create, status, code, None, true, true);
+        assert_eq!(decision, Settle(Applied::Certainly));
+        assert_eq!(kind, ErrorKind::AlreadyBackedUp);
+        // Without an earlier doubt it is final; a read never sees it as applied.
+        assert_eq!(by_status(Create, status, code, None, true, false).0, Stop);
+        assert_eq!(by_status(Read, status, code, None, true, true).0, Stop);
     }
 
     #[test]
@@ -323,16 +374,16 @@ mod tests {
         };
         #[rustfmt::skip]
         let rows: Vec<(Failure, Decision, Decision, &str)> = vec![
-            (timed_out(None), Reconcile { applied: false }, Retry { retry_after: None }, "Timeout"),
-            (timed_out(Some(201)), Reconcile { applied: true }, Retry { retry_after: None }, "Timeout"),
-            (timed_out(Some(502)), Reconcile { applied: false }, Retry { retry_after: None }, "ServerError"),
+            (timed_out(None), Settle(Applied::Maybe), Retry { retry_after: None }, "Timeout"),
+            (timed_out(Some(201)), Settle(Applied::Certainly), Retry { retry_after: None }, "Timeout"),
+            (timed_out(Some(502)), Settle(Applied::Maybe), Retry { retry_after: None }, "ServerError"),
             (timed_out(Some(429)), Retry { retry_after: None }, Retry { retry_after: None }, "RateLimited"),
             (timed_out(Some(404)), Stop, Stop, "NotFound"),
-            (unusable, Reconcile { applied: true }, Retry { retry_after: None }, "InvalidResponse"),
+            (unusable, Settle(Applied::Certainly), Retry { retry_after: None }, "InvalidResponse"),
         ];
         for (failure, create, read, kind) in rows {
             for (op, want) in [(Create, create), (Read, read)] {
-                let verdict = classify(op, &failure);
+                let verdict = classify(op, &failure, false);
                 assert_eq!(verdict.decision, want, "{op:?} {}", failure.reason());
                 assert_eq!(
                     kind_name(&verdict.kind),
