@@ -92,7 +92,7 @@ pub mod types {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub error: ::std::option::Option<::std::string::String>,
     }
-    #[doc = "The body of an error response: every documented error schema folded into one (the HTTP status says which error it was)."]
+    #[doc = "The body of an error response: the `error` text and `code` that Dynamic's error schemas share (the HTTP status says which error it was; the raw body holds the rest)."]
     #[derive(:: serde :: Deserialize, :: serde :: Serialize, Clone, Debug, Default, PartialEq)]
     pub struct ErrorBody {
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]

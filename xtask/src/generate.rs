@@ -1,4 +1,5 @@
-//! Generation: spec -> transformations -> progenitor -> rustfmt -> `sdk/src/generated.rs`.
+//! Generation: spec -> transformations -> progenitor -> rewrites -> rustfmt ->
+//! `sdk/src/generated.rs`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,7 +27,21 @@ pub fn workspace_root() -> PathBuf {
 
 /// Renders the generated file for the spec at `spec_path`; never writes anything.
 pub fn render(spec_path: &Path) -> Result<String> {
-    let spec = spec::load(spec_path)?;
+    render_spec(spec::load(spec_path)?)
+}
+
+/// Renders the generated file for a spec held in memory (its header hashes the JSON as
+/// `serde_json` writes it).
+pub fn render_json(json: &serde_json::Value) -> Result<String> {
+    let bytes = serde_json::to_vec_pretty(json)?;
+    spec::validate(json).context("the spec cannot be generated")?;
+    render_spec(spec::Spec {
+        bytes,
+        json: json.clone(),
+    })
+}
+
+fn render_spec(spec: spec::Spec) -> Result<String> {
     let mut json = spec.json;
     let replacements = transform::apply_all(&mut json)?;
     let api: openapiv3::OpenAPI = serde_json::from_value(json)
@@ -52,11 +67,10 @@ pub fn render(spec_path: &Path) -> Result<String> {
         settings.with_replacement(&r.schema, r.rust_type, impls.into_iter());
     }
 
-    let operations = api.operations().count();
     let tokens = generate_tokens(&settings, &api)?;
-    // Format, rewrite (the rewrites match rustfmt's layout), and format again.
+    // Rewritten on the syntax tree, then formatted once: no rewrite depends on the layout.
+    let tokens = crate::rewrite::apply_all(tokens)?;
     let formatted = rustfmt(&tokens.to_string())?;
-    let formatted = rustfmt(&crate::rewrite::apply_all(&formatted, operations)?)?;
     let digest = Sha256::digest(&spec.bytes);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     Ok(format!(

@@ -1,4 +1,4 @@
-//! Maintainer tasks: `cargo xtask generate`, `cargo xtask check`, `cargo xtask bench`.
+//! Maintainer tasks: `cargo xtask generate`, `check`, `evolve`, `import`, `bench`, `soak`, `msrv`.
 
 mod bench;
 mod bulk;
@@ -9,6 +9,8 @@ mod msrv;
 mod rewrite;
 mod spec;
 mod transform;
+mod upstream;
+mod wire;
 
 use std::process::ExitCode;
 
@@ -35,9 +37,18 @@ commands:
                                 ambiguous faults; fails on any lost key share id (about 30 s)
   msrv       fail (exit 1) if a locked dependency needs a newer Rust than the workspace's
              rust-version, listing each one
-  evolve     the evolution matrix: each kind of additive upstream change applied to a copy
-             of the spec and workspace, regenerated and checked with no other edit; one line
-             per kind, exit 1 if any breaks (a few minutes; run by CI)";
+  evolve [NAME]
+             the evolution matrix: each kind of additive upstream change (and upstream's whole
+             Waas tag, from xtask/fixtures/upstream/) applied to a copy of the spec and
+             workspace, regenerated, checked, each operation called over loopback with its
+             documented examples, and the change report's bump compared with the expected one,
+             with no other edit; one line per kind, exit 1 if any breaks (a few minutes; run by
+             CI). NAME: only the kinds whose name contains it
+  import UPSTREAM.json [OPERATION_ID...]
+             what copying operations of upstream's spec (converted to JSON) into ours takes:
+             the operations (every one of the Waas tag ours lacks, when none is named) and
+             each component they reach that ours lacks; writes the merged spec to
+             target/import/dynamic-waas.json";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,7 +56,8 @@ fn main() -> ExitCode {
         Some("generate") => cmd_generate(),
         Some("check") => cmd_check(),
         Some("bench") => bench::run(&args[1..]),
-        Some("evolve") => evolve::run(),
+        Some("evolve") => evolve::run(args.get(1).map(String::as_str)),
+        Some("import") => upstream::run(&args[1..]),
         Some("soak") => match args.get(1).map(String::as_str) {
             None => bench::soak(),
             Some("--bulk") => match args.get(2).map(|n| n.parse::<usize>()) {
@@ -74,32 +86,42 @@ fn main() -> ExitCode {
     }
 }
 
-/// The change report against the spec the checked-in code was generated from (the
-/// committed one), on stderr.
-fn print_changes(root: &std::path::Path) {
-    let previous = std::process::Command::new("git")
-        .current_dir(root)
-        .args(["show", &format!("HEAD:{}", generate::SPEC_PATH)])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
+/// The change report against the spec and the generated code the checked-in code came from
+/// (the committed ones), on stderr.
+fn print_changes(root: &std::path::Path, generated_now: &str) {
+    let committed = |path: &str| {
+        std::process::Command::new("git")
+            .current_dir(root)
+            .args(["show", &format!("HEAD:{path}")])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| o.stdout)
+    };
+    let previous = committed(generate::SPEC_PATH)
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
     let current = std::fs::read(root.join(generate::SPEC_PATH))
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-    match (previous, current) {
-        (Some(previous), Some(current)) => eprint!(
-            "{}",
-            changes::report(&changes::compare(&previous, &current))
-        ),
-        _ => eprintln!("no previously generated spec to compare with (not a git checkout?)"),
+    let (Some(previous), Some(current)) = (previous, current) else {
+        eprintln!("no previously generated spec to compare with (not a git checkout?)");
+        return;
+    };
+    let mut changes = changes::compare(&previous, &current);
+    match committed(generate::OUTPUT_PATH).map(String::from_utf8) {
+        Some(Ok(code)) => match changes::api_diff(&code, generated_now) {
+            Ok(items) => changes.extend(items),
+            Err(e) => eprintln!("cannot compare the generated public items: {e}"),
+        },
+        _ => eprintln!("no previously generated code to compare public items with"),
     }
+    eprint!("{}", changes::report(&changes));
 }
 
 fn cmd_generate() -> anyhow::Result<ExitCode> {
     let root = generate::workspace_root();
-    print_changes(&root);
     let text = generate::render(&root.join(generate::SPEC_PATH))?;
+    print_changes(&root, &text);
     let out = root.join(generate::OUTPUT_PATH);
     let unchanged = std::fs::read_to_string(&out).is_ok_and(|old| old == text);
     if !unchanged {
@@ -125,7 +147,8 @@ fn cmd_check() -> anyhow::Result<ExitCode> {
         }
         Some(diff) => {
             println!("{diff}");
-            print_changes(&generate::workspace_root());
+            let root = generate::workspace_root();
+            print_changes(&root, &generate::render(&root.join(generate::SPEC_PATH))?);
             eprintln!(
                 "{} is stale: run `cargo xtask generate` and commit the result",
                 generate::OUTPUT_PATH

@@ -10,9 +10,6 @@ use serde_json::{json, Map, Value};
 /// Name of the schema that [`fold_error_responses`] creates.
 pub const ERROR_BODY: &str = "ErrorBody";
 
-/// The description of an error property that error schemas type differently.
-const ANY_JSON: &str = "Typed differently by the documented error responses: any JSON value.";
-
 /// Optional query, header and cookie parameters the generated methods take. Any other is
 /// dropped before generation (see [`drop_optional_parameters`]).
 pub const KEPT_OPTIONAL_PARAMETERS: &[&str] = &[];
@@ -83,11 +80,14 @@ const HAND_WRITTEN: &[(&str, &str, &[&str])] = &[
 
 /// Applies every transformation in order and returns the replacements generation must use.
 pub fn apply_all(spec: &mut Value) -> Result<Vec<Replacement>> {
+    nullable_type_arrays(spec);
     drop_optional_parameters(spec)?;
     fold_error_responses(spec)?;
+    scalar_unions(spec);
     lenient_responses(spec)?;
     let mut replaced = distinct_path_id_schemas(spec)?;
     replaced.extend(hoist_lookaround_patterns(spec)?);
+    drop_misread_patterns(spec);
     open_string_enums(spec);
     replaced.extend(closed_string_enums(spec));
     strip_unsupported_formats(spec);
@@ -99,6 +99,171 @@ pub fn apply_all(spec: &mut Value) -> Result<Vec<Replacement>> {
     replaced.sort();
     replaced.dedup();
     replaced.iter().map(|name| replacement_for(name)).collect()
+}
+
+/// Rewrites OpenAPI 3.1's `type: [T, "null"]` as 3.0's `type: T, nullable: true` (several
+/// non-null types become an `anyOf` of each).
+///
+/// Why: upstream publishes its spec as OpenAPI 3.1/3.2; a maintainer copies its schemas into
+/// the 3.0 spec as they are, and the generator reads 3.0 only (a type array does not parse).
+pub fn nullable_type_arrays(spec: &mut Value) -> Vec<String> {
+    let mut rewritten = Vec::new();
+    nullable_types_in(spec, "", &mut rewritten);
+    rewritten
+}
+
+fn nullable_types_in(value: &mut Value, place: &str, rewritten: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get("type") {
+                let nullable = types.iter().any(|t| t == "null");
+                let rest: Vec<Value> = types.iter().filter(|t| *t != "null").cloned().collect();
+                match rest.as_slice() {
+                    [] => {
+                        map.remove("type");
+                    }
+                    [only] => {
+                        map.insert("type".into(), only.clone());
+                    }
+                    several => {
+                        map.remove("type");
+                        let branches = several.iter().map(|t| json!({ "type": t })).collect();
+                        map.insert("anyOf".into(), Value::Array(branches));
+                    }
+                }
+                if nullable {
+                    map.insert("nullable".into(), Value::Bool(true));
+                }
+                rewritten.push(place.to_owned());
+            }
+            for (key, nested) in map.iter_mut() {
+                nullable_types_in(nested, key, rewritten);
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| nullable_types_in(item, place, rewritten)),
+        _ => {}
+    }
+}
+
+/// Makes an `anyOf` / `oneOf` whose branches are all scalars of one type (two string
+/// schemas, say) that scalar type itself; the branches' own constraints go.
+///
+/// Why: typify makes an `anyOf` of branches that can overlap a struct of optional flattened
+/// members, which can never decode a plain string: upstream's own example of an address
+/// (`anyOf` of `WalletPublicKey` and `SolanaPublicKey`) would fail the whole response. A
+/// union of strings is a string; which branch a value matches is the server's to check.
+/// Branches of different scalar types are left to typify, which makes an untagged enum that
+/// decodes each of them.
+pub fn scalar_unions(spec: &mut Value) -> Vec<String> {
+    let snapshot = spec.clone();
+    let mut merged = Vec::new();
+    scalar_unions_in(&snapshot, spec, "", &mut merged);
+    merged
+}
+
+fn scalar_unions_in(spec: &Value, value: &mut Value, place: &str, merged: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for key in ["anyOf", "oneOf"] {
+                let Some(Value::Array(branches)) = map.get(key) else {
+                    continue;
+                };
+                // Owned: a branch without `$ref` resolves to itself, inside `map`.
+                let types: Option<Vec<String>> = branches
+                    .iter()
+                    .map(|branch| scalar_type(spec, branch).map(str::to_owned))
+                    .collect();
+                let Some(types) = types else { continue };
+                let Some(first) = types.first().cloned() else {
+                    continue;
+                };
+                let numeric = |t: &String| t == "integer" || t == "number";
+                let same = if types.iter().all(|t| *t == first) {
+                    Some(first)
+                } else if types.iter().all(numeric) {
+                    Some("number".to_owned())
+                } else {
+                    None
+                };
+                if let Some(scalar) = same {
+                    map.remove(key);
+                    map.insert("type".into(), json!(scalar));
+                    merged.push(place.to_owned());
+                }
+            }
+            for (key, nested) in map.iter_mut() {
+                scalar_unions_in(spec, nested, key, merged);
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| scalar_unions_in(spec, item, place, merged)),
+        _ => {}
+    }
+}
+
+/// The scalar type a branch resolves to (`string`, `integer`, `number`, `boolean`), if it is
+/// a plain scalar schema.
+fn scalar_type<'a>(spec: &'a Value, branch: &'a Value) -> Option<&'a str> {
+    let schema = resolve(spec, branch).ok()?;
+    if ["anyOf", "oneOf", "allOf", "properties", "items"]
+        .iter()
+        .any(|k| schema.get(k).is_some())
+    {
+        return None;
+    }
+    match schema.get("type").and_then(Value::as_str)? {
+        t @ ("string" | "integer" | "number" | "boolean") => Some(t),
+        _ => None,
+    }
+}
+
+/// Removes every `pattern` that typify's `regress` would misread or cannot compile, except
+/// in the schemas a hand-written type replaces (see [`hoist_lookaround_patterns`]).
+///
+/// Why: a component schema of its own (`NonEmptyStringWith255MaxLength`) or an array item
+/// can carry upstream's look-around pattern too; without a hand-written type to check it,
+/// the length limits stay and the pattern is the server's to check.
+pub fn drop_misread_patterns(spec: &mut Value) -> Vec<String> {
+    let mut dropped = Vec::new();
+    if let Some(schemas) = spec
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        for (name, schema) in schemas.iter_mut() {
+            if !is_hand_written(&pascal_case(name)) {
+                drop_patterns_in(schema, name, &mut dropped);
+            }
+        }
+    }
+    if let Some(paths) = spec.get_mut("paths") {
+        drop_patterns_in(paths, "paths", &mut dropped);
+    }
+    dropped
+}
+
+fn drop_patterns_in(value: &mut Value, place: &str, dropped: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            let misread = map
+                .get("pattern")
+                .and_then(Value::as_str)
+                .is_some_and(|p| needs_hand_written_pattern(p) || regress::Regex::new(p).is_err());
+            if misread {
+                map.remove("pattern");
+                dropped.push(place.to_owned());
+            }
+            for (key, nested) in map.iter_mut() {
+                drop_patterns_in(nested, key, dropped);
+            }
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|item| drop_patterns_in(item, place, dropped)),
+        _ => {}
+    }
 }
 
 /// Looks up the hand-written type for a schema, or says what to write.
@@ -124,13 +289,15 @@ pub fn replacement_for(schema: &str) -> Result<Replacement> {
 /// Folds each operation's error responses into one raw response described by [`ERROR_BODY`].
 ///
 /// Why: progenitor accepts one error body type per operation and panics on upstream's
-/// distinct `BadRequest` / `NotFound` / ... schemas (progenitor #344, #950). The folded schema
-/// has every property of the folded ones, all optional. The response is declared as `*/*`
-/// so that progenitor hands it over raw (status, headers and bytes): a typed JSON decode in
-/// generated code drops status and headers when the body is a proxy's HTML page or empty.
-/// The sdk's hand-written `error` module decodes it into the generated `ErrorBody`.
+/// distinct `BadRequest` / `NotFound` / ... schemas (progenitor #344, #950). The response is
+/// declared as `*/*` so that progenitor hands it over raw (status, headers and bytes): a typed
+/// JSON decode in generated code drops status and headers when the body is a proxy's HTML
+/// page or empty. The sdk's hand-written `error` module decodes it into the generated
+/// `ErrorBody`, whose shape is fixed here ([`error_body_schema`]) rather than derived from
+/// the error schemas: an operation added later, with error schemas of its own (a 422 with a
+/// `code` enum, an `allOf`), can never reshape a public type that existing code reads. Each
+/// error schema is still generated as a type of its own, for reading the raw body.
 pub fn fold_error_responses(spec: &mut Value) -> Result<()> {
-    let mut properties = Map::new();
     let mut folded_any = false;
     let snapshot = spec.clone();
     for (path, method, operation) in operations_mut(spec)? {
@@ -146,36 +313,15 @@ pub fn fold_error_responses(spec: &mut Value) -> Result<()> {
             }
             let resolved = resolve(&snapshot, response)
                 .with_context(|| format!("{method} {path}: response {status}"))?;
+            if let Some(schema) = resolved.pointer("/content/application~1json/schema") {
+                resolve(&snapshot, schema)
+                    .with_context(|| format!("{method} {path}: response {status} schema"))?;
+            }
             let description = resolved
                 .get("description")
                 .and_then(Value::as_str)
                 .unwrap_or("Error")
                 .to_string();
-            if let Some(schema) = resolved.pointer("/content/application~1json/schema") {
-                let schema = resolve(&snapshot, schema)
-                    .with_context(|| format!("{method} {path}: response {status} schema"))?;
-                let props = schema.get("properties").and_then(Value::as_object);
-                for (name, prop) in props.into_iter().flatten() {
-                    match properties.get(name) {
-                        // Two error schemas type one property differently: it is folded as
-                        // any JSON value, which reads every one of them.
-                        Some(existing)
-                            if existing.get("type") != prop.get("type")
-                                && existing.get("description") != Some(&json!(ANY_JSON)) =>
-                        {
-                            properties.insert(name.clone(), json!({ "description": ANY_JSON }));
-                        }
-                        Some(_) => {}
-                        None => {
-                            let mut prop = prop.clone();
-                            if let Some(obj) = prop.as_object_mut() {
-                                obj.remove("example");
-                            }
-                            properties.insert(name.clone(), prop);
-                        }
-                    }
-                }
-            }
             *response = json!({
                 "description": description,
                 "content": {"*/*": {"schema": {
@@ -186,17 +332,25 @@ pub fn fold_error_responses(spec: &mut Value) -> Result<()> {
         }
     }
     if folded_any {
-        schemas_mut(spec)?.insert(
-            ERROR_BODY.to_string(),
-            json!({
-                "description": "The body of an error response: every documented error schema \
-                                folded into one (the HTTP status says which error it was).",
-                "type": "object",
-                "properties": properties,
-            }),
-        );
+        schemas_mut(spec)?.insert(ERROR_BODY.to_string(), error_body_schema());
     }
     Ok(())
+}
+
+/// The fixed schema of [`ERROR_BODY`]: the two fields Dynamic's error bodies share, both
+/// optional, both text (a body that types them otherwise does not parse as it; the raw body
+/// and the sdk's lenient `code()` still read it).
+pub fn error_body_schema() -> Value {
+    json!({
+        "description": "The body of an error response: the `error` text and `code` that Dynamic's \
+                        error schemas share (the HTTP status says which error it was; the raw \
+                        body holds the rest).",
+        "type": "object",
+        "properties": {
+            "code": {"type": "string"},
+            "error": {"type": "string"}
+        }
+    })
 }
 
 /// Gives each path parameter that uses the shared `uuid` schema a schema of its own, named
@@ -726,20 +880,36 @@ mod tests {
         assert!(body.get("required").is_none());
         assert_eq!(body["properties"]["code"], json!({"type": "string"}));
         assert_eq!(body["properties"]["error"], json!({"type": "string"}));
+        // The folded schemas stay, as types for reading a raw body.
+        assert!(spec["components"]["schemas"].get("NotFound").is_some());
     }
 
+    /// Requirement: adding operations never reshapes the shared error body. Error schemas
+    /// that type `code` as an enum, an object or through `allOf` leave it as it is.
     #[test]
-    fn folding_reads_conflicting_property_types_as_any_json() {
-        let mut spec = op_with_errors();
-        spec["components"]["schemas"]["NotFound"]["properties"]["error"] =
-            json!({"type": "object"});
-        fold_error_responses(&mut spec).unwrap();
-        let body = &spec["components"]["schemas"][ERROR_BODY];
+    fn the_error_body_is_fixed_whatever_the_error_schemas_say() {
+        let mut plain = op_with_errors();
+        fold_error_responses(&mut plain).unwrap();
+        let mut other = op_with_errors();
+        let schemas = &mut other["components"]["schemas"];
+        schemas["NotFound"]["properties"]["error"] = json!({"type": "object"});
+        schemas["NotFound"]["properties"]["payload"] = json!({"type": "object"});
+        schemas["Codes"] = json!({"type": "string", "enum": ["a", "b"]});
+        schemas["Unprocessable"] = json!({"allOf": [
+            {"$ref": "#/components/schemas/BadRequest"},
+            {"type": "object", "properties": {"code": {"$ref": "#/components/schemas/Codes"}}}
+        ]});
+        other["paths"]["/x/{id}"]["post"]["responses"]["422"] = json!({"description": "u",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Unprocessable"}}}});
+        fold_error_responses(&mut other).unwrap();
         assert_eq!(
-            body["properties"]["error"],
-            json!({ "description": ANY_JSON })
+            other["components"]["schemas"][ERROR_BODY],
+            plain["components"]["schemas"][ERROR_BODY]
         );
-        assert_eq!(body["properties"]["code"], json!({"type": "string"}));
+        assert_eq!(
+            other["components"]["schemas"][ERROR_BODY],
+            error_body_schema()
+        );
     }
 
     #[test]
@@ -903,6 +1073,88 @@ mod tests {
         );
         let found = replacement_for("uuid").unwrap();
         assert_eq!(found.rust_type, "crate::ids::ResourceId");
+    }
+
+    #[test]
+    fn type_arrays_become_nullable_types() {
+        let mut spec = json!({"components": {"schemas": {
+            "A": {"type": ["string", "null"], "maxLength": 3},
+            "B": {"type": "object", "properties": {
+                "type": {"$ref": "#/components/schemas/A"},
+                "flag": {"type": ["boolean", "null"]},
+                "either": {"type": ["string", "integer"]}
+            }}
+        }}});
+        let rewritten = nullable_type_arrays(&mut spec);
+        assert_eq!(rewritten, ["A", "either", "flag"]);
+        let schemas = &spec["components"]["schemas"];
+        assert_eq!(
+            schemas["A"],
+            json!({"type": "string", "nullable": true, "maxLength": 3})
+        );
+        assert_eq!(
+            schemas["B"]["properties"]["flag"],
+            json!({"type": "boolean", "nullable": true})
+        );
+        assert_eq!(
+            schemas["B"]["properties"]["either"],
+            json!({"anyOf": [{"type": "string"}, {"type": "integer"}]})
+        );
+        assert_eq!(
+            schemas["B"]["properties"]["type"],
+            json!({"$ref": "#/components/schemas/A"})
+        );
+    }
+
+    #[test]
+    fn unions_of_one_scalar_type_become_that_type() {
+        let mut spec = json!({"components": {"schemas": {
+            "Evm": {"type": "string", "pattern": "^0x[0-9a-f]+$", "example": "0x01"},
+            "Sol": {"type": "string", "pattern": "^[1-9A-Z]+$"},
+            "Obj": {"type": "object", "properties": {"a": {"type": "string"}}},
+            "Rule": {"type": "object", "properties": {
+                "address": {"description": "either", "anyOf": [{"$ref": "#/components/schemas/Evm"}, {"$ref": "#/components/schemas/Sol"}]},
+                "addresses": {"type": "array", "items": {"oneOf": [{"$ref": "#/components/schemas/Evm"}, {"type": "string"}]}},
+                "amount": {"anyOf": [{"type": "integer"}, {"type": "number"}]},
+                "mixed": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                "objects": {"anyOf": [{"$ref": "#/components/schemas/Obj"}, {"type": "string"}]}
+            }}
+        }}});
+        let merged = scalar_unions(&mut spec);
+        assert_eq!(merged, ["address", "items", "amount"]);
+        let props = &spec["components"]["schemas"]["Rule"]["properties"];
+        assert_eq!(
+            props["address"],
+            json!({"description": "either", "type": "string"})
+        );
+        assert_eq!(props["addresses"]["items"], json!({"type": "string"}));
+        assert_eq!(props["amount"], json!({"type": "number"}));
+        assert!(props["mixed"].get("anyOf").is_some(), "left to typify");
+        assert!(props["objects"].get("anyOf").is_some());
+    }
+
+    #[test]
+    fn misread_patterns_go_everywhere_but_in_hand_written_schemas() {
+        let mut spec = json!({
+            "paths": {"/x": {"post": {"requestBody": {"content": {"application/json": {"schema": {
+                "type": "array", "items": {"type": "string", "pattern": "^(?=\\S)[a-z]+$"}
+            }}}}}}},
+            "components": {"schemas": {
+                "NonEmpty": {"type": "string", "maxLength": 9, "pattern": "^[\\p{L}]+$"},
+                "Broken": {"type": "string", "pattern": "^[a-z"},
+                "Digits": {"type": "string", "pattern": "^[0-9]+$"},
+                "KeygenId": {"type": "string", "pattern": "^(?=\\S)[\\p{L}]+$"}
+            }}
+        });
+        let dropped = drop_misread_patterns(&mut spec);
+        assert_eq!(dropped, ["Broken", "NonEmpty", "items"]);
+        let schemas = &spec["components"]["schemas"];
+        assert_eq!(
+            schemas["NonEmpty"],
+            json!({"type": "string", "maxLength": 9})
+        );
+        assert_eq!(schemas["Digits"]["pattern"], "^[0-9]+$");
+        assert!(schemas["KeygenId"].get("pattern").is_some());
     }
 
     #[test]
