@@ -8,11 +8,9 @@ use serde_json::Value;
 
 /// A command-line client of Dynamic's WaaS key-share backup API.
 ///
-/// The API token is read from DYNAMIC_API_TOKEN (else DYN_API_TOKEN), never from a flag,
-/// and is never printed.
-///
-/// The exit codes and environment variables are added to `--help` at run time, from
-/// `exit::EXIT_CODES` (see `command`).
+/// The API token is read from DYNAMIC_API_TOKEN (else DYN_API_TOKEN, else the file
+/// DYNAMIC_API_TOKEN_FILE names) or from stdin with --token-stdin; never from a flag, and it
+/// is never printed.
 #[derive(Debug, Parser)]
 #[command(name = "dynamic-waas", version)]
 pub struct Cli {
@@ -27,6 +25,19 @@ pub struct Cli {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
+    /// Output format [default: text when stdout is a terminal, json otherwise]
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+
+    /// More logs on stderr (-v: debug, -vv: trace; RUST_LOG, when set, wins)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// Where calls go and how patiently: the options of the commands that call the API.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "API options")]
+pub struct ApiArgs {
     /// The API's base URL: https, or plain http to a loopback address only
     #[arg(
         long,
@@ -43,6 +54,10 @@ pub struct GlobalArgs {
     #[arg(long, global = true)]
     pub sandbox: bool,
 
+    /// Read the API token from the first line of stdin (for a secret manager's pipe)
+    #[arg(long, global = true)]
+    pub token_stdin: bool,
+
     /// Attempts per call, retries included [default: 3]
     #[arg(
         long,
@@ -56,13 +71,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
 
-    /// Output format [default: text when stdout is a terminal, json otherwise]
-    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
-    pub output: Option<OutputFormat>,
-
-    /// More logs on stderr (-v: debug, -vv: trace; RUST_LOG, when set, wins)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    /// How far behind writes a wallet read may lag, in seconds: after a create whose answer
+    /// was lost, it is sent again only if a read made this long after shows no key shares
+    /// [default: 2]
+    #[arg(long, global = true, value_name = "SECONDS", value_parser = parse_settle)]
+    pub settle_after: Option<Duration>,
 }
 
 /// How results and errors are printed on stdout.
@@ -77,11 +90,9 @@ pub enum OutputFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Back up a wallet's key shares to locations
-    #[command(subcommand)]
-    BackupLocations(BackupLocationsCommand),
+    BackupLocations(BackupLocations),
     /// Read wallets
-    #[command(subcommand)]
-    Wallet(WalletCommand),
+    Wallet(WalletGroup),
     /// Run a local sandbox of the API
     #[cfg(feature = "sandbox")]
     #[command(subcommand)]
@@ -89,6 +100,33 @@ pub enum Command {
     /// Print a shell completion script on stdout, e.g.
     /// `dynamic-waas completions bash > ~/.local/share/bash-completion/completions/dynamic-waas`
     Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout, or write one per command into a directory,
+    /// e.g. `dynamic-waas man > dynamic-waas.1`
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BackupLocations {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: BackupLocationsCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct WalletGroup {
+    #[command(flatten)]
+    pub api: ApiArgs,
+    #[command(subcommand)]
+    pub command: WalletCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write a page per command (dynamic-waas.1, dynamic-waas-backup-locations-create.1, ...)
+    /// into DIR instead of the main page on stdout
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -127,9 +165,10 @@ pub struct CreateManyArgs {
     pub format: Option<InputFormat>,
 
     /// Where outcomes go: one JSON line per wallet, appended, synced to disk as they come;
-    /// FILE.inflight records the wallets whose create may have been sent
-    #[arg(long, value_name = "FILE")]
-    pub results: String,
+    /// FILE.inflight records the wallets whose create may have been sent. Created private
+    /// (0600); a symbolic link is refused [required unless --dry-run]
+    #[arg(long, value_name = "FILE", required_unless_present = "dry_run")]
+    pub results: Option<String>,
 
     /// Continue an earlier run: skip wallets whose outcome in --results is settled; read the
     /// wallet first (never create blindly) for those that were in flight or unknown
@@ -175,8 +214,9 @@ pub struct CreateManyArgs {
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub max_failures_in_a_row: u32,
 
-    /// Read and check every row as a run would (shards and --resume included), report bad
-    /// rows, print what would be created, read first or skipped; send and write nothing
+    /// Read and check every row as a run would (shards and --resume, which needs --results,
+    /// included), report bad rows, print what would be created, read first or skipped; send
+    /// and write nothing; no token needed
     #[arg(long)]
     pub dry_run: bool,
 
@@ -521,6 +561,16 @@ fn parse_share(value: &str) -> Result<f64, String> {
     }
 }
 
+fn parse_settle(value: &str) -> Result<Duration, String> {
+    let seconds: f64 = value
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number of seconds"))?;
+    if !(0.0..=3600.0).contains(&seconds) {
+        return Err("must be from 0 to 3600".into());
+    }
+    Ok(Duration::from_secs_f64(seconds))
+}
+
 fn parse_seconds(value: &str) -> Result<Duration, String> {
     let seconds: f64 = value
         .parse()
@@ -613,7 +663,11 @@ mod tests {
             ])
             .unwrap();
         let cli = Cli::from_arg_matches(&matches).unwrap();
-        let Command::BackupLocations(BackupLocationsCommand::Create(mut args)) = cli.command else {
+        let Command::BackupLocations(BackupLocations {
+            command: BackupLocationsCommand::Create(mut args),
+            ..
+        }) = cli.command
+        else {
             panic!("not a create");
         };
         let create = matches

@@ -54,7 +54,12 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
 const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "DYNAMIC_API_TOKEN",
-        "the API token (else DYN_API_TOKEN); never taken from a flag, never printed",
+        "the API token (else DYN_API_TOKEN, else DYNAMIC_API_TOKEN_FILE, or --token-stdin); \
+         never taken from a flag, never printed",
+    ),
+    (
+        "DYNAMIC_API_TOKEN_FILE",
+        "a file holding the token (a mounted secret), read when neither variable is set",
     ),
     ("DYNAMIC_BASE_URL", "the default of --base-url"),
     (
@@ -130,6 +135,14 @@ pub enum CliError {
 }
 
 impl CliError {
+    /// Invalid input, every problem listed (one a line when there are several).
+    pub fn problems(problems: Vec<String>) -> Self {
+        match problems.len() {
+            1 => CliError::InvalidInput(problems.into_iter().next().unwrap_or_default()),
+            n => CliError::InvalidInput(format!("{n} problems:\n  - {}", problems.join("\n  - "))),
+        }
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             CliError::Api(err) => code_of(err.kind()),
@@ -157,7 +170,7 @@ impl fmt::Display for CliError {
         match self {
             // With its causes: a command line has nowhere else to show them.
             CliError::Api(err) => write!(f, "{err:#}"),
-            CliError::InvalidInput(message) => write!(f, "{message}; nothing was sent"),
+            CliError::InvalidInput(message) => write!(f, "{message}"),
             CliError::ResultOnStderr(message) => write!(
                 f,
                 "the create succeeded, but its result could not be written to stdout \
@@ -166,6 +179,14 @@ impl fmt::Display for CliError {
             CliError::Other(message) => f.write_str(message),
             CliError::Reported(code) => write!(f, "exit {code}: see the summary"),
         }
+    }
+}
+
+/// An SDK error about input, as `field: what is wrong` (problems are listed together).
+pub fn problem(err: &Error) -> String {
+    match err.kind() {
+        ErrorKind::InvalidInput { field, reason } => format!("{field}: {reason}"),
+        _ => err.to_string(),
     }
 }
 
@@ -185,7 +206,9 @@ pub fn code_of(kind: &ErrorKind) -> u8 {
         | ErrorKind::NotFound
         | ErrorKind::AlreadyBackedUp
         | ErrorKind::Rejected => REFUSED,
-        ErrorKind::RateLimited { .. } | ErrorKind::ServerError => RETRIES_EXHAUSTED,
+        ErrorKind::RateLimited { .. } | ErrorKind::ServerError | ErrorKind::RetryBudgetSpent => {
+            RETRIES_EXHAUSTED
+        }
         ErrorKind::OutcomeUnknown { .. } => OUTCOME_UNKNOWN,
         ErrorKind::Transport | ErrorKind::Timeout => TRANSPORT,
         ErrorKind::InvalidResponse => INVALID_RESPONSE,

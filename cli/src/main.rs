@@ -9,7 +9,8 @@
 //! dynamic-waas completions bash
 //! ```
 //!
-//! The token comes only from `DYNAMIC_API_TOKEN` (else `DYN_API_TOKEN`) and is never printed.
+//! The token comes from `DYNAMIC_API_TOKEN` (else `DYN_API_TOKEN`, else the file
+//! `DYNAMIC_API_TOKEN_FILE` names) or `--token-stdin`, never from a flag, and is never printed.
 //! `--output json` prints exactly one JSON document on stdout, a result or
 //! `{"error": {...}}` (usage errors included); logs go to stderr (`RUST_LOG`, `-v`,
 //! `NO_COLOR`).
@@ -22,6 +23,7 @@ mod args;
 mod bulk;
 mod commands;
 mod exit;
+mod files;
 mod output;
 #[cfg(feature = "sandbox")]
 mod serve;
@@ -50,17 +52,16 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return usage_error(err, &raw),
     };
-    if let Command::BackupLocations(BackupLocationsCommand::Create(args)) = &mut cli.command {
-        let create = matches
-            .subcommand_matches("backup-locations")
-            .and_then(|m| m.subcommand_matches("create"));
-        args.location.order(create);
-    }
-    if let Command::BackupLocations(BackupLocationsCommand::CreateMany(args)) = &mut cli.command {
-        let many = matches
-            .subcommand_matches("backup-locations")
-            .and_then(|m| m.subcommand_matches("create-many"));
-        args.location.order(many);
+    if let Command::BackupLocations(group) = &mut cli.command {
+        let sub = |name| {
+            matches
+                .subcommand_matches("backup-locations")
+                .and_then(|m| m.subcommand_matches(name))
+        };
+        match &mut group.command {
+            BackupLocationsCommand::Create(args) => args.location.order(sub("create")),
+            BackupLocationsCommand::CreateMany(args) => args.location.order(sub("create-many")),
+        }
     }
     init_logs(cli.global.verbose);
     let printer = Printer::new(cli.global.output);
@@ -81,13 +82,33 @@ fn main() -> ExitCode {
     }
 }
 
-/// The command line, with the exit codes and environment (from [`exit::EXIT_CODES`]) after
-/// `--help`.
+/// Examples at the end of the root help, as `gh` shows them.
+const EXAMPLES: &str = "Examples:
+  # Try it on an in-process sandbox: no token, seeded ids
+  dynamic-waas backup-locations create --sandbox --location googleDrive
+
+  # Back up one wallet (the token from DYNAMIC_API_TOKEN)
+  dynamic-waas backup-locations create --environment-id UUID --wallet-id UUID \\
+      --user-id UUID --location googleDrive --location dynamic,keygen-id=primary
+
+  # Back up many wallets from a file, resumably, paced under Dynamic's limits
+  dynamic-waas backup-locations create-many --input wallets.csv --results out.jsonl \\
+      --location googleDrive
+  dynamic-waas backup-locations create-many --input wallets.csv --results out.jsonl \\
+      --location googleDrive --resume
+
+  # Read a wallet and its key shares, as JSON
+  dynamic-waas wallet get --environment-id UUID --wallet-id UUID --output json";
+
+/// The command line: examples after `-h`; the exit codes and environment (from
+/// [`exit::EXIT_CODES`]) after `--help` too.
 pub fn command() -> clap::Command {
     let width = clap_width();
     Cli::command()
-        .after_help("Exit codes and environment variables: see --help.")
-        .after_long_help(exit::exit_codes_help(width))
+        .after_help(format!(
+            "{EXAMPLES}\n\nExit codes and environment variables: see --help."
+        ))
+        .after_long_help(format!("{EXAMPLES}\n\n{}", exit::exit_codes_help(width)))
 }
 
 /// The width clap wraps help to (its own default: the terminal's, at most 100).

@@ -2,7 +2,9 @@
 
 use std::io::{self, IsTerminal, Write};
 
-use dynamic_waas::{CreatedBackup, Wallet};
+use std::borrow::Cow;
+
+use dynamic_waas::{BackupStatus, CreatedBackup, Wallet};
 use serde_json::{json, Value};
 
 use crate::args::OutputFormat;
@@ -33,29 +35,44 @@ impl Printer {
                 Some(raw) if serde_json::from_slice::<Value>(raw).is_ok() => print_raw(raw),
                 _ => print_json(&serde_json::to_value(created)?),
             },
+            // Every string the server chose is escaped: a terminal must not run its controls.
             OutputFormat::Text => {
-                let mut text = format!("Backed up wallet {}", created.wallet_id());
-                if created.is_reconciled() {
-                    text.push_str(" (reconciled from a wallet read after a lost response)");
+                let mut text =
+                    format!("Backed up wallet {}", escaped(created.wallet_id().as_str()));
+                match created.status() {
+                    BackupStatus::Reconciled => {
+                        text.push_str(" (reconciled from a wallet read after a lost response)")
+                    }
+                    BackupStatus::AlreadyBackedUp => {
+                        text.push_str(" (backed up before; read from the wallet)")
+                    }
+                    _ => {}
                 }
                 text.push_str(":\n");
                 for share in created.locations_with_key_shares() {
                     text.push_str(&format!(
                         "  {:<12} keyShareId {}",
-                        share.location.as_str(),
-                        share.key_share_id
+                        escaped(share.location.as_str()),
+                        escaped(share.key_share_id.as_str())
                     ));
                     if let Some(external) = &share.external_key_share_id {
-                        text.push_str(&format!("  externalKeyShareId {external}"));
+                        text.push_str(&format!(
+                            "  externalKeyShareId {}",
+                            escaped(external.as_str())
+                        ));
                     }
                     text.push('\n');
                 }
                 let share_set = [
-                    created.share_set_id().map(|id| format!("share set {id}")),
-                    created.share_set_type().map(|t| format!("type {t}")),
+                    created
+                        .share_set_id()
+                        .map(|id| format!("share set {}", escaped(id))),
+                    created
+                        .share_set_type()
+                        .map(|t| format!("type {}", escaped(t.as_str()))),
                     created
                         .password_update_status()
-                        .map(|s| format!("password update {s}")),
+                        .map(|s| format!("password update {}", escaped(s.as_str()))),
                     created
                         .wallet_active()
                         .map(|a| format!("wallet {}", if a { "active" } else { "inactive" })),
@@ -80,11 +97,11 @@ impl Printer {
             OutputFormat::Text => {
                 let mut text = format!(
                     "Wallet {} ({}, {}, {})\n  account address {}\n",
-                    wallet.wallet_id,
-                    wallet.chain_name,
-                    wallet.threshold_signature_scheme,
-                    wallet.derivation_path,
-                    wallet.account_address,
+                    escaped(wallet.wallet_id.as_str()),
+                    escaped(wallet.chain_name.as_str()),
+                    escaped(wallet.threshold_signature_scheme.as_str()),
+                    escaped(&wallet.derivation_path),
+                    escaped(&wallet.account_address),
                 );
                 if wallet.key_shares.is_empty() {
                     text.push_str("  no key shares backed up\n");
@@ -92,11 +109,11 @@ impl Printer {
                 for share in &wallet.key_shares {
                     text.push_str(&format!(
                         "  {:<12} keyShareId {}",
-                        share.location.as_str(),
-                        share.id
+                        escaped(share.location.as_str()),
+                        escaped(share.id.as_str())
                     ));
                     if let Some(external) = &share.external_key_share_id {
-                        text.push_str(&format!("  externalKeyShareId {external}"));
+                        text.push_str(&format!("  externalKeyShareId {}", escaped(external)));
                     }
                     text.push('\n');
                 }
@@ -132,11 +149,37 @@ impl Printer {
             return;
         }
         // A closed stderr must not panic (as `eprintln!` would): the exit code still tells.
-        let _ = writeln!(io::stderr().lock(), "error: {err}");
+        // The message may quote a server: its controls are escaped, its lines kept.
+        let message = err.to_string();
+        let message: Vec<Cow<'_, str>> = message.lines().map(escaped).collect();
+        let _ = writeln!(io::stderr().lock(), "error: {}", message.join("\n"));
         if self.is_json() {
             self.json_error(err);
         }
     }
+}
+
+/// `text` as a terminal may show it: control characters (ANSI escapes, line breaks, bells,
+/// C1 controls) and the invisible characters that reorder text (bidirectional overrides) are
+/// written as `\u{..}` escapes, so that a string a server chose can neither clear the screen,
+/// set the window title nor fake a line. JSON output and the results file keep strings exact.
+pub fn escaped(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The last resort for a create's result when stdout cannot take it: one JSON line on stderr,
@@ -196,4 +239,21 @@ fn print_text(text: &str) -> io::Result<()> {
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_a_server_sends_are_escaped() {
+        let hostile = "\u{1b}[2J\u{1b}[31mPWNED\u{1b}]0;owned\u{7}\n\rspoof\u{202e}txt\u{9b}1m";
+        let shown = escaped(hostile);
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown}");
+        assert_eq!(
+            shown,
+            "\\u{1b}[2J\\u{1b}[31mPWNED\\u{1b}]0;owned\\u{7}\\u{a}\\u{d}spoof\\u{202e}txt\\u{9b}1m"
+        );
+        assert!(matches!(escaped("googleDrive 6d97-3dce"), Cow::Borrowed(_)));
+    }
 }

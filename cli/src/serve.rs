@@ -103,7 +103,7 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
 /// The pregenerated wallets as create-many input: CSV for `*.csv`, else JSON lines.
 fn write_input(path: &str, wallets: &[Pregenerated]) -> Result<(), CliError> {
     let fail = |e: std::io::Error| CliError::Other(format!("cannot write {path}: {e}"));
-    let file = std::fs::File::create(path).map_err(fail)?;
+    let file = crate::files::create_private(std::path::Path::new(path), "--write-input")?;
     let mut out = std::io::BufWriter::new(file);
     let csv = path.to_ascii_lowercase().ends_with(".csv");
     if csv {
@@ -127,7 +127,7 @@ fn write_input(path: &str, wallets: &[Pregenerated]) -> Result<(), CliError> {
 /// Each wallet's key share ids, one JSON line per wallet.
 fn dump_state(path: &str, sandbox: &Sandbox, wallets: &[WalletId]) -> Result<(), CliError> {
     let fail = |e: std::io::Error| CliError::Other(format!("cannot write {path}: {e}"));
-    let file = std::fs::File::create(path).map_err(fail)?;
+    let file = crate::files::create_private(std::path::Path::new(path), "--dump-state")?;
     let mut out = std::io::BufWriter::new(file);
     for wallet in wallets {
         let ids: Vec<String> = sandbox

@@ -367,10 +367,11 @@ async fn ctrl_c_stops_the_intake_and_writes_every_outcome_in_flight() {
 #[cfg(feature = "sandbox")]
 fn on_embedded_sandbox(input: &Path, results: &Path) -> Command {
     let mut cmd = support::cli();
-    cmd.args(["--sandbox", "--output", "json"])
+    cmd.args(["--output", "json"])
         .args([
             "backup-locations",
             "create-many",
+            "--sandbox",
             "--location",
             "googleDrive",
         ])
@@ -508,12 +509,8 @@ async fn sandbox_serve_seeds_the_wallets_of_an_input_file() {
     let out = dir.join("results.jsonl");
     let mut cmd = support::cli();
     cmd.env("DYNAMIC_API_TOKEN", document["token"].as_str().unwrap())
-        .args([
-            "--base-url",
-            document["url"].as_str().unwrap(),
-            "--output",
-            "json",
-        ])
+        .env("DYNAMIC_BASE_URL", document["url"].as_str().unwrap())
+        .args(["--output", "json"])
         .args([
             "backup-locations",
             "create-many",

@@ -22,11 +22,11 @@ use support::{
 fn sandbox_create(output: &str) -> Command {
     let mut cmd = cli();
     cmd.args([
-        "--sandbox",
         "--output",
         output,
         "backup-locations",
         "create",
+        "--sandbox",
     ]);
     cmd
 }
@@ -184,7 +184,7 @@ async fn plain_http_to_loopback_bypasses_every_environment_proxy() {
 #[cfg(feature = "sandbox")]
 #[test]
 fn wallet_get_prints_the_wallet() {
-    let output = output_of(&["--sandbox", "--output", "json", "wallet", "get"]);
+    let output = output_of(&["--output", "json", "wallet", "get", "--sandbox"]);
     output.clone().assert().success();
     assert_eq!(json(&output)["wallet"]["walletId"], WALLET);
 }
@@ -231,12 +231,8 @@ fn serve_and_read_the_wallet(port: Option<u16>) -> String {
     let served = served.unwrap();
     let mut cmd = cli();
     cmd.env("DYNAMIC_API_TOKEN", served["token"].as_str().unwrap())
-        .args([
-            "--base-url",
-            served["url"].as_str().unwrap(),
-            "--output",
-            "json",
-        ])
+        .env("DYNAMIC_BASE_URL", served["url"].as_str().unwrap())
+        .args(["--output", "json"])
         .args(["wallet", "get", "--environment-id"])
         .arg(served["environmentId"].as_str().unwrap())
         .arg("--wallet-id")
@@ -305,7 +301,7 @@ async fn exit_2_for_a_malformed_id() {
     support::wallet_get_of(&mut cmd, "not-a-uuid");
     let output = run(cmd).await;
     let error = assert_error(&output, 2, "invalid_input");
-    assert!(support::message(&error).contains("walletId"));
+    assert!(support::message(&error).contains("--wallet-id"));
     assert_nothing_sent(&sandbox);
 }
 
@@ -473,7 +469,8 @@ async fn the_token_is_never_printed() {
     // DYN_API_TOKEN is the fallback, and is not printed either.
     let mut cmd = cli();
     cmd.env("DYN_API_TOKEN", TOKEN)
-        .args(["--base-url", &sandbox.uri(), "-v", "--output", "json"]);
+        .env("DYNAMIC_BASE_URL", sandbox.uri())
+        .args(["-v", "--output", "json"]);
     wallet_get(&mut cmd);
     let output = run(cmd).await;
     output.clone().assert().success();
@@ -548,18 +545,21 @@ async fn wallet_get_json_is_the_body_as_received() {
 #[test]
 fn without_the_sandbox_feature_there_is_no_sandbox() {
     for args in [
-        &["--output", "json", "--sandbox", "wallet", "get"][..],
+        &["--output", "json", "wallet", "get", "--sandbox"][..],
         &["--output", "json", "sandbox", "serve"],
     ] {
         assert_error(&output_of(args), 2, "invalid_input");
     }
-    help().stdout(contains("--sandbox").not());
+    let output = output_of(&["backup-locations", "--help"]);
+    output.assert().stdout(contains("--sandbox").not());
 }
 
 #[cfg(feature = "sandbox")]
 #[test]
 fn with_the_sandbox_feature_the_help_offers_it() {
-    help().stdout(contains("--sandbox").and(contains("sandbox ")));
+    help().stdout(contains("sandbox "));
+    let output = output_of(&["backup-locations", "create", "--help"]);
+    output.assert().stdout(contains("--sandbox"));
 }
 
 // Logs.
@@ -628,7 +628,7 @@ async fn usage_errors_print_one_json_document_when_json_is_asked_for() {
         for explicit in [true, false] {
             let mut cmd = cli();
             cmd.env("DYNAMIC_API_TOKEN", TOKEN)
-                .args(["--base-url", &sandbox.uri()]);
+                .env("DYNAMIC_BASE_URL", sandbox.uri());
             if explicit {
                 cmd.arg("--output=json");
             }

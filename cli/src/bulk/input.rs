@@ -1,16 +1,17 @@
-//! create-many's input: JSON lines or CSV, read row by row on a thread of its own (memory stays
-//! flat however long the file), each row checked into a job or reported as a bad row with its
-//! line number. Rows of other shards and rows a resumed run has settled are counted, not sent.
+//! create-many's input: JSON lines or CSV, read a physical line at a time on a thread of its
+//! own (memory stays flat however long the file), each line checked into a job or reported
+//! as a bad row with every problem it has. A line never swallows the next: a CSV field may
+//! not span lines, and a line is at most [`MAX_LINE`] bytes. Rows of other shards and rows a
+//! resumed run has settled are counted, not sent.
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 
 use dynamic_waas::{BackupJob, LocationRequest, NextRun};
-use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
+use super::resume::Resume;
 use super::tally::Tally;
 use crate::args::{
     parse_location, parse_location_json, BadRows, InputFormat, LocationFlags, Shard,
@@ -25,9 +26,11 @@ pub enum Row {
     Bad { line: u64, message: String },
 }
 
-/// The longest line read as a row (1 MiB): a file without newlines (binary, say) is reported
-/// a line at a time instead of filling memory.
-const MAX_LINE: usize = 1024 * 1024;
+/// The longest line read as a row (1 MiB).
+pub const MAX_LINE: usize = 1024 * 1024;
+/// How far past [`MAX_LINE`] a line's end is looked for before the input is refused as not
+/// a file of lines (`/dev/zero`, a binary file): bounded time and memory, whatever it is.
+const MAX_SKIP: u64 = 64 * 1024 * 1024;
 
 /// What every row shares, and what decides whether it is sent.
 pub struct Rules {
@@ -38,7 +41,7 @@ pub struct Rules {
     pub shard: Option<Shard>,
     pub bad_rows: BadRows,
     /// From a resumed run's results: what to do per wallet (absent: create).
-    pub resume: HashMap<u128, NextRun>,
+    pub resume: Resume,
 }
 
 /// How reading ended.
@@ -92,32 +95,107 @@ pub fn is_regular_file(path: &str) -> bool {
     path != "-" && std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
-/// Counts the data rows of a regular file, for progress: lines, less a CSV header. `None`
-/// for anything else.
+/// Counts the data rows of a regular file, for progress: non-blank lines, less a CSV header.
+/// `None` for anything else.
 pub fn count_rows(path: &str, format: InputFormat) -> Option<u64> {
     if !is_regular_file(path) {
         return None;
     }
-    let mut file = BufReader::with_capacity(256 * 1024, File::open(path).ok()?);
-    let mut lines = 0u64;
-    let mut last = b'\n';
-    loop {
-        let buf = file.fill_buf().ok()?;
-        if buf.is_empty() {
-            break;
+    let mut lines = Lines::new(Box::new(BufReader::with_capacity(
+        256 * 1024,
+        File::open(path).ok()?,
+    )));
+    let mut rows = 0u64;
+    while let Some(line) = lines.next_line().ok()? {
+        if !matches!(&line.text, Text::Line(bytes) if bytes.iter().all(u8::is_ascii_whitespace)) {
+            rows += 1;
         }
-        lines += buf.iter().filter(|&&b| b == b'\n').count() as u64;
-        last = buf[buf.len() - 1];
-        let n = buf.len();
-        file.consume(n);
-    }
-    if last != b'\n' {
-        lines += 1;
     }
     Some(match format {
-        InputFormat::Csv => lines.saturating_sub(1),
-        InputFormat::Jsonl => lines,
+        InputFormat::Csv => rows.saturating_sub(1),
+        InputFormat::Jsonl => rows,
     })
+}
+
+/// One physical line of the input.
+struct Line {
+    number: u64,
+    text: Text,
+}
+
+enum Text {
+    /// The line's bytes, without its end (`\n` or `\r\n`).
+    Line(Vec<u8>),
+    /// Longer than [`MAX_LINE`]: skipped to its end.
+    TooLong,
+}
+
+/// The input a physical line at a time, each bounded.
+struct Lines {
+    reader: Box<dyn BufRead + Send>,
+    number: u64,
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    fn new(reader: Box<dyn BufRead + Send>) -> Self {
+        Self {
+            reader,
+            number: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    fn next_line(&mut self) -> Result<Option<Line>, CliError> {
+        let fail = |e: io::Error| CliError::Other(format!("cannot read the input: {e}"));
+        self.buf.clear();
+        let n = (&mut self.reader)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut self.buf)
+            .map_err(fail)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        let number = self.number;
+        if self.buf.last() != Some(&b'\n') && self.buf.len() > MAX_LINE {
+            // Skip to the line's end, a bounded way.
+            let mut skipped = 0u64;
+            loop {
+                self.buf.clear();
+                let n = (&mut self.reader)
+                    .take(64 * 1024)
+                    .read_until(b'\n', &mut self.buf)
+                    .map_err(fail)?;
+                skipped += n as u64;
+                if n == 0 || self.buf.last() == Some(&b'\n') {
+                    break;
+                }
+                if skipped > MAX_SKIP {
+                    return Err(CliError::InvalidInput(format!(
+                        "line {number} runs on for over {} MiB without an end: --input is not \
+                         a file of lines (JSON lines or CSV)",
+                        (MAX_LINE as u64 + MAX_SKIP) >> 20
+                    )));
+                }
+            }
+            self.buf.clear();
+            return Ok(Some(Line {
+                number,
+                text: Text::TooLong,
+            }));
+        }
+        if self.buf.last() == Some(&b'\n') {
+            self.buf.pop();
+            if self.buf.last() == Some(&b'\r') {
+                self.buf.pop();
+            }
+        }
+        Ok(Some(Line {
+            number,
+            text: Text::Line(std::mem::take(&mut self.buf)),
+        }))
+    }
 }
 
 /// Reads every row, sending jobs and bad rows to `rows` in input order and counting the rows
@@ -129,7 +207,7 @@ pub fn read(
     rows: &mpsc::Sender<Row>,
     tally: &Tally,
 ) -> Result<Ended, CliError> {
-    let mut each = |line: u64, fields: Result<Fields, String>| -> Step {
+    let mut each = |line: u64, fields: Result<Fields, Vec<String>>| -> Step {
         let row = match fields.and_then(|f| rules.check(f)) {
             Ok(Checked::Send(job)) => Row::Job(job.with_tag(line)),
             Ok(Checked::Skip) => {
@@ -140,10 +218,10 @@ pub fn read(
                 tally.other_shard();
                 return Step::Next;
             }
-            Err(message) => {
-                tracing::warn!(line, "bad row: {message}");
-                Row::Bad { line, message }
-            }
+            Err(problems) => Row::Bad {
+                line,
+                message: problems.join("; "),
+            },
         };
         let bad = matches!(row, Row::Bad { .. });
         if rows.blocking_send(row).is_err() {
@@ -154,10 +232,7 @@ pub fn read(
         }
         Step::Next
     };
-    match format {
-        InputFormat::Jsonl => read_jsonl(reader, &mut each),
-        InputFormat::Csv => read_csv(reader, &mut each),
-    }
+    each_row(reader, format, &mut each)
 }
 
 /// The reader's thread, ending as the input did.
@@ -182,6 +257,19 @@ pub fn spawn_reader(
 enum Step {
     Next,
     Stop(Ended),
+}
+
+type Each<'e> = dyn FnMut(u64, Result<Fields, Vec<String>>) -> Step + 'e;
+
+fn each_row(
+    reader: Box<dyn BufRead + Send>,
+    format: InputFormat,
+    each: &mut Each<'_>,
+) -> Result<Ended, CliError> {
+    match format {
+        InputFormat::Jsonl => read_jsonl(reader, each),
+        InputFormat::Csv => read_csv(reader, each),
+    }
 }
 
 /// A wallet an input names, to seed a sandbox with.
@@ -219,7 +307,7 @@ pub fn seed_from(
             builder
                 .user(w.user_id, environment.clone())
                 .wallet(dynamic_waas_sandbox::Wallet::new(
-                    dynamic_waas::WalletId::from(w.wallet_id),
+                    w.wallet_id,
                     environment.clone(),
                     w.user_id,
                 ));
@@ -243,7 +331,7 @@ pub fn wallets_in(
     }
     let (reader, format) = open(path, format)?;
     let mut wallets = Vec::new();
-    let mut each = |_: u64, fields: Result<Fields, String>| {
+    let mut each = |_: u64, fields: Result<Fields, Vec<String>>| {
         let Ok(fields) = fields else {
             return Step::Next;
         };
@@ -251,8 +339,8 @@ pub fn wallets_in(
         let parse = |id: Option<&str>| id.and_then(|id| uuid::Uuid::try_parse(id.trim()).ok());
         if let (Some(environment_id), Some(wallet_id), Some(user_id)) = (
             parse(environment),
-            parse(Some(&fields.wallet_id)),
-            parse(Some(&fields.user_id)),
+            parse(fields.wallet_id.as_deref()),
+            parse(fields.user_id.as_deref()),
         ) {
             wallets.push(Named {
                 environment_id,
@@ -262,25 +350,24 @@ pub fn wallets_in(
         }
         Step::Next
     };
-    match format {
-        InputFormat::Jsonl => read_jsonl(reader, &mut each)?,
-        InputFormat::Csv => read_csv(reader, &mut each)?,
-    };
+    each_row(reader, format, &mut each)?;
     Ok(wallets)
 }
 
-/// A row's fields, as the input names them.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+/// A row's fields, as the input names them (each checked later, all problems together).
+#[derive(Debug, Default)]
 struct Fields {
     environment_id: Option<String>,
-    wallet_id: String,
-    user_id: String,
+    wallet_id: Option<String>,
+    user_id: Option<String>,
     share_set_id: Option<String>,
     locations: Option<Vec<Value>>,
+    /// What is wrong with the row's shape (unknown fields, wrong types), reported with the
+    /// problems of its values.
+    problems: Vec<String>,
 }
 
-const CSV_COLUMNS: [&str; 5] = [
+const COLUMNS: [&str; 5] = [
     "environmentId",
     "walletId",
     "userId",
@@ -288,127 +375,221 @@ const CSV_COLUMNS: [&str; 5] = [
     "locations",
 ];
 
-fn read_jsonl(
-    mut reader: Box<dyn BufRead + Send>,
-    each: &mut dyn FnMut(u64, Result<Fields, String>) -> Step,
-) -> Result<Ended, CliError> {
-    let fail = |e: io::Error| CliError::Other(format!("cannot read the input: {e}"));
-    let mut bytes = Vec::new();
-    let mut line = 0u64;
-    loop {
-        bytes.clear();
-        line += 1;
-        // At most MAX_LINE bytes and the newline; a longer line is bad, and skipped whole.
-        let n = (&mut reader)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut bytes)
-            .map_err(fail)?;
-        if n == 0 {
-            return Ok(Ended::Complete);
-        }
-        let fields = if bytes.last() != Some(&b'\n') && bytes.len() > MAX_LINE {
-            let mut rest = Vec::new();
-            while (&mut reader)
-                .take(64 * 1024)
-                .read_until(b'\n', &mut rest)
-                .map_err(fail)?
-                > 0
-            {
-                if rest.last() == Some(&b'\n') {
-                    break;
-                }
-                rest.clear();
-            }
-            Err(format!("the line is longer than {MAX_LINE} bytes"))
-        } else {
-            match std::str::from_utf8(&bytes) {
+/// What a line that is not a row says, in a sentence.
+fn not_text() -> Vec<String> {
+    vec!["the line is not UTF-8 text".into()]
+}
+
+fn too_long() -> Vec<String> {
+    vec![format!("the line is longer than {} MiB", MAX_LINE >> 20)]
+}
+
+fn read_jsonl(reader: Box<dyn BufRead + Send>, each: &mut Each<'_>) -> Result<Ended, CliError> {
+    let mut lines = Lines::new(reader);
+    while let Some(line) = lines.next_line()? {
+        let fields = match &line.text {
+            Text::TooLong => Err(too_long()),
+            Text::Line(bytes) => match std::str::from_utf8(bytes) {
                 Ok(text) if text.trim().is_empty() => continue,
-                Ok(text) => serde_json::from_str::<Fields>(text)
-                    .map_err(|e| format!("not a valid row: {e}")),
-                Err(_) => Err("the line is not UTF-8".into()),
-            }
+                Ok(text) => json_fields(text),
+                Err(_) => Err(not_text()),
+            },
         };
-        if let Step::Stop(ended) = each(line, fields) {
+        if let Step::Stop(ended) = each(line.number, fields) {
             return Ok(ended);
         }
+    }
+    Ok(Ended::Complete)
+}
+
+/// A JSON lines row: one object, every field checked for its type, every unknown field named.
+fn json_fields(text: &str) -> Result<Fields, Vec<String>> {
+    let object: Map<String, Value> = match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(object)) => object,
+        Ok(other) => {
+            return Err(vec![format!(
+                "not a JSON object but {}; each line is one object such as \
+                 {{\"walletId\": \"...\", \"userId\": \"...\"}}",
+                json_kind(&other)
+            )])
+        }
+        Err(e) => {
+            let reason = e.to_string();
+            // serde's position says nothing a line number does not.
+            let reason = reason
+                .rsplit_once(" at line ")
+                .map_or(reason.as_str(), |(head, _)| head);
+            return Err(vec![format!("not valid JSON ({reason})")]);
+        }
+    };
+    let mut problems = Vec::new();
+    let mut fields = Fields::default();
+    for (key, value) in object {
+        let text = |value: Value, problems: &mut Vec<String>| match value {
+            Value::String(s) => Some(s),
+            Value::Null => None,
+            other => {
+                problems.push(format!(
+                    "{key}: a string is expected, not {}",
+                    json_kind(&other)
+                ));
+                None
+            }
+        };
+        match key.as_str() {
+            "environmentId" => fields.environment_id = text(value, &mut problems),
+            "walletId" => fields.wallet_id = text(value, &mut problems),
+            "userId" => fields.user_id = text(value, &mut problems),
+            "shareSetId" => fields.share_set_id = text(value, &mut problems),
+            "locations" => match value {
+                Value::Array(items) => fields.locations = Some(items),
+                Value::Null => {}
+                other => problems.push(format!(
+                    "locations: a list is expected, not {}",
+                    json_kind(&other)
+                )),
+            },
+            other => problems.push(format!(
+                "unknown field {other:?} (the fields are {})",
+                COLUMNS.join(", ")
+            )),
+        }
+    }
+    fields.problems = problems;
+    Ok(fields)
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
     }
 }
 
-fn read_csv(
-    reader: Box<dyn BufRead + Send>,
-    each: &mut dyn FnMut(u64, Result<Fields, String>) -> Step,
-) -> Result<Ended, CliError> {
-    let mut csv = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
-        .from_reader(reader);
-    let header = csv
-        .headers()
-        .map_err(|e| CliError::InvalidInput(format!("line 1: cannot read the CSV header: {e}")))?
-        .clone();
-    // An empty file is an empty run.
-    if header.is_empty() {
-        return Ok(Ended::Complete);
-    }
-    let mut column: HashMap<&str, usize> = HashMap::new();
-    for (i, name) in header.iter().enumerate() {
-        let known = CSV_COLUMNS.iter().find(|c| **c == name).ok_or_else(|| {
+fn read_csv(reader: Box<dyn BufRead + Send>, each: &mut Each<'_>) -> Result<Ended, CliError> {
+    let mut lines = Lines::new(reader);
+    // The header: the first non-blank line.
+    let header = loop {
+        let Some(line) = lines.next_line()? else {
+            // An empty file is an empty run.
+            return Ok(Ended::Complete);
+        };
+        let bytes = match line.text {
+            Text::Line(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => continue,
+            Text::Line(bytes) => bytes,
+            Text::TooLong => {
+                return Err(CliError::InvalidInput(format!(
+                    "line {}: the CSV header is longer than {} MiB",
+                    line.number,
+                    MAX_LINE >> 20
+                )))
+            }
+        };
+        let fields = csv_record(&bytes).map_err(|problem| {
             CliError::InvalidInput(format!(
-                "line 1: unknown column {name:?}; expected {}",
-                CSV_COLUMNS.join(", ")
+                "line {}: cannot read the CSV header: {problem}",
+                line.number
             ))
         })?;
-        if column.insert(known, i).is_some() {
+        break (line.number, fields);
+    };
+    let (header_line, header) = header;
+    let mut column: Vec<(&str, usize)> = Vec::new();
+    for (i, name) in header.iter().enumerate() {
+        let known = COLUMNS.iter().find(|c| **c == name).ok_or_else(|| {
+            CliError::InvalidInput(format!(
+                "line {header_line}: unknown column {name:?}; expected {}",
+                COLUMNS.join(", ")
+            ))
+        })?;
+        if column.iter().any(|(c, _)| c == known) {
             return Err(CliError::InvalidInput(format!(
-                "line 1: column {name:?} appears twice"
+                "line {header_line}: column {name:?} appears twice"
             )));
         }
+        column.push((known, i));
     }
     for required in ["walletId", "userId"] {
-        if !column.contains_key(required) {
+        if !column.iter().any(|(c, _)| *c == required) {
             return Err(CliError::InvalidInput(format!(
-                "line 1: the CSV header has no {required} column (expected {})",
-                CSV_COLUMNS.join(", ")
+                "line {header_line}: the CSV header has no {required} column (expected {})",
+                COLUMNS.join(", ")
             )));
         }
     }
-    let mut record = csv::StringRecord::new();
-    loop {
-        let line_before = csv.position().line();
-        let fields = match csv.read_record(&mut record) {
-            Ok(false) => return Ok(Ended::Complete),
-            Ok(true) => {
-                let get = |name: &str| {
-                    column
-                        .get(name)
-                        .and_then(|&i| record.get(i))
-                        .filter(|v| !v.is_empty())
-                        .map(str::to_owned)
-                };
-                Ok(Fields {
-                    environment_id: get("environmentId"),
-                    wallet_id: get("walletId").unwrap_or_default(),
-                    user_id: get("userId").unwrap_or_default(),
-                    share_set_id: get("shareSetId"),
-                    locations: get("locations").map(|l| {
-                        l.split(';')
-                            .filter(|s| !s.trim().is_empty())
-                            .map(|s| Value::String(s.trim().to_owned()))
-                            .collect()
-                    }),
-                })
-            }
-            // The input itself failed (a disk, a network mount): no row to report, and the
-            // same error would come back at every call.
-            Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
-                return Err(CliError::Other(format!("cannot read the input: {e}")))
-            }
-            Err(e) => Err(format!("not a valid CSV row: {e}")),
+    while let Some(line) = lines.next_line()? {
+        let fields = match &line.text {
+            Text::TooLong => Err(too_long()),
+            Text::Line(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => continue,
+            Text::Line(bytes) => csv_record(bytes)
+                .map_err(|problem| vec![problem])
+                .and_then(|record| csv_fields(&record, &column, header.len())),
         };
-        let line = record.position().map(|p| p.line()).unwrap_or(line_before);
-        if let Step::Stop(ended) = each(line, fields) {
+        if let Step::Stop(ended) = each(line.number, fields) {
             return Ok(ended);
         }
     }
+    Ok(Ended::Complete)
+}
+
+/// One CSV record from one line (a field may not span lines), its fields trimmed.
+fn csv_record(bytes: &[u8]) -> Result<Vec<String>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "the line is not UTF-8 text".to_owned())?;
+    // Quotes come in pairs in a well-formed line (a quote inside a quoted field is doubled).
+    if text.bytes().filter(|&b| b == b'"').count() % 2 == 1 {
+        return Err(
+            "a quote is opened and never closed on this line (a field may not span lines)".into(),
+        );
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .trim(csv::Trim::All)
+        .flexible(true)
+        .from_reader(bytes);
+    let mut record = csv::StringRecord::new();
+    match reader.read_record(&mut record) {
+        Ok(true) => Ok(record.iter().map(str::to_owned).collect()),
+        Ok(false) => Ok(Vec::new()),
+        Err(e) => Err(format!("not a valid CSV line: {e}")),
+    }
+}
+
+fn csv_fields(
+    record: &[String],
+    column: &[(&str, usize)],
+    width: usize,
+) -> Result<Fields, Vec<String>> {
+    if record.len() != width {
+        return Err(vec![format!(
+            "{} fields where the header has {width}",
+            record.len()
+        )]);
+    }
+    let get = |name: &str| {
+        column
+            .iter()
+            .find(|(c, _)| *c == name)
+            .and_then(|&(_, i)| record.get(i))
+            .filter(|v| !v.is_empty())
+            .cloned()
+    };
+    Ok(Fields {
+        environment_id: get("environmentId"),
+        wallet_id: get("walletId"),
+        user_id: get("userId"),
+        share_set_id: get("shareSetId"),
+        locations: get("locations").map(|l| {
+            l.split(';')
+                .filter(|s| !s.trim().is_empty())
+                .map(|s| Value::String(s.trim().to_owned()))
+                .collect()
+        }),
+        problems: Vec::new(),
+    })
 }
 
 enum Checked {
@@ -417,10 +598,22 @@ enum Checked {
     OtherShard,
 }
 
+/// An SDK error of a row, as `field: what is wrong` (a row's problems are listed together).
+fn problem(err: &dynamic_waas::Error) -> String {
+    match err.kind() {
+        dynamic_waas::ErrorKind::InvalidInput { field, reason } => format!("{field}: {reason}"),
+        _ => err.to_string(),
+    }
+}
+
 impl Rules {
-    fn check(&self, fields: Fields) -> Result<Checked, String> {
+    fn check(&self, mut fields: Fields) -> Result<Checked, Vec<String>> {
+        let mut problems = std::mem::take(&mut fields.problems);
         // The shard first: a row of another shard is that shard's to report.
-        let wallet = uuid::Uuid::try_parse(fields.wallet_id.trim()).ok();
+        let wallet = fields
+            .wallet_id
+            .as_deref()
+            .and_then(|w| uuid::Uuid::try_parse(w.trim()).ok());
         if let (Some(shard), Some(wallet)) = (self.shard, wallet) {
             if !shard.contains(wallet) {
                 return Ok(Checked::OtherShard);
@@ -431,59 +624,109 @@ impl Rules {
                 return Ok(Checked::OtherShard);
             }
         }
-        let next = wallet
-            .and_then(|w| self.resume.get(&w.as_u128()).copied())
-            .unwrap_or(NextRun::Create);
+        let next = wallet.map_or(NextRun::Create, |w| self.resume.decide(w.as_u128()));
         if next == NextRun::Skip {
             return Ok(Checked::Skip);
         }
         let environment = fields
             .environment_id
-            .or_else(|| self.environment_id.clone())
-            .ok_or("no environmentId (give it in the row or with --environment-id)")?;
-        let locations = match fields.locations {
-            Some(locations) if !locations.is_empty() => locations
-                .iter()
-                .map(|value| {
-                    match value {
+            .or_else(|| self.environment_id.clone());
+        if environment.is_none() {
+            problems.push(
+                "environmentId: missing (give it in the row or with --environment-id)".into(),
+            );
+        }
+        if fields.wallet_id.is_none() {
+            problems.push("walletId: missing".into());
+        }
+        if fields.user_id.is_none() {
+            problems.push("userId: missing".into());
+        }
+        let mut requests: Vec<LocationRequest> = Vec::new();
+        match fields.locations {
+            Some(locations) if !locations.is_empty() => {
+                let mut specs = Vec::new();
+                for (i, value) in locations.iter().enumerate() {
+                    let spec = match value {
                         Value::String(spec) => parse_location(spec),
                         Value::Object(_) => parse_location_json(&value.to_string()),
-                        other => Err(format!("a location is a string or an object, not {other}")),
+                        other => Err(format!(
+                            "a location is a string or an object, not {}",
+                            json_kind(other)
+                        )),
+                    };
+                    match spec {
+                        Ok(spec) => specs.push(spec),
+                        Err(e) => problems.push(format!("locations[{i}]: {e}")),
                     }
-                    .map_err(|e| format!("locations: {e}"))
-                })
-                .collect::<Result<Vec<_>, String>>()?,
-            _ if self.flags.locations.is_empty() => {
-                return Err("no locations (give them in the row or with --location)".into())
+                }
+                if let Err(e) = self.flags.check(&specs) {
+                    problems.push(format!("locations: {e}"));
+                }
+                requests = specs.into_iter().map(|l| l.request).collect();
             }
-            _ => Vec::new(),
+            _ if self.flags.locations.is_empty() => {
+                problems.push("locations: none (give them in the row or with --location)".into())
+            }
+            _ => {
+                requests = self
+                    .flags
+                    .locations
+                    .iter()
+                    .map(|l| l.request.clone())
+                    .collect()
+            }
+        }
+        // Each id on its own, so that every bad one is named.
+        let env_id = environment
+            .as_deref()
+            .map(|e| dynamic_waas::EnvironmentId::parse(e.trim()));
+        let wallet_id = fields
+            .wallet_id
+            .as_deref()
+            .map(|w| dynamic_waas::WalletId::parse(w.trim()));
+        let user_id = fields
+            .user_id
+            .as_deref()
+            .map(|u| dynamic_waas::UserId::parse(u.trim()));
+        let share_set = fields
+            .share_set_id
+            .as_deref()
+            .map(|s| dynamic_waas::ShareSetId::parse(s.trim()));
+        for invalid in [
+            env_id.as_ref().and_then(|r| r.as_ref().err()),
+            wallet_id.as_ref().and_then(|r| r.as_ref().err()),
+            user_id.as_ref().and_then(|r| r.as_ref().err()),
+            share_set.as_ref().and_then(|r| r.as_ref().err()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            problems.push(format!("{}: {}", invalid.field(), invalid.problem()));
+        }
+        let (Some(Ok(env)), Some(Ok(wallet_id)), Some(Ok(user))) = (env_id, wallet_id, user_id)
+        else {
+            return Err(problems);
         };
-        self.flags
-            .check(&locations)
-            .map_err(|e| format!("locations: {e}"))?;
-        let requests: Vec<LocationRequest> = if locations.is_empty() {
-            self.flags
-                .locations
-                .iter()
-                .map(|l| l.request.clone())
-                .collect()
-        } else {
-            locations.into_iter().map(|l| l.request).collect()
+        let job = BackupJob::new(env, wallet_id, user, requests);
+        let mut job = match job {
+            Ok(job) if problems.is_empty() => job,
+            Ok(_) => return Err(problems),
+            Err(e) => {
+                problems.push(problem(&e));
+                return Err(problems);
+            }
         };
-        let mut job = BackupJob::new(
-            environment.as_str(),
-            fields.wallet_id.as_str(),
-            fields.user_id.as_str(),
-            requests,
-        )
-        .map_err(|e| e.to_string())?;
-        if let Some(share_set) = fields.share_set_id {
+        if let Some(Ok(share_set)) = share_set {
             job = job
-                .with_share_set_id(share_set.as_str())
-                .map_err(|e| e.to_string())?;
+                .with_share_set_id(share_set)
+                .map_err(|e| vec![problem(&e)])?;
         }
         if next == NextRun::ReadFirst {
-            job = job.resumed();
+            job = match self.resume.last_written() {
+                Some(at) => job.resumed_since(at),
+                None => job.resumed(),
+            };
         }
         Ok(Checked::Send(job))
     }
@@ -507,65 +750,85 @@ mod tests {
             },
             shard: None,
             bad_rows: BadRows::Skip,
-            resume: HashMap::new(),
+            resume: Resume::default(),
         }
     }
 
-    fn fields(json: Value) -> Fields {
-        serde_json::from_value(json).unwrap()
+    fn check(r: &Rules, row: Value) -> Result<Checked, Vec<String>> {
+        json_fields(&row.to_string()).and_then(|f| r.check(f))
     }
 
     #[test]
-    fn rows_are_checked_with_reasons() {
+    fn every_problem_of_a_row_is_reported() {
         let r = rules();
-        let ok =
-            fields(serde_json::json!({"environmentId": ENV, "walletId": WALLET, "userId": USER}));
-        assert!(matches!(r.check(ok), Ok(Checked::Send(_))));
-        for (row, says) in [
-            (
-                serde_json::json!({"walletId": WALLET, "userId": USER}),
-                "environmentId",
-            ),
-            (
-                serde_json::json!({"environmentId": ENV, "walletId": "w", "userId": USER}),
-                "walletId",
-            ),
-            (
-                serde_json::json!({"environmentId": ENV, "walletId": WALLET, "userId": "u"}),
-                "userId",
-            ),
-            (
-                serde_json::json!({"environmentId": ENV, "walletId": WALLET, "userId": USER, "locations": ["paper"]}),
-                "unknown location",
-            ),
-            (
-                serde_json::json!({"environmentId": ENV, "walletId": WALLET, "userId": USER, "shareSetId": "x"}),
-                "shareSetId",
-            ),
+        let ok = serde_json::json!({"environmentId": ENV, "walletId": WALLET, "userId": USER});
+        assert!(matches!(check(&r, ok), Ok(Checked::Send(_))));
+        let bad = serde_json::json!({
+            "walletId": "w", "userId": "U", "shareSetId": "x", "colour": "red",
+            "locations": ["paper"],
+        });
+        let problems = check(&r, bad).err().unwrap();
+        let all = problems.join("\n");
+        for says in [
+            "colour",
+            "environmentId",
+            "walletId",
+            "userId",
+            "shareSetId",
+            "unknown location",
         ] {
-            let err = r
-                .check(fields(row.clone()))
-                .err()
-                .unwrap_or_else(|| panic!("{row}"));
-            assert!(err.contains(says), "{row}: {err}");
+            assert!(all.contains(says), "{says}: {all}");
         }
-        let unknown = serde_json::from_str::<Fields>(&format!(
-            r#"{{"walletId":"{WALLET}","userId":"{USER}","colour":"red"}}"#
-        ));
-        assert!(unknown.unwrap_err().to_string().contains("colour"));
+        assert!(!all.contains("nothing was sent"), "{all}");
+    }
+
+    #[test]
+    fn a_line_that_is_not_an_object_says_so_plainly() {
+        let err = json_fields("walletId,userId").unwrap_err().join("");
+        assert!(err.starts_with("not valid JSON"), "{err}");
+        assert!(!err.contains("line 1 column"), "{err}");
+        let err = json_fields("[1]").unwrap_err().join("");
+        assert!(err.contains("not a JSON object but a list"), "{err}");
+    }
+
+    #[test]
+    fn a_csv_line_never_swallows_the_next() {
+        assert_eq!(csv_record(b"a,\"b,c\" ,d").unwrap(), ["a", "b,c", "d"]);
+        let err = csv_record(b"a,\"b,c").unwrap_err();
+        assert!(err.contains("never closed"), "{err}");
+        let input = format!(
+            "walletId,userId,environmentId\n{WALLET},\"{USER},{ENV}\n{WALLET},{USER},{ENV}\n"
+        );
+        let mut seen = Vec::new();
+        let mut each = |line: u64, fields: Result<Fields, Vec<String>>| {
+            seen.push((line, fields.is_ok()));
+            Step::Next
+        };
+        let reader: Box<dyn BufRead + Send> = Box::new(io::Cursor::new(input.into_bytes()));
+        read_csv(reader, &mut each).unwrap();
+        assert_eq!(seen, [(2, false), (3, true)]);
+    }
+
+    #[test]
+    fn a_line_without_end_stops_in_bounded_time_and_memory() {
+        let zeros: Box<dyn BufRead + Send> = Box::new(BufReader::new(io::repeat(0)));
+        let mut lines = Lines::new(zeros);
+        let err = match lines.next_line() {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("read a line of /dev/zero"),
+        };
+        assert!(err.contains("not a file of lines"), "{err}");
     }
 
     #[test]
     fn resume_skips_settled_wallets_and_reads_first_for_the_others() {
-        let mut r = rules();
         let wallet = uuid::Uuid::parse_str(WALLET).unwrap().as_u128();
-        let row = || {
-            fields(serde_json::json!({"environmentId": ENV, "walletId": WALLET, "userId": USER}))
-        };
-        r.resume.insert(wallet, NextRun::Skip);
-        assert!(matches!(r.check(row()), Ok(Checked::Skip)));
-        r.resume.insert(wallet, NextRun::ReadFirst);
-        let Ok(Checked::Send(job)) = r.check(row()) else {
+        let row = serde_json::json!({"environmentId": ENV, "walletId": WALLET, "userId": USER});
+        let mut r = rules();
+        r.resume = Resume::for_test(vec![wallet], vec![]);
+        assert!(matches!(check(&r, row.clone()), Ok(Checked::Skip)));
+        r.resume = Resume::for_test(vec![], vec![wallet]);
+        let Ok(Checked::Send(job)) = check(&r, row) else {
             panic!("not sent")
         };
         assert!(job.is_resumed());

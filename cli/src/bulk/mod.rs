@@ -2,21 +2,23 @@
 //! one pacer, one retry budget), with a results file that survives a crash.
 //!
 //! Rows are read on a thread ([`input`]), each job's start is journaled before its create may
-//! be sent, outcomes are appended and synced by another thread ([`results`]), and the library's
-//! [`Client::create_many`] bounds what is in flight. Ctrl-C stops taking rows and drains.
+//! be sent, outcomes are appended and synced by another thread ([`results`]), and the
+//! library's [`Client::create_many`](dynamic_waas::Client::create_many) bounds what is in
+//! flight, keeps two rows of one wallet from running at once, and stops gracefully through
+//! its handle (Ctrl-C, failures in a row, a writer that failed).
 
 mod input;
 mod progress;
 mod results;
+mod resume;
 mod tally;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dynamic_waas::{BackupStatus, ErrorKind, Pacing};
+use dynamic_waas::{BackupStatus, BulkHandle, EnvironmentId, ErrorKind, Pacing};
 use futures_util::{future, stream, StreamExt};
 use serde_json::json;
 use tokio::sync::watch;
@@ -25,26 +27,39 @@ use tokio::sync::watch;
 pub use input::{seed_from, wallets_in};
 pub use progress::LogWriter;
 
-use crate::args::{CreateManyArgs, GlobalArgs};
+use crate::args::{ApiArgs, CreateManyArgs, GlobalArgs, InputFormat};
 use crate::exit::{CliError, INTERRUPTED, INVALID_INPUT, PARTIAL};
 use crate::output::Printer;
+use crate::signals::Signals;
 use crate::target::Target;
 use input::{Ended, Row, Rules};
 use progress::Progress;
+use resume::Resume;
 use tally::Tally;
 
 pub async fn create_many(
-    global: &GlobalArgs,
+    _global: &GlobalArgs,
+    api: &ApiArgs,
     args: CreateManyArgs,
     printer: Printer,
 ) -> Result<(), CliError> {
     let started = Instant::now();
-    args.location
-        .check(&args.location.locations)
-        .map_err(CliError::InvalidInput)?;
-    let results_path = PathBuf::from(&args.results);
-    let (reader, format) = input::open(&args.input, args.format)?;
-    let concurrency = usize::from(args.concurrency);
+    let mut problems = Vec::new();
+    if let Err(problem) = args.location.check(&args.location.locations) {
+        problems.push(problem);
+    }
+    if let Some(env) = &args.environment_id {
+        if let Err(e) = env.parse::<EnvironmentId>() {
+            problems.push(format!(
+                "--environment-id must be a lower-case hyphenated UUID: {}",
+                e.problem()
+            ));
+        }
+    }
+    if api.token_stdin && args.input == "-" {
+        problems.push("--token-stdin and --input - cannot both read stdin".into());
+    }
+    let results_path = args.results.as_ref().map(PathBuf::from);
     let rules = |resume| Rules {
         environment_id: args.environment_id.clone(),
         flags: args.location.clone(),
@@ -53,31 +68,61 @@ pub async fn create_many(
         resume,
     };
     if args.dry_run {
+        if args.resume && results_path.is_none() {
+            problems.push("--dry-run --resume reads what --results holds: give --results".into());
+        }
+        if !problems.is_empty() {
+            return Err(CliError::problems(problems));
+        }
+        let (reader, format) = input::open(&args.input, args.format)?;
         // Read as they are: a dry run changes nothing, and needs no lock.
-        let resume = if args.resume {
-            results::load(&results_path)?
-        } else {
-            results::refuse_existing(&results_path)?;
-            HashMap::new()
+        let resume = match &results_path {
+            Some(path) if args.resume => resume::load(path)?,
+            Some(path) => {
+                results::refuse_existing(path)?;
+                Resume::default()
+            }
+            None => Resume::default(),
         };
-        return dry_run(reader, format, rules(resume), global, printer, started).await;
+        return dry_run(reader, format, rules(resume), printer, started).await;
     }
+    let Some(results_path) = results_path else {
+        return Err(CliError::InvalidInput("--results is required".into()));
+    };
+    // Listened to before the results file is locked and trimmed: a Ctrl-C from now on is
+    // not lost, and one before the intake starts sends nothing.
+    let signals =
+        Signals::new().map_err(|e| CliError::Other(format!("cannot watch for Ctrl-C: {e}")))?;
+    let (stop_tx, stop_rx) = watch::channel(Stop::Running);
+    let stop_tx = Arc::new(stop_tx);
+    // Kept until the very end, so that a second Ctrl-C always exits at once.
+    let signals = tokio::spawn(on_signals(signals, Arc::clone(&stop_tx)));
     // With --sandbox, the sandbox has the input's wallets.
     #[cfg(feature = "sandbox")]
-    let target = Target::seeded(global, |builder, seed| {
+    let target = Target::seeded(api, |builder, seed| {
         let wallets = wallets_in(&args.input, args.format, args.environment_id.as_deref())?;
         input::seed_from(builder, seed, wallets)
     })
     .await?;
     #[cfg(not(feature = "sandbox"))]
-    let target = Target::new(global).await;
+    let target = Target::new(api).await?;
     let pacing = Pacing::upstream()
         .with_per_process(args.rate)
         .with_per_environment(args.env_rate);
-    let client = target.client(global, pacing)?;
+    let client = target.client(api, pacing, problems)?;
+    let (reader, format) = input::open(&args.input, args.format)?;
+    progress::eprint_line(&pace_line(&target, &args));
+    let concurrency = usize::from(args.concurrency);
     let tally = Arc::new(Tally::default());
     let (sink, writer, resume) =
         results::start(&results_path, &args.input, args.resume, Arc::clone(&tally))?;
+    if args.resume {
+        let (settled, read_first) = resume.counts();
+        progress::eprint_line(&format!(
+            "resuming: {settled} wallets settled earlier are skipped; {read_first} are read \
+             before anything is created"
+        ));
+    }
     let rules = rules(resume);
 
     let total = Arc::new(AtomicU64::new(0));
@@ -102,89 +147,49 @@ pub async fn create_many(
         client.clone(),
         Duration::from_secs(args.progress_interval),
     );
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stop_tx = Arc::new(stop_tx);
-    // Kept until the very end, so that a second Ctrl-C always exits at once.
-    let signals = tokio::spawn(on_signals(Arc::clone(&stop_tx)));
 
-    let intake = stream::unfold(rows_rx, |mut rx| async move {
-        rx.recv().await.map(|row| (row, rx))
-    })
-    .map({
-        let (sink, stop_tx) = (sink.clone(), Arc::clone(&stop_tx));
-        move |row| {
-            let (sink, stop_tx) = (sink.clone(), Arc::clone(&stop_tx));
-            async move {
-                match row {
-                    Row::Bad { line, message } => {
-                        sink.bad_row(line, message);
-                        Intake::Reported
-                    }
-                    // Journaled (and synced, in groups) before its create may be sent; if the
-                    // writer is gone, nothing more is sent, and the run stops.
-                    Row::Job(job) => match job.tag() {
-                        Some(line) if sink.started(job.wallet_id().as_str(), line).await => {
-                            Intake::Job(job)
-                        }
-                        _ => {
-                            let _ = stop_tx.send(true);
-                            Intake::WriterGone
-                        }
-                    },
-                }
-            }
-        }
-    })
-    // Several journal entries wait for one sync: intake is not held to one sync per job.
-    .buffered(concurrency)
-    // After the buffer: once stopped, no journaled job is sent (a resume reads its wallet).
-    .take_until(stopped(stop_rx.clone()))
-    .take_while(|intake| future::ready(!matches!(intake, Intake::WriterGone)))
-    .filter_map(|intake| {
-        future::ready(match intake {
-            Intake::Job(job) => Some(job),
-            _ => None,
-        })
-    });
-
-    let mut failures_in_a_row = 0u32;
-    let mut stopped_by_failures = false;
-    {
-        let mut outcomes = std::pin::pin!(client.create_many(intake, concurrency));
-        while let Some(outcome) = outcomes.next().await {
-            // Only failures that say something of the whole run count: a wrong token or
-            // environment fails every wallet alike; a block of deleted wallets does not.
-            let run_wide = outcome.error.as_ref().is_some_and(|e| {
-                matches!(
-                    e.kind(),
-                    ErrorKind::Unauthorized | ErrorKind::Forbidden | ErrorKind::TokenUnavailable
-                )
-            });
-            failures_in_a_row = match outcome.status {
-                BackupStatus::Failed if run_wide => failures_in_a_row + 1,
-                _ => 0,
-            };
-            if args.max_failures_in_a_row > 0
-                && failures_in_a_row == args.max_failures_in_a_row
-                && !*stop_rx.borrow()
-            {
-                let cause = outcome
-                    .error
-                    .as_ref()
-                    .map_or("unknown", |e| e.kind().name());
-                progress::eprint_line(&format!(
-                    "stopping: {failures_in_a_row} wallets in a row failed alike (the last: \
-                     {cause}); fix the token or environment, then --resume"
-                ));
-                stopped_by_failures = true;
-                let _ = stop_tx.send(true);
-            }
-            sink.outcome(outcome);
-        }
-        // Dropped here, with the rows' receiver: a reader blocked on it ends.
+    let intake = intake(rows_rx, sink.clone(), Arc::clone(&stop_tx), concurrency);
+    let mut outcomes = client.create_many(intake, concurrency);
+    let handle = outcomes.handle();
+    if *stop_rx.borrow() != Stop::Running {
+        handle.stop();
     }
-    let interrupted = *stop_rx.borrow() && !stopped_by_failures;
-    let ended = if *stop_rx.borrow() && !reader.is_finished() {
+    let stopper = tokio::spawn(stop_when_asked(stop_rx.clone(), handle.clone()));
+    let mut failures_in_a_row = 0u32;
+    while let Some(outcome) = outcomes.next().await {
+        // Only failures that say something of the whole run count: a wrong token or
+        // environment fails every wallet alike; a block of deleted wallets does not.
+        let run_wide = outcome.error.as_ref().is_some_and(|e| {
+            matches!(
+                e.kind(),
+                ErrorKind::Unauthorized | ErrorKind::Forbidden | ErrorKind::TokenUnavailable
+            )
+        });
+        failures_in_a_row = match outcome.status {
+            BackupStatus::Failed if run_wide => failures_in_a_row + 1,
+            _ => 0,
+        };
+        if args.max_failures_in_a_row > 0
+            && failures_in_a_row == args.max_failures_in_a_row
+            && *stop_rx.borrow() == Stop::Running
+        {
+            let cause = outcome
+                .error
+                .as_ref()
+                .map_or("unknown", |e| e.kind().name());
+            progress::eprint_line(&format!(
+                "stopping: {failures_in_a_row} wallets in a row failed alike (the last: \
+                 {cause}); fix the token or environment, then --resume"
+            ));
+            let _ = stop_tx.send(Stop::Failures);
+        }
+        sink.outcome(outcome);
+    }
+    // Dropped here, with the rows' receiver: a reader blocked on it ends.
+    drop(outcomes);
+    stopper.abort();
+    let stop = *stop_rx.borrow();
+    let ended = if stop != Stop::Running && !reader.is_finished() {
         // Perhaps blocked reading a terminal's stdin: left behind (it holds nothing the
         // writer waits for).
         Ok(Ended::Stopped)
@@ -204,20 +209,23 @@ pub async fn create_many(
     let stats = client.stats();
     // Read once: a reader left behind may still be counting skipped rows.
     let rows = tally.rows_done();
-    let run = match (&ended, interrupted) {
-        _ if stopped_by_failures => "stopped_after_failures",
-        (_, true) | (Ended::Stopped, _) => "interrupted",
+    let run = match (&ended, stop) {
+        (_, Stop::Failures) => "stopped_after_failures",
+        (_, Stop::Interrupted) | (Ended::Stopped, _) => "interrupted",
+        (_, Stop::WriterGone) => "stopped_writer_failed",
         (Ended::BadRow, _) => "stopped_at_bad_row",
         (Ended::Complete, _) if tally.all_well() => "complete",
         (Ended::Complete, _) => "complete_with_failures",
     };
+    let results_name = results_path.display().to_string();
+    let elapsed = started.elapsed();
     let mut summary = json!({
         "run": run,
         "rows": rows,
-        "elapsedSeconds": (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        "elapsedSeconds": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
         "requestsSent": stats.requests_sent,
         "rateLimited": stats.rate_limited,
-        "results": args.results,
+        "results": results_name,
     });
     if let (Some(map), serde_json::Value::Object(counts)) =
         (summary.as_object_mut(), tally.counts())
@@ -225,15 +233,13 @@ pub async fn create_many(
         map.extend(counts);
     }
     let text = format!(
-        "{run}: {} rows in {:.1} s ({}); {} requests, {} rate-limited; outcomes in {}",
-        rows,
-        started.elapsed().as_secs_f64(),
+        "{run}: {rows} rows in {} ({}); {} requests, {} rate-limited; outcomes in {results_name}\n",
+        indicatif::HumanDuration(elapsed),
         tally.brief(),
         stats.requests_sent,
         stats.rate_limited,
-        args.results
     );
-    print_summary(global, printer, &summary, &text)?;
+    print_summary(printer, &summary, &text)?;
     signals.abort();
     match run {
         "complete" => Ok(()),
@@ -243,13 +249,101 @@ pub async fn create_many(
     }
 }
 
+/// Why the run stopped taking rows, if it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stop {
+    Running,
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// Too many wallets in a row failed alike.
+    Failures,
+    /// The results writer failed: nothing more may be sent.
+    WriterGone,
+}
+
+/// The jobs, in input order: each bad row reported (once, on stderr and in the results), each
+/// job journaled (and synced, in groups) before it is handed on, so that its create is never
+/// sent unrecorded. Several journal entries wait for one sync: the intake is not held to one
+/// sync per job.
+fn intake(
+    rows_rx: tokio::sync::mpsc::Receiver<Row>,
+    sink: results::Sink,
+    stop_tx: Arc<watch::Sender<Stop>>,
+    concurrency: usize,
+) -> impl futures_util::Stream<Item = dynamic_waas::BackupJob> + Send + 'static {
+    stream::unfold(rows_rx, |mut rx| async move {
+        rx.recv().await.map(|row| (row, rx))
+    })
+    .map(move |row| {
+        let (sink, stop_tx) = (sink.clone(), Arc::clone(&stop_tx));
+        async move {
+            match row {
+                Row::Bad { line, message } => {
+                    progress::eprint_line(&format!(
+                        "line {line}: {}",
+                        crate::output::escaped(&message)
+                    ));
+                    sink.bad_row(line, message);
+                    None
+                }
+                Row::Job(job) => match job.tag() {
+                    Some(line) if sink.started(job.wallet_id().as_str(), line).await => {
+                        Some(Ok(job))
+                    }
+                    _ => {
+                        let _ = stop_tx.send(Stop::WriterGone);
+                        Some(Err(()))
+                    }
+                },
+            }
+        }
+    })
+    .buffered(concurrency)
+    // Once the writer is gone, nothing more is handed on.
+    .take_while(|row| future::ready(!matches!(row, Some(Err(())))))
+    .filter_map(|row| future::ready(row.and_then(Result::ok)))
+}
+
+/// Stops the library's run gracefully (no new job; those in flight finish) once asked.
+async fn stop_when_asked(mut stop: watch::Receiver<Stop>, handle: BulkHandle) {
+    if stop.wait_for(|stop| *stop != Stop::Running).await.is_ok() {
+        handle.stop();
+    }
+}
+
+/// What pacing this run has, and which limit binds, for an operator planning a long run.
+fn pace_line(target: &Target, args: &CreateManyArgs) -> String {
+    if target.is_sandbox() {
+        return "pace: none (the embedded sandbox has no rate limits)".into();
+    }
+    let pacing = Pacing::upstream()
+        .with_per_process(args.rate)
+        .with_per_environment(args.env_rate);
+    let (binding, per_minute) = pacing.binding().unwrap_or(("per process", args.rate));
+    let mut line = format!(
+        "pace: at most {} requests a minute from this process (--rate) and {} to each \
+         environment (--env-rate); Dynamic allows 1,500 per IP and 3,000 per environment. \
+         The {binding} limit binds: {:.1} requests a second for one environment",
+        args.rate,
+        args.env_rate,
+        f64::from(per_minute) / 60.0
+    );
+    if binding == "per environment" && args.rate > args.env_rate {
+        line.push_str(&format!(
+            " (--rate {} is not reached within one environment)",
+            args.rate
+        ));
+    }
+    line.push_str("; slowed, and then probed back up, when the server answers 429");
+    line
+}
+
 /// `--dry-run`: every row read and checked as a run would (shards and `--resume` included),
 /// bad rows reported; nothing is sent or written, and no token is needed.
 async fn dry_run(
     reader: Box<dyn std::io::BufRead + Send>,
-    format: crate::args::InputFormat,
+    format: InputFormat,
     rules: Rules,
-    global: &GlobalArgs,
     printer: Printer,
     started: Instant,
 ) -> Result<(), CliError> {
@@ -263,7 +357,10 @@ async fn dry_run(
             Row::Job(_) => create += 1,
             Row::Bad { line, message } => {
                 invalid += 1;
-                progress::eprint_line(&format!("line {line}: {message}"));
+                progress::eprint_line(&format!(
+                    "line {line}: {}",
+                    crate::output::escaped(&message)
+                ));
             }
         }
     }
@@ -282,59 +379,31 @@ async fn dry_run(
     });
     let text = format!(
         "dry run: would create {create}, read {read_first} wallets first, skip {}, leave {} to \
-         other shards; {invalid} bad rows",
+         other shards; {invalid} bad rows\n",
         counts["skipped"], counts["otherShard"]
     );
-    print_summary(global, printer, &summary, &text)?;
+    print_summary(printer, &summary, &text)?;
     if invalid > 0 {
         return Err(CliError::Reported(INVALID_INPUT));
     }
     Ok(())
 }
 
-/// The summary on stdout: JSON unless text was asked for explicitly.
+/// The summary on stdout: JSON, or text (on a terminal, or with `--output text`).
 fn print_summary(
-    global: &GlobalArgs,
     printer: Printer,
     summary: &serde_json::Value,
     text: &str,
 ) -> Result<(), CliError> {
-    let printer = match global.output {
-        None => Printer::new(Some(crate::args::OutputFormat::Json)),
-        Some(_) => printer,
-    };
     printer
         .value(summary, text)
         .map_err(|e| CliError::Other(format!("could not write the summary to stdout: {e}")))
 }
 
-/// What the intake made of a row.
-enum Intake {
-    Job(dynamic_waas::BackupJob),
-    /// A bad row, reported.
-    Reported,
-    /// The results writer stopped: nothing more may be sent.
-    WriterGone,
-}
-
-/// Resolves once the run is asked to stop (never, if no one can ask any more).
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    if stop.wait_for(|stop| *stop).await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 /// The first Ctrl-C (or SIGTERM) stops the intake; the second exits at once.
-async fn on_signals(stop: Arc<watch::Sender<bool>>) {
-    let mut signals = match crate::signals::Signals::new() {
-        Ok(signals) => signals,
-        Err(e) => {
-            tracing::warn!("cannot watch for Ctrl-C: {e}");
-            return;
-        }
-    };
+async fn on_signals(mut signals: Signals, stop: Arc<watch::Sender<Stop>>) {
     signals.next().await;
-    let _ = stop.send(true);
+    let _ = stop.send(Stop::Interrupted);
     progress::eprint_line(
         "stopping: no new wallets; writing the outcomes of those in flight (Ctrl-C again to \
          exit at once; --resume then settles them)",

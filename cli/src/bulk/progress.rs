@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dynamic_waas::Client;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanDuration, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use super::tally::Tally;
 
@@ -62,9 +62,13 @@ impl Progress {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} rows, {per_sec}, ETA {eta}\n  {wide_msg}",
+                    "{spinner} [{elapsed_precise}] {bar:30} {human_pos}/{human_len} rows, {rate}, ETA {eta}\n  {wide_msg}",
                 )
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                // One decimal, not indicatif's four.
+                .with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.1}/s", state.per_sec());
+                }),
             );
             if let Ok(mut active) = ACTIVE.lock() {
                 *active = Some(bar.clone());
@@ -82,23 +86,19 @@ impl Progress {
                     _ = tokio::time::sleep(tick) => false,
                     _ = stopped.changed() => true,
                 };
-                let done = tally.rows_done();
+                // The counts, the position and the message from one reading.
+                let snapshot = Snapshot::take(&tally, &client);
+                let done = snapshot.done;
                 let total = total.load(Ordering::Relaxed);
-                let stats = client.stats();
                 match &bar {
                     Some(bar) => {
                         if total > 0 {
                             bar.set_length(total);
                         }
+                        bar.set_message(snapshot.message());
                         bar.set_position(done);
-                        bar.set_message(format!(
-                            "{} | {} requests, {} rate-limited",
-                            tally.brief(),
-                            stats.requests_sent,
-                            stats.rate_limited
-                        ));
                     }
-                    None if !quit => eprint_line(&line(done, total, started, &tally, stats)),
+                    None if !quit => eprint_line(&line(total, started, &snapshot)),
                     None => {}
                 }
                 if quit {
@@ -122,14 +122,37 @@ impl Progress {
     }
 }
 
-/// One progress line: `progress: 1200/5000 rows, 24.1/s, ETA 2m38s; created 1100, ...`.
-fn line(
+/// What the progress shows, read at one moment.
+struct Snapshot {
     done: u64,
-    total: u64,
-    started: Instant,
-    tally: &Tally,
+    brief: String,
     stats: dynamic_waas::ClientStats,
-) -> String {
+}
+
+impl Snapshot {
+    fn take(tally: &Tally, client: &Client) -> Self {
+        Self {
+            done: tally.rows_done(),
+            brief: tally.brief(),
+            stats: client.stats(),
+        }
+    }
+
+    fn message(&self) -> String {
+        let pace = match self.stats.pace {
+            Some(pace) if pace < 0.999 => format!(", pace {:.0} %", pace * 100.0),
+            _ => String::new(),
+        };
+        format!(
+            "{} | {} requests, {} rate-limited{pace}",
+            self.brief, self.stats.requests_sent, self.stats.rate_limited
+        )
+    }
+}
+
+/// One progress line: `progress: 1200/5000 rows, 24.1/s, ETA 2 minutes; created 1100, ...`.
+fn line(total: u64, started: Instant, snapshot: &Snapshot) -> String {
+    let done = snapshot.done;
     let elapsed = started.elapsed().as_secs_f64().max(0.001);
     let rate = done as f64 / elapsed;
     let of = if total > 0 {
@@ -139,25 +162,14 @@ fn line(
     };
     let eta = if total > done && rate > 0.0 {
         let left = Duration::from_secs_f64((total - done) as f64 / rate);
-        format!(", ETA {}", human(left))
+        format!(", ETA {}", HumanDuration(left))
     } else {
         String::new()
     };
     format!(
-        "progress: {done}{of} rows, {rate:.1}/s{eta}; {}; {} requests, {} rate-limited",
-        tally.brief(),
-        stats.requests_sent,
-        stats.rate_limited
+        "progress: {done}{of} rows, {rate:.1}/s{eta}; {}",
+        snapshot.message()
     )
-}
-
-fn human(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-    }
 }
 
 #[cfg(test)]
@@ -165,9 +177,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_read_well() {
-        assert_eq!(human(Duration::from_secs(42)), "42s");
-        assert_eq!(human(Duration::from_secs(158)), "2m38s");
-        assert_eq!(human(Duration::from_secs(40_000)), "11h06m");
+    fn a_line_reads_well() {
+        let snapshot = Snapshot {
+            done: 10,
+            brief: "created 10".into(),
+            stats: dynamic_waas::ClientStats::default(),
+        };
+        let text = line(100, Instant::now() - Duration::from_secs(10), &snapshot);
+        assert!(
+            text.starts_with("progress: 10/100 rows, 1.0/s, ETA "),
+            "{text}"
+        );
+        assert!(text.contains("created 10 | 0 requests"), "{text}");
     }
 }

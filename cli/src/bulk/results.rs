@@ -2,32 +2,29 @@
 //!
 //! - `--results FILE`: one JSON line per outcome, appended with a single `write` each (a
 //!   line is never interleaved with another; one a killed process left unfinished is cut away
-//!   by the next run), and synced to disk (`fdatasync`) in groups: the
-//!   writer syncs whenever it has written lines and no more are waiting, and an outcome is
-//!   counted (progress, summary) only once its sync returned. A crash of the machine loses
-//!   at most the outcomes not yet counted; a killed process loses nothing it wrote.
+//!   by the next run), and synced to disk (`fdatasync`) in groups: the writer syncs whenever
+//!   it has written lines and no more are waiting, and an outcome is counted (progress,
+//!   summary) only once its sync returned. If a write or a sync fails, every line not known
+//!   to be on disk goes to stderr, whole, and the run stops taking rows.
 //! - `FILE.inflight`, the journal: a line per job (wallet and input line), written and synced
-//!   **before** its create may be sent, with the results file's length at that moment
-//!   (entries are synced in groups too). A resumed run reads the wallet of every journal
-//!   entry that no outcome of the same wallet and line answered after that offset, instead of
-//!   creating again. It is kept: it is what a later resume needs, whatever input it is given.
-//! - The results file is locked while a run writes it (a second run on it is refused), and
-//!   a file just created is made durable in its directory.
+//!   **before** its create may be sent, with the results file's length at that moment.
+//! - Both are created private (0600) and never through a symbolic link; the results file is
+//!   locked while a run writes it, and is never the input (compared by device and inode).
 
-use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 
 use dynamic_waas::{BackupOutcome, BackupStatus, NextRun};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
+use super::resume::{self, Resume};
 use super::tally::Tally;
 use crate::exit::CliError;
+use crate::files;
 
 /// The journal next to `results`.
 pub fn journal_path(results: &Path) -> PathBuf {
@@ -73,26 +70,32 @@ impl Sink {
     /// outcome is never dropped.
     pub fn outcome(&self, outcome: BackupOutcome) {
         if let Err(mpsc::SendError(message)) = self.tx.send(Message::Outcome(outcome)) {
-            to_stderr(message);
+            to_stderr(&line_of(&message));
         }
     }
 
-    /// A bad row to report.
+    /// A bad row to record (it was reported on stderr already).
     pub fn bad_row(&self, line: u64, message: String) {
         if let Err(mpsc::SendError(message)) = self.tx.send(Message::BadRow { line, message }) {
-            to_stderr(message);
+            to_stderr(&line_of(&message));
         }
     }
 }
 
+/// The results line of a message (none for a journal entry).
+fn line_of(message: &Message) -> String {
+    match message {
+        Message::Outcome(outcome) => outcome_line(outcome),
+        Message::BadRow { line, message } => bad_row_line(*line, message),
+        Message::Started { .. } => String::new(),
+    }
+}
+
 /// The last resort for a line the results file could not take: stderr, whole.
-fn to_stderr(message: Message) {
-    let line = match message {
-        Message::Outcome(outcome) => outcome_line(&outcome),
-        Message::BadRow { line, message } => bad_row_line(line, &message),
-        Message::Started { .. } => return,
-    };
-    super::progress::eprint_line(&format!("result not written to the results file: {line}"));
+fn to_stderr(line: &str) {
+    if !line.is_empty() {
+        super::progress::eprint_line(&format!("result not written to the results file: {line}"));
+    }
 }
 
 /// The writer's thread; [`Writer::finish`] waits for every line to be on disk.
@@ -124,32 +127,57 @@ pub fn refuse_existing(results: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Refuses to resume from a file that holds no outcome lines (another tool's file, the
+/// input): it would be cut and written to.
+fn refuse_foreign(results: &Path) -> Result<(), CliError> {
+    let Ok(file) = File::open(results) else {
+        return Ok(());
+    };
+    let mut first = Vec::new();
+    BufReader::new(file)
+        .take(super::input::MAX_LINE as u64)
+        .read_until(b'\n', &mut first)
+        .map_err(|e| CliError::Other(format!("cannot read {}: {e}", results.display())))?;
+    if first.is_empty() {
+        return Ok(());
+    }
+    let is_outcome = serde_json::from_slice::<Value>(&first)
+        .is_ok_and(|v| v.get("status").is_some_and(Value::is_string));
+    if !is_outcome {
+        return Err(CliError::InvalidInput(format!(
+            "{} does not look like a create-many results file (its first line is not an \
+             outcome); nothing was changed",
+            results.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Takes `results` for this run and starts the writer; with `resume`, also returns what the
-/// earlier runs left ([`load`]). In this order, so that nothing is changed or read while
-/// another run may still write: the paths are checked against the input, the results file
-/// is opened without changing it and locked, the earlier runs are read, and only then are
-/// lines a crash left unfinished cut away.
+/// earlier runs left ([`resume::load`]). In this order, so that nothing is changed or read
+/// while another run may still write: the paths are checked against the input, the results
+/// file is opened without changing it and locked, it is checked to be a results file, the
+/// earlier runs are read, and only then are lines a crash left unfinished cut away.
 pub fn start(
     results: &Path,
     input: &str,
     resume: bool,
     tally: Arc<Tally>,
-) -> Result<(Sink, Writer, HashMap<u128, NextRun>), CliError> {
+) -> Result<(Sink, Writer, Resume), CliError> {
     let journal = journal_path(results);
-    if let Ok(input) = std::fs::canonicalize(input) {
-        for path in [results, journal.as_path()] {
-            if std::fs::canonicalize(path).is_ok_and(|p| p == input) {
-                return Err(CliError::InvalidInput(format!(
-                    "--input and --results name the same file, {}",
-                    path.display()
-                )));
-            }
+    for path in [results, journal.as_path()] {
+        if files::is_input(input, path) {
+            return Err(CliError::InvalidInput(format!(
+                "--input and --results name the same file ({}): the results would be \
+                 written onto the input",
+                path.display()
+            )));
         }
     }
     if !resume {
         refuse_existing(results)?;
     }
-    let mut results_file = open_for_append(results)?;
+    let mut results_file = files::open_private(results, "--results")?;
     // One run per results file: a second would interleave lines and offsets.
     match results_file.try_lock() {
         Ok(()) => {}
@@ -168,20 +196,21 @@ pub fn start(
         }
     }
     let earlier = if resume {
-        load(results)?
+        refuse_foreign(results)?;
+        resume::load(results)?
     } else {
-        HashMap::new()
+        Resume::default()
     };
     let offset = cut_unfinished_line(&mut results_file, results)?;
-    let mut journal_file = open_for_append(&journal)?;
+    let mut journal_file = files::open_private(&journal, "the journal (--results FILE.inflight)")?;
     cut_unfinished_line(&mut journal_file, &journal)?;
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("results-writer".into())
         .spawn(move || {
             let mut files = Files {
-                results: &mut results_file,
-                journal: &mut journal_file,
+                results: results_file,
+                journal: journal_file,
                 offset,
             };
             let written = files.write_all(&rx, &tally);
@@ -189,28 +218,13 @@ pub fn start(
                 // Nothing is lost: what the file could not take goes to stderr, until the
                 // last sink is dropped.
                 for message in rx.iter() {
-                    to_stderr(message);
+                    to_stderr(&line_of(&message));
                 }
             }
             written
         })
         .map_err(|e| CliError::Other(format!("cannot start the results writer: {e}")))?;
     Ok((Sink { tx }, Writer { thread }, earlier))
-}
-
-/// Opens for appending, as it is; a file just created is made durable in its directory.
-fn open_for_append(path: &Path) -> Result<File, CliError> {
-    let existed = path.exists();
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .read(true)
-        .open(path)
-        .map_err(|e| CliError::Other(format!("cannot write {}: {e}", path.display())))?;
-    if !existed {
-        sync_directory_of(path);
-    }
-    Ok(file)
 }
 
 /// Cuts away a last line a crash left unfinished (a process killed in the middle of a
@@ -249,37 +263,51 @@ fn whole_lines(file: &mut File, length: u64) -> std::io::Result<u64> {
     Ok(0)
 }
 
-/// Syncs the directory holding `path`, so that a new file survives a power loss. Where a
-/// directory cannot be opened (not every platform allows it), the file's own syncs are all.
-fn sync_directory_of(path: &Path) {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    if let Ok(dir) = File::open(dir) {
-        let _ = dir.sync_all();
-    }
-}
-
 /// Messages written before a group is synced, at most: a steady stream still syncs.
 const GROUP: usize = 1024;
 
-struct Files<'f> {
-    results: &'f mut File,
-    journal: &'f mut File,
+/// A file the writer appends to and syncs (a trait so that a test can make a sync fail).
+pub trait Durable: Write {
+    fn sync(&mut self) -> std::io::Result<()>;
+}
+
+impl Durable for File {
+    fn sync(&mut self) -> std::io::Result<()> {
+        self.sync_data()
+    }
+}
+
+struct Files<F: Durable> {
+    results: F,
+    journal: F,
     /// The results file's length.
     offset: u64,
 }
 
-impl Files<'_> {
+/// Results lines written since the last sync: counted once synced, or sent to stderr if the
+/// sync fails.
+struct Unsynced {
+    lines: Vec<(String, Option<(BackupStatus, NextRun)>)>,
+}
+
+impl<F: Durable> Files<F> {
     /// Writes messages as they come, syncing in groups: a journal entry is acknowledged, and
     /// an outcome counted, once its file is synced.
     fn write_all(&mut self, rx: &mpsc::Receiver<Message>, tally: &Tally) -> Result<(), CliError> {
         let fail = |e: std::io::Error| CliError::Other(format!("cannot write the results: {e}"));
         let mut acks: Vec<oneshot::Sender<()>> = Vec::new();
-        let mut counted: Vec<Option<(BackupStatus, NextRun)>> = Vec::new();
+        let mut unsynced = Unsynced { lines: Vec::new() };
+        // Whatever fails, every line not known to be on disk goes to stderr first.
+        let lost = |unsynced: &mut Unsynced, also: Option<&str>| {
+            for (line, _) in unsynced.lines.drain(..) {
+                to_stderr(&line);
+            }
+            if let Some(line) = also {
+                to_stderr(line);
+            }
+        };
         loop {
-            let pending = acks.len() + counted.len();
+            let pending = acks.len() + unsynced.lines.len();
             let message = if pending == 0 {
                 match rx.recv() {
                     Ok(message) => Some(message),
@@ -293,14 +321,20 @@ impl Files<'_> {
             let Some(message) = message else {
                 // Nothing more waiting (or a full group): sync, then acknowledge and count.
                 if !acks.is_empty() {
-                    self.journal.sync_data().map_err(fail)?;
+                    if let Err(e) = self.journal.sync() {
+                        lost(&mut unsynced, None);
+                        return Err(fail(e));
+                    }
                     for ack in acks.drain(..) {
                         let _ = ack.send(());
                     }
                 }
-                if !counted.is_empty() {
-                    self.results.sync_data().map_err(fail)?;
-                    for outcome in counted.drain(..) {
+                if !unsynced.lines.is_empty() {
+                    if let Err(e) = self.results.sync() {
+                        lost(&mut unsynced, None);
+                        return Err(fail(e));
+                    }
+                    for (_, outcome) in unsynced.lines.drain(..) {
                         match outcome {
                             Some((status, next)) => tally.outcome(status, next),
                             None => tally.invalid(),
@@ -317,28 +351,24 @@ impl Files<'_> {
                 } => {
                     let entry =
                         json!({"walletId": wallet, "line": line, "resultsOffset": self.offset});
-                    self.journal
-                        .write_all(format!("{entry}\n").as_bytes())
-                        .map_err(fail)?;
+                    if let Err(e) = self.journal.write_all(format!("{entry}\n").as_bytes()) {
+                        lost(&mut unsynced, None);
+                        return Err(fail(e));
+                    }
                     acks.push(written);
                 }
-                Message::Outcome(outcome) => {
-                    let text = format!("{}\n", outcome_line(&outcome));
-                    if let Err(e) = self.results.write_all(text.as_bytes()) {
-                        to_stderr(Message::Outcome(outcome));
+                message => {
+                    let counted = match &message {
+                        Message::Outcome(outcome) => Some((outcome.status, outcome.next_run())),
+                        _ => None,
+                    };
+                    let text = line_of(&message);
+                    if let Err(e) = self.results.write_all(format!("{text}\n").as_bytes()) {
+                        lost(&mut unsynced, Some(&text));
                         return Err(fail(e));
                     }
-                    self.offset += text.len() as u64;
-                    counted.push(Some((outcome.status, outcome.next_run())));
-                }
-                Message::BadRow { line, message } => {
-                    let text = format!("{}\n", bad_row_line(line, &message));
-                    if let Err(e) = self.results.write_all(text.as_bytes()) {
-                        to_stderr(Message::BadRow { line, message });
-                        return Err(fail(e));
-                    }
-                    self.offset += text.len() as u64;
-                    counted.push(None);
+                    self.offset += text.len() as u64 + 1;
+                    unsynced.lines.push((text, counted));
                 }
             }
         }
@@ -368,141 +398,11 @@ fn bad_row_line(line: u64, message: &str) -> String {
     .to_string()
 }
 
-/// What earlier runs left, per wallet: what this run does ([`NextRun`]). Wallets absent are
-/// created. Every line about a wallet counts ([`NextRun::merge`]): its outcomes, and each
-/// journal entry no outcome of the same input line answered after it (the create may have
-/// been sent when the run died).
-pub fn load(results: &Path) -> Result<HashMap<u128, NextRun>, CliError> {
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Outcome {
-        wallet_id: uuid::Uuid,
-        next_run: NextRun,
-        line: Option<u64>,
-    }
-    #[derive(Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Started {
-        wallet_id: uuid::Uuid,
-        line: Option<u64>,
-        results_offset: u64,
-    }
-    let mut decided: HashMap<u128, NextRun> = HashMap::new();
-    // Where the last outcome of each (wallet, input line) starts.
-    let mut answered: HashMap<(u128, Option<u64>), u64> = HashMap::new();
-    each_line(results, |offset, text| {
-        // Bad-row lines have no wallet: the row is read again, and reported again.
-        if let Ok(outcome) = serde_json::from_str::<Outcome>(text) {
-            let wallet = outcome.wallet_id.as_u128();
-            merge(&mut decided, wallet, outcome.next_run);
-            answered.insert((wallet, outcome.line), offset);
-        } else if serde_json::from_str::<Value>(text).is_err() {
-            tracing::warn!(
-                "{}: ignoring a line that is not JSON at byte {offset}",
-                results.display()
-            );
-        }
-    })?;
-    each_line(&journal_path(results), |_, text| {
-        let Ok(started) = serde_json::from_str::<Started>(text) else {
-            return;
-        };
-        let wallet = started.wallet_id.as_u128();
-        let key = (wallet, started.line);
-        if answered
-            .get(&key)
-            .is_none_or(|at| *at < started.results_offset)
-        {
-            merge(&mut decided, wallet, NextRun::ReadFirst);
-        }
-    })?;
-    // A create is what a wallet without a decision gets anyway.
-    decided.retain(|_, next| *next != NextRun::Create);
-    Ok(decided)
-}
-
-fn merge(decided: &mut HashMap<u128, NextRun>, wallet: u128, next: NextRun) {
-    let merged = decided
-        .get(&wallet)
-        .map_or(next, |before| before.merge(next));
-    decided.insert(wallet, merged);
-}
-
-/// Calls `each(offset, line)` for every complete line of `path` (absent: none).
-fn each_line(path: &Path, mut each: impl FnMut(u64, &str)) -> Result<(), CliError> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(CliError::Other(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )))
-        }
-    };
-    let mut reader = BufReader::new(file);
-    let mut bytes = Vec::new();
-    let mut offset = 0u64;
-    loop {
-        bytes.clear();
-        let n = reader
-            .read_until(b'\n', &mut bytes)
-            .map_err(|e| CliError::Other(format!("cannot read {}: {e}", path.display())))?;
-        if n == 0 {
-            return Ok(());
-        }
-        // A last line without its newline was cut off by a crash: not an outcome.
-        if bytes.last() == Some(&b'\n') {
-            each(offset, String::from_utf8_lossy(&bytes).trim());
-        }
-        offset += n as u64;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const W1: &str = "95b11417-f18f-457f-8804-68e361f9164f";
-    const W2: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
-
-    fn wallet(id: &str) -> u128 {
-        uuid::Uuid::parse_str(id).unwrap().as_u128()
-    }
-
-    /// `load` over a results file and journal with these lines (`{offset}` in a journal line
-    /// is replaced by the results file's length after its first `n` lines).
-    fn load_from(
-        name: &str,
-        results: &[&str],
-        journal: &[(&str, u64, usize)],
-    ) -> HashMap<u128, NextRun> {
-        let dir =
-            std::env::temp_dir().join(format!("dynamic-waas-load-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("results.jsonl");
-        let mut text = String::new();
-        let mut offsets = vec![0u64];
-        for line in results {
-            text.push_str(line);
-            offsets.push(text.len() as u64);
-        }
-        std::fs::write(&path, &text).unwrap();
-        let journal: String = journal
-            .iter()
-            .map(|(w, line, after)| {
-                format!(
-                    "{}\n",
-                    json!({"walletId": w, "line": line, "resultsOffset": offsets[*after]})
-                )
-            })
-            .collect();
-        std::fs::write(journal_path(&path), journal).unwrap();
-        let loaded = load(&path).unwrap();
-        let _ = std::fs::remove_dir_all(&dir);
-        loaded
-    }
 
     fn outcome(w: &str, line: u64, next: &str) -> String {
         format!(
@@ -512,74 +412,87 @@ mod tests {
     }
 
     #[test]
-    fn a_journal_entry_without_a_later_outcome_of_its_line_reads_first() {
-        let created = outcome(W1, 1, "skip");
-        // W1 answered after its entry; W2 started and never answered.
-        let loaded = load_from("inflight", &[&created], &[(W1, 1, 0), (W2, 2, 1)]);
-        assert_eq!(loaded.get(&wallet(W1)), Some(&NextRun::Skip));
-        assert_eq!(loaded.get(&wallet(W2)), Some(&NextRun::ReadFirst));
-
-        // An outcome written before the entry (an earlier run's) does not answer it.
-        let failed = outcome(W2, 2, "create");
-        let loaded = load_from("earlier", &[&failed], &[(W2, 2, 1)]);
-        assert_eq!(loaded.get(&wallet(W2)), Some(&NextRun::ReadFirst));
-
-        // Nor does an outcome of another line of the same wallet.
-        let other_line = outcome(W2, 7, "create");
-        let loaded = load_from("other-line", &[&other_line], &[(W2, 2, 0)]);
-        assert_eq!(loaded.get(&wallet(W2)), Some(&NextRun::ReadFirst));
-    }
-
-    #[test]
-    fn every_line_of_a_wallet_counts_known_ids_first() {
-        let lines = [
-            outcome(W1, 1, "read_first"),
-            outcome(W1, 3, "create"),
-            outcome(W2, 2, "skip"),
-            outcome(W2, 4, "read_first"),
-        ];
-        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        let loaded = load_from("merge", &refs, &[]);
-        assert_eq!(loaded.get(&wallet(W1)), Some(&NextRun::ReadFirst));
-        assert_eq!(loaded.get(&wallet(W2)), Some(&NextRun::Skip));
-        // Wallets to create are not kept: that is what an absent wallet gets.
-        let created = outcome(W1, 1, "create");
-        assert!(load_from("create", &[&created], &[]).is_empty());
-    }
-
-    #[test]
     fn opening_cuts_away_a_line_a_crash_left_unfinished() {
         let dir = std::env::temp_dir().join(format!("dynamic-waas-torn-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("results.jsonl");
         let whole = outcome(W1, 1, "skip");
-        std::fs::write(&path, format!("{whole}{}", &outcome(W2, 2, "skip")[..30])).unwrap();
-        let mut file = open_for_append(&path).unwrap();
+        std::fs::write(&path, format!("{whole}{}", &outcome(W1, 2, "skip")[..30])).unwrap();
+        let mut file = files::open_private(&path, "--results").unwrap();
         let length = cut_unfinished_line(&mut file, &path).unwrap();
         assert_eq!(length, whole.len() as u64);
-        file.write_all(outcome(W2, 2, "skip").as_bytes()).unwrap();
+        file.write_all(outcome(W1, 2, "skip").as_bytes()).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2);
-        assert!(
-            text.lines()
-                .all(|l| serde_json::from_str::<Value>(l).is_ok()),
-            "{text}"
-        );
         // No newline at all: nothing whole.
         std::fs::write(&path, "{\"walletId\"").unwrap();
-        let mut file = open_for_append(&path).unwrap();
+        let mut file = files::open_private(&path, "--results").unwrap();
         assert_eq!(cut_unfinished_line(&mut file, &path).unwrap(), 0);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
+    /// A file whose sync fails after `syncs` good ones.
+    struct Failing {
+        written: Vec<u8>,
+        syncs: usize,
+    }
+
+    impl Write for Failing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Durable for Failing {
+        fn sync(&mut self) -> std::io::Result<()> {
+            if self.syncs == 0 {
+                return Err(std::io::Error::other("the disk is gone"));
+            }
+            self.syncs -= 1;
+            Ok(())
+        }
+    }
+
     #[test]
-    fn lines_cut_off_by_a_crash_and_bad_rows_are_not_outcomes() {
-        let created = outcome(W1, 1, "skip");
-        let bad = format!("{}\n", json!({"line": 2, "status": "invalid"}));
-        let cut = &outcome(W2, 3, "skip")[..20];
-        let loaded = load_from("cut", &[&created, &bad, cut], &[]);
-        assert_eq!(loaded.len(), 1);
-        assert_eq!(loaded.get(&wallet(W1)), Some(&NextRun::Skip));
+    fn lines_whose_sync_failed_are_not_counted() {
+        let mut files = Files {
+            results: Failing {
+                written: Vec::new(),
+                syncs: 0,
+            },
+            journal: Failing {
+                written: Vec::new(),
+                syncs: 10,
+            },
+            offset: 0,
+        };
+        let (tx, rx) = mpsc::channel();
+        for line in 1..=3 {
+            tx.send(Message::BadRow {
+                line,
+                message: "bad".into(),
+            })
+            .unwrap();
+        }
+        drop(tx);
+        let tally = Tally::default();
+        let err = files.write_all(&rx, &tally).unwrap_err();
+        assert!(err.to_string().contains("the disk is gone"), "{err}");
+        // Written, never known to be on disk: not counted (they went to stderr).
+        assert_eq!(tally.rows_done(), 0);
+        assert_eq!(
+            files
+                .results
+                .written
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count(),
+            3
+        );
     }
 }

@@ -12,6 +12,7 @@ pub struct Tally {
     created: AtomicU64,
     reconciled: AtomicU64,
     already_backed_up: AtomicU64,
+    duplicate: AtomicU64,
     failed: AtomicU64,
     unknown: AtomicU64,
     invalid: AtomicU64,
@@ -39,6 +40,7 @@ impl Tally {
             BackupStatus::Created => &self.created,
             BackupStatus::Reconciled => &self.reconciled,
             BackupStatus::AlreadyBackedUp => &self.already_backed_up,
+            BackupStatus::Duplicate => &self.duplicate,
             BackupStatus::Unknown => &self.unknown,
             // Failed, and any status a later library adds.
             _ => &self.failed,
@@ -70,6 +72,7 @@ impl Tally {
         get(&self.created)
             + get(&self.reconciled)
             + get(&self.already_backed_up)
+            + get(&self.duplicate)
             + get(&self.failed)
             + get(&self.unknown)
     }
@@ -82,7 +85,7 @@ impl Tally {
 
     /// Each count: its name in the summary, in the progress line (`None`: not shown there),
     /// and its value. The one list both read.
-    fn entries(&self) -> [(&'static str, Option<&'static str>, u64); 9] {
+    fn entries(&self) -> [(&'static str, Option<&'static str>, u64); 10] {
         [
             ("created", Some("created"), get(&self.created)),
             ("reconciled", Some("reconciled"), get(&self.reconciled)),
@@ -91,6 +94,7 @@ impl Tally {
                 Some("already backed up"),
                 get(&self.already_backed_up),
             ),
+            ("duplicate", Some("duplicate"), get(&self.duplicate)),
             ("failed", Some("failed"), get(&self.failed)),
             ("unknown", Some("unknown"), get(&self.unknown)),
             ("invalid", Some("invalid"), get(&self.invalid)),

@@ -29,17 +29,13 @@ pub fn cli() -> Command {
     cmd
 }
 
-/// `cli()` against `base_url` with the test token, JSON output and short timeouts.
+/// `cli()` against `base_url` (through `DYNAMIC_BASE_URL`) with the test token and JSON
+/// output; the command helpers below add short timeouts.
 pub fn cli_at(base_url: &str) -> Command {
     let mut cmd = cli();
-    cmd.env("DYNAMIC_API_TOKEN", TOKEN).args([
-        "--base-url",
-        base_url,
-        "--output",
-        "json",
-        "--timeout",
-        "5",
-    ]);
+    cmd.env("DYNAMIC_API_TOKEN", TOKEN)
+        .env("DYNAMIC_BASE_URL", base_url)
+        .args(["--output", "json"]);
     cmd
 }
 
@@ -50,14 +46,23 @@ pub fn wallet_get(cmd: &mut Command) -> &mut Command {
 
 /// `wallet get` of `wallet` in the example environment.
 pub fn wallet_get_of<'c>(cmd: &'c mut Command, wallet: &str) -> &'c mut Command {
-    cmd.args(["wallet", "get", "--environment-id", ENVIRONMENT])
-        .args(["--wallet-id", wallet])
+    cmd.args([
+        "wallet",
+        "get",
+        "--timeout",
+        "5",
+        "--environment-id",
+        ENVIRONMENT,
+    ])
+    .args(["--wallet-id", wallet])
 }
 
 pub fn create<'c>(cmd: &'c mut Command, locations: &[&str]) -> &'c mut Command {
     cmd.args([
         "backup-locations",
         "create",
+        "--timeout",
+        "5",
         "--environment-id",
         ENVIRONMENT,
         "--wallet-id",
