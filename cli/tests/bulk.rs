@@ -16,12 +16,15 @@ use support::{cli_at, json, run, TOKEN};
 
 /// A sandbox with `count` pregenerated wallets; [`TOKEN`] is valid for their environment.
 async fn sandbox_with_wallets(count: usize) -> (Sandbox, Vec<Pregenerated>) {
-    let seed = Seed::example();
-    let (builder, rows) = seed
-        .builder()
-        .token(TOKEN, seed.environment_id.clone())
-        .pregenerated(&seed.environment_id, count);
+    let (builder, rows) = builder_with_wallets(count);
     (builder.start().await, rows)
+}
+
+fn builder_with_wallets(count: usize) -> (dynamic_waas_sandbox::SandboxBuilder, Vec<Pregenerated>) {
+    let seed = Seed::example();
+    seed.builder()
+        .token(TOKEN, seed.environment_id.clone())
+        .pregenerated(&seed.environment_id, count)
 }
 
 /// A fresh directory for one test's files.
@@ -283,7 +286,16 @@ struct CutOff {
 
 impl CutOff {
     async fn new(name: &str, count: usize, every: u32, delay: Duration) -> Self {
-        let (sandbox, rows) = sandbox_with_wallets(count).await;
+        Self::on(builder_with_wallets(count), name, every, delay).await
+    }
+
+    async fn on(
+        (builder, rows): (dynamic_waas_sandbox::SandboxBuilder, Vec<Pregenerated>),
+        name: &str,
+        every: u32,
+        delay: Duration,
+    ) -> Self {
+        let sandbox = builder.start().await;
         sandbox.fail_at_rate(
             Operation::Create,
             Rate::every(every),
@@ -336,6 +348,29 @@ async fn a_run_killed_mid_way_resumes_with_every_id_and_no_create_sent_twice() {
 
     let doc = cut.resume().await;
     assert_eq!(doc["skipped"].as_u64(), Some(before.len() as u64), "{doc}");
+}
+
+/// Reads lag 1.5 s behind writes, and the server's own duplicate check sees the lagging
+/// replica, so a create sent again to an applied wallet is applied twice: a resume at once
+/// after SIGKILL must wait settle_after (2 s) from the journal's last write before reading.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_and_resumed_at_once_against_lagging_reads_sends_no_create_twice() {
+    let (builder, rows) = builder_with_wallets(120);
+    let lagging = builder
+        .read_lag(Duration::from_millis(1500))
+        .lagging_duplicate_check();
+    let cut = CutOff::on((lagging, rows), "kill-lag", 4, Duration::from_millis(800)).await;
+    let mut cmd = create_many_at(&cut.sandbox.uri(), &cut.input, &cut.out, "6000");
+    cmd.args(["--concurrency", "16"]);
+    let mut child = spawn(cmd);
+    outcomes_written(&cut.out, 10).await;
+    child.kill().unwrap(); // SIGKILL
+    wait(child).await;
+    // Resumed at once: the wallets in flight were applied less than the lag ago.
+    cut.resume().await;
+    for row in &cut.rows {
+        assert_eq!(cut.sandbox.creates_applied_to(&row.wallet_id), 1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -555,8 +590,14 @@ async fn a_fifo_input_is_read_once_and_whole() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_wallet_twice_in_the_input_gets_both_lines_right_and_one_create_applied() {
+async fn a_wallet_twice_in_the_input_waits_for_the_first_and_is_sent_once() {
     let (sandbox, rows) = sandbox_with_wallets(2).await;
+    // The first create is slow: the second row of its wallet arrives while it is in flight.
+    sandbox.fail_next(
+        Operation::Create,
+        1,
+        Fault::ApplyThenDelay(Duration::from_millis(300)),
+    );
     let dir = workdir("twice");
     let input = dir.join("wallets.jsonl");
     let text = jsonl(&rows);
@@ -591,10 +632,220 @@ async fn a_wallet_twice_in_the_input_gets_both_lines_right_and_one_create_applie
     let first = &rows[0].wallet_id.to_string();
     assert_eq!(of_line(1)["walletId"], *first);
     assert_eq!(of_line(3)["walletId"], *first);
+    // The second row waited for the first's outcome: a duplicate, with its ids, never sent.
+    assert_eq!(of_line(3)["status"], "duplicate", "{text}");
+    assert_eq!(of_line(3)["keyShares"], of_line(1)["keyShares"]);
+    assert_eq!(doc["duplicate"], 1, "{doc}");
     for n in [1, 3, 4] {
         assert_eq!(of_line(n)["nextRun"], "skip", "{}", of_line(n));
     }
     assert_eq!(sandbox.creates_applied_to(&rows[0].wallet_id), 1);
+    assert_eq!(sandbox.creates_received(), 2, "one create per wallet sent");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stray_csv_quote_makes_its_own_line_bad_and_every_other_row_is_read() {
+    let (sandbox, rows) = sandbox_with_wallets(200).await;
+    let dir = workdir("stray-quote");
+    let mut csv = String::from("environmentId,walletId,userId\n");
+    for (i, r) in rows.iter().enumerate() {
+        let quote = if i == 9 { "\"" } else { "" };
+        csv += &format!(
+            "{},{quote}{},{}\n",
+            r.environment_id, r.wallet_id, r.user_id
+        );
+    }
+    let input = dir.join("wallets.csv");
+    std::fs::write(&input, csv).unwrap();
+    let out = dir.join("results.jsonl");
+    let output = run(create_many(&sandbox.uri(), &input, &out)).await;
+    let doc = summary(&output);
+    // Every data line is accounted for: 199 created, line 11 bad.
+    assert_eq!(doc["rows"], 200, "{doc}");
+    assert_eq!(
+        (&doc["created"], &doc["invalid"]),
+        (&Value::from(199), &Value::from(1)),
+        "{doc}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("line 11: a quote is opened and never closed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("line 11").count(),
+        1,
+        "reported once: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_input_that_is_not_lines_ends_with_an_error_in_bounded_time() {
+    let (sandbox, _) = sandbox_with_wallets(1).await;
+    let dir = workdir("dev-zero");
+    for format in ["csv", "jsonl"] {
+        let out = dir.join(format!("{format}.out"));
+        let mut cmd = create_many(&sandbox.uri(), Path::new("/dev/zero"), &out);
+        cmd.args(["--format", format]);
+        let started = std::time::Instant::now();
+        let output = run(cmd).await;
+        assert!(started.elapsed() < Duration::from_secs(20), "{format}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{format}: {stderr}");
+        assert!(stderr.contains("not a file of lines"), "{format}: {stderr}");
+    }
+    assert_eq!(sandbox.creates_received(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn results_that_are_the_input_by_another_name_are_refused_and_never_cut() {
+    let (sandbox, rows) = sandbox_with_wallets(3).await;
+    let dir = workdir("same-file");
+    let input = dir.join("wallets.jsonl");
+    // No last newline: a results file would have it cut as a torn line.
+    let text = jsonl(&rows);
+    std::fs::write(&input, text.trim_end()).unwrap();
+    // A hard link, and stdin redirected from the results file.
+    let link = dir.join("results.jsonl");
+    std::fs::hard_link(&input, &link).unwrap();
+    let mut by_link = create_many(&sandbox.uri(), &input, &link);
+    by_link.arg("--resume");
+    let output = run(by_link).await;
+    let error = support::assert_error(&output, 2, "invalid_input");
+    assert!(
+        support::message(&error).contains("the same file"),
+        "{error}"
+    );
+    let mut by_stdin = create_many(&sandbox.uri(), Path::new("-"), &link);
+    by_stdin
+        .arg("--resume")
+        .stdin(std::fs::File::open(&input).unwrap());
+    let output = run(by_stdin).await;
+    let error = support::assert_error(&output, 2, "invalid_input");
+    assert!(
+        support::message(&error).contains("the same file"),
+        "{error}"
+    );
+    // Another file that holds no outcomes is not resumed from either.
+    let other = dir.join("other.csv");
+    std::fs::write(&other, "environmentId,walletId,userId\n").unwrap();
+    let mut foreign = create_many(&sandbox.uri(), &input, &other);
+    foreign.arg("--resume");
+    let output = run(foreign).await;
+    let error = support::assert_error(&output, 2, "invalid_input");
+    assert!(
+        support::message(&error).contains("does not look like"),
+        "{error}"
+    );
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), text.trim_end());
+    assert_eq!(
+        std::fs::read_to_string(&other).unwrap(),
+        "environmentId,walletId,userId\n"
+    );
+    assert_eq!(sandbox.creates_received(), 0);
+}
+
+/// A filesystem too small for the results: every outcome the disk did not take is on
+/// stderr, whole, and no key share id is lost. Needs a tmpfs mount (root); skipped without.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_loses_no_id_every_outcome_not_on_disk_goes_to_stderr() {
+    let dir = workdir("full-disk");
+    let mount = dir.join("small");
+    std::fs::create_dir_all(&mount).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+        .arg(&mount)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    let (sandbox, rows) = sandbox_with_wallets(200).await;
+    let input = dir.join("wallets.jsonl");
+    std::fs::write(&input, jsonl(&rows)).unwrap();
+    let out = mount.join("results.jsonl");
+    let output = run(create_many(&sandbox.uri(), &input, &out)).await;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    let on_disk = std::fs::read_to_string(&out).unwrap_or_default();
+    let _ = Command::new("umount").arg(&mount).status();
+    assert_ne!(output.status.code(), Some(0), "the disk filled: {stderr}");
+    // Every wallet that got a create has its ids in a whole line, on disk or on stderr.
+    let mut recorded: HashMap<String, Value> = HashMap::new();
+    let on_stderr = stderr
+        .lines()
+        .filter_map(|l| l.split_once("result not written to the results file: "))
+        .map(|(_, line)| line.to_owned());
+    for line in on_disk.lines().map(str::to_owned).chain(on_stderr) {
+        if let Ok(value) = serde_json::from_str::<Value>(&line) {
+            if let Some(wallet) = value["walletId"].as_str() {
+                recorded.insert(wallet.to_owned(), value);
+            }
+        }
+    }
+    for row in &rows {
+        if sandbox.creates_applied_to(&row.wallet_id) == 0 {
+            continue;
+        }
+        let wallet = row.wallet_id.to_string();
+        let outcome = recorded
+            .get(&wallet)
+            .unwrap_or_else(|| panic!("{wallet}'s ids are lost: {stderr}"));
+        let held: Vec<String> = sandbox
+            .key_shares(&row.wallet_id)
+            .unwrap()
+            .iter()
+            .map(|s| s.id.to_string())
+            .collect();
+        assert_eq!(key_share_ids(outcome), held);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_says_its_pace_reports_bad_rows_once_and_ends_its_text_summary_with_a_newline() {
+    let (sandbox, rows) = sandbox_with_wallets(2).await;
+    let dir = workdir("operator-output");
+    let input = dir.join("wallets.jsonl");
+    let text =
+        jsonl(&rows) + "{\"walletId\": \"w\", \"userId\": \"U\", \"colour\": 1}\nwalletId,userId\n";
+    std::fs::write(&input, text).unwrap();
+    let out = dir.join("results.jsonl");
+    let mut cmd = support::cli();
+    cmd.env("DYNAMIC_API_TOKEN", TOKEN)
+        .env("DYNAMIC_BASE_URL", sandbox.uri())
+        .args(["--output", "text", "backup-locations", "create-many"])
+        .args(["--location", "googleDrive", "--rate", "60000", "--input"])
+        .arg(&input)
+        .arg("--results")
+        .arg(&out);
+    let output = run(cmd).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(9), "{stderr}");
+    assert!(stdout.ends_with('\n'), "{stdout:?}");
+    assert!(
+        stdout.starts_with("complete_with_failures: 4 rows"),
+        "{stdout}"
+    );
+    // The pace, and which limit binds: --rate 60000 is not reached within one environment.
+    assert!(
+        stderr.contains("The per environment limit binds"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--rate 60000 is not reached"), "{stderr}");
+    // Each bad row once, with every problem, in plain words.
+    assert_eq!(stderr.matches("line 3:").count(), 1, "{stderr}");
+    for says in ["colour", "environmentId: missing", "walletId", "userId"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("line 3:") && l.contains(says)),
+            "{says}: {stderr}"
+        );
+    }
+    assert!(stderr.contains("line 4: not valid JSON"), "{stderr}");
+    assert!(!stderr.contains("WARN"), "{stderr}");
+    assert!(!stderr.contains("nothing was sent"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -792,3 +792,107 @@ async fn exit_2_for_a_bad_location_json_naming_the_flag_and_the_field() {
     assert!(support::message(&error).contains("keygenId"), "{error}");
     assert_nothing_sent(&sandbox);
 }
+
+// What an operator meets first: the help, the manual, the token, the configuration.
+
+#[test]
+fn the_help_shows_examples_and_no_maintainers_note() {
+    let output = output_of(&["--help"]);
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(help.contains("Examples:"), "{help}");
+    assert!(
+        help.contains("backup-locations create-many --input"),
+        "{help}"
+    );
+    assert!(!help.contains("at run time"), "{help}");
+    assert!(!help.contains("EXIT_CODES"), "{help}");
+}
+
+#[cfg(feature = "sandbox")]
+#[test]
+fn commands_that_call_no_api_take_no_api_options() {
+    let serve = output_of(&["sandbox", "serve", "--help"]);
+    let help = String::from_utf8_lossy(&serve.stdout);
+    for absent in ["--base-url", "--max-attempts", "--timeout", "--token-stdin"] {
+        assert!(!help.contains(absent), "{absent}: {help}");
+    }
+    for args in [
+        &["completions", "bash", "--sandbox"][..],
+        &["completions", "bash", "--base-url", "x"],
+        &["sandbox", "serve", "--base-url", "http://127.0.0.1:1"],
+    ] {
+        let output = output_of(args);
+        assert_eq!(output.status.code(), Some(2), "{args:?} accepted");
+    }
+}
+
+#[test]
+fn the_manual_page_is_roff_and_one_page_per_command_can_be_written() {
+    let output = output_of(&["man"]);
+    output.clone().assert().success();
+    let page = String::from_utf8_lossy(&output.stdout);
+    assert!(page.starts_with(".ie") || page.contains(".TH"), "{page}");
+    assert!(page.contains("dynamic\\-waas"), "{page}");
+    let dir = std::env::temp_dir().join(format!("dynamic-waas-man-{}", std::process::id()));
+    let output = output_of(&["man", "--dir", dir.to_str().unwrap()]);
+    output.assert().success();
+    let pages: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(pages.iter().any(|p| p.contains("create-many")), "{pages:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn every_configuration_problem_is_reported_at_once() {
+    // No token, a bad id and a plain-http base URL: all three in one error, nothing sent.
+    let mut cmd = cli();
+    cmd.env("DYNAMIC_BASE_URL", "http://example.com/api/v0")
+        .args(["--output", "json", "wallet", "get"])
+        .args(["--environment-id", "not-an-id", "--wallet-id", WALLET]);
+    let output = cmd.output().unwrap();
+    let error = assert_error(&output, 2, "invalid_input");
+    let message = support::message(&error);
+    assert!(message.starts_with("3 problems"), "{message}");
+    for says in ["DYNAMIC_API_TOKEN", "--environment-id", "plain http"] {
+        assert!(message.contains(says), "{says}: {message}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_comes_from_a_file_or_stdin_never_a_flag() {
+    let sandbox = sandbox().await;
+    let dir = std::env::temp_dir().join(format!("dynamic-waas-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // A mounted secret ends with a newline.
+    let file = dir.join("token");
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    let mut cmd = cli();
+    cmd.env("DYNAMIC_API_TOKEN_FILE", &file)
+        .env("DYNAMIC_BASE_URL", sandbox.uri())
+        .args(["--output", "json"]);
+    wallet_get(&mut cmd);
+    let output = run(cmd).await;
+    output.clone().assert().success();
+    // From stdin.
+    let mut cmd = cli();
+    cmd.env("DYNAMIC_BASE_URL", sandbox.uri())
+        .args(["--output", "json"]);
+    wallet_get(&mut cmd).arg("--token-stdin");
+    cmd.stdin(std::fs::File::open(&file).unwrap());
+    let output = run(cmd).await;
+    output.clone().assert().success();
+    assert!(!String::from_utf8_lossy(&output.stdout).contains(TOKEN));
+    // An empty file is named, never its content.
+    std::fs::write(&file, "").unwrap();
+    let mut cmd = cli();
+    cmd.env("DYNAMIC_API_TOKEN_FILE", &file)
+        .env("DYNAMIC_BASE_URL", sandbox.uri())
+        .args(["--output", "json"]);
+    wallet_get(&mut cmd);
+    let output = run(cmd).await;
+    let error = assert_error(&output, 2, "invalid_input");
+    assert!(support::message(&error).contains("is empty"), "{error}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

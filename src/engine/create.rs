@@ -432,6 +432,7 @@ mod tests {
                 .unwrap()
                 .first()
                 .is_some_and(|at| now >= *at + self.0.lag);
+            // One share at googleDrive: the whole backup when that is all a create asked for.
             let shares = if visible {
                 json!([{"id": SHARE, "backupLocation": "googleDrive", "passwordEncrypted": false}])
             } else {
@@ -476,6 +477,32 @@ mod tests {
             start,
         )
         .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_partly_visible_backup_is_not_settled_but_read_until_the_deadline() {
+        // Two locations asked; reads show the googleDrive share only.
+        let server = Server::new(vec![Fate::AppliedThenLost], Duration::ZERO);
+        let client = client(Pacing::unlimited());
+        let asked = checked_locations([
+            LocationRequest::new(BackupLocation::GoogleDrive),
+            LocationRequest::new(BackupLocation::Dynamic),
+        ])
+        .unwrap();
+        let err = create(
+            &client,
+            &Create(&server),
+            &Read(&server),
+            &asked,
+            &tight(),
+            Start::call(),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.is_outcome_unknown(), "{err}");
+        assert!(err.to_string().contains("part of the key shares"), "{err}");
+        assert_eq!(server.sent(), 1);
+        assert!(server.reads.lock().unwrap().len() > 4);
     }
 
     #[tokio::test(start_paused = true)]
