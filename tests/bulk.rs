@@ -225,9 +225,10 @@ async fn failures_say_what_a_later_run_does_and_serialize_as_one_object() {
 async fn a_429_slows_the_pace_and_only_the_refused_job_waits_its_retry_after() {
     let (builder, rows) = support::with_wallets(20);
     let sandbox = builder.start().await;
+    // Three 429s in the first wave: a limit (one alone would not be).
     sandbox.fail_next(
         Operation::Create,
-        1,
+        3,
         FaultResponse::new(429)
             .retry_after(1)
             .json(serde_json::json!({"error": "Too many requests. Please try again later."})),
@@ -245,11 +246,11 @@ async fn a_429_slows_the_pace_and_only_the_refused_job_waits_its_retry_after() {
     assert_eq!(sandbox.requests_received(), 20);
     assert!(client.stats().pace.unwrap() < 1.0);
     let outcomes = running.await.unwrap();
-    // The refused one waited its Retry-After, then was created.
+    // The refused ones waited their Retry-After, then were created.
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert!(outcomes.iter().all(|o| o.status == BackupStatus::Created));
-    assert_eq!(client.stats().rate_limited, 1);
-    assert_eq!(client.stats().requests_sent, 21);
+    assert_eq!(client.stats().rate_limited, 3);
+    assert_eq!(client.stats().requests_sent, 23);
 }
 
 #[tokio::test]

@@ -374,6 +374,66 @@ pub struct ServeArgs {
     /// --seed-input to FILE (JSON lines), to check a bulk run's results against
     #[arg(long, value_name = "FILE")]
     pub dump_state: Option<String>,
+
+    /// Make wallet reads lag this many seconds behind creates (fractions allowed)
+    #[arg(long, value_name = "SECONDS", value_parser = parse_settle)]
+    pub read_lag: Option<Duration>,
+
+    /// With --read-lag: the service's own "already backed up" check sees the lagging
+    /// replica too, so a create sent again within the lag is applied twice
+    #[arg(long, requires = "read_lag")]
+    pub lagging_duplicate_check: bool,
+
+    /// Admit at most N requests a second from each client address (a limit shared with
+    /// other traffic, or lower than published), answering 429 past it
+    #[arg(long, value_name = "N", conflicts_with = "upstream_limits",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub limit: Option<u32>,
+
+    /// How --limit counts: a sliding one-second window, or a token bucket of N tokens
+    /// refilled at N a second
+    #[arg(long, value_enum, default_value_t = LimitKind::SlidingWindow, requires = "limit")]
+    pub limit_kind: LimitKind,
+
+    /// Change --limit over time: "30=0.6,90=1" makes it 60 % of N from 30 s after the start
+    /// and N again from 90 s
+    #[arg(long, value_name = "SECONDS=SHARE,...", requires = "limit", value_parser = parse_schedule)]
+    pub limit_schedule: Option<Vec<(f64, f64)>>,
+
+    /// Append a JSON line a second to FILE: requests received and refused with 429 in that
+    /// second (for benchmarks of pacing)
+    #[arg(long, value_name = "FILE")]
+    pub rate_log: Option<String>,
+}
+
+/// How `sandbox serve --limit` counts requests.
+#[cfg(feature = "sandbox")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LimitKind {
+    /// At most N requests in any second
+    SlidingWindow,
+    /// A bucket of N tokens, refilled at N a second
+    TokenBucket,
+}
+
+#[cfg(feature = "sandbox")]
+fn parse_schedule(value: &str) -> Result<Vec<(f64, f64)>, String> {
+    value
+        .split(',')
+        .map(|step| {
+            let (at, share) = step
+                .split_once('=')
+                .ok_or_else(|| format!("{step:?} is not SECONDS=SHARE"))?;
+            let number = |v: &str| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|n| n.is_finite() && *n >= 0.0)
+                    .ok_or_else(|| format!("{v:?} is not a number of 0 or more"))
+            };
+            Ok((number(at)?, number(share)?))
+        })
+        .collect()
 }
 
 /// `--location`, `--location-json` and `--allow-unknown-location`, shared by `create` and

@@ -1,12 +1,13 @@
 //! `sandbox serve`: a seeded sandbox on loopback until Ctrl-C.
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use std::io::Write;
 
 use dynamic_waas::WalletId;
 use dynamic_waas_sandbox::{
-    Fault, FaultResponse, Operation, Pregenerated, Rate, RateLimits, Sandbox, Seed,
+    Fault, FaultResponse, Operation, Pregenerated, Rate, RateLimit, RateLimits, Sandbox, Seed,
 };
 use serde_json::json;
 
@@ -43,6 +44,26 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
     }
     if args.upstream_limits {
         builder = builder.rate_limits(RateLimits::upstream().time_scale(args.time_scale));
+    }
+    if let Some(lag) = args.read_lag {
+        builder = builder.read_lag(lag);
+        if args.lagging_duplicate_check {
+            builder = builder.lagging_duplicate_check();
+        }
+    }
+    let kind = args.limit_kind;
+    let limit_of = move |per_second: f64| {
+        let n = per_second.round().max(1.0) as u32;
+        let limit = match kind {
+            crate::args::LimitKind::SlidingWindow => RateLimit::new(n, Duration::from_secs(1)),
+            crate::args::LimitKind::TokenBucket => {
+                RateLimit::token_bucket(n, Duration::from_secs(1))
+            }
+        };
+        RateLimits::new().per_client(limit)
+    };
+    if let Some(limit) = args.limit {
+        builder = builder.rate_limits(limit_of(f64::from(limit)));
     }
     let sandbox = match args.port {
         None => Sandbox::start(builder).await,
@@ -83,7 +104,27 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
         .value(&document, &text)
         .map_err(|e| CliError::Other(format!("could not write to stdout: {e}")))?;
     eprintln!("The sandbox runs until Ctrl-C (or SIGTERM).");
+    let sandbox = std::sync::Arc::new(sandbox);
+    let mut background = Vec::new();
+    if let (Some(limit), Some(schedule)) = (args.limit, args.limit_schedule.clone()) {
+        let sandbox = std::sync::Arc::clone(&sandbox);
+        background.push(tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            for (at, share) in schedule {
+                tokio::time::sleep_until(start + Duration::from_secs_f64(at)).await;
+                sandbox.set_rate_limits(Some(limit_of(f64::from(limit) * share)));
+            }
+        }));
+    }
+    if let Some(path) = &args.rate_log {
+        let file = crate::files::create_private(std::path::Path::new(path), "--rate-log")?;
+        let sandbox = std::sync::Arc::clone(&sandbox);
+        background.push(tokio::spawn(rate_log(file, sandbox)));
+    }
     signals.next().await;
+    for task in background {
+        task.abort();
+    }
     if let Some(path) = &args.dump_state {
         dump_state(path, &sandbox, &seeded)?;
     }
@@ -98,6 +139,27 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
         })
     );
     Ok(())
+}
+
+/// A JSON line a second: requests received and refused with 429 during that second.
+async fn rate_log(file: std::fs::File, sandbox: std::sync::Arc<Sandbox>) {
+    let mut out = std::io::LineWriter::new(file);
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.tick().await;
+    let (mut received, mut refused) = (sandbox.requests_received(), sandbox.rate_limited());
+    for second in 1u64.. {
+        ticks.tick().await;
+        let (now_received, now_refused) = (sandbox.requests_received(), sandbox.rate_limited());
+        let line = json!({
+            "second": second,
+            "received": now_received - received,
+            "rateLimited": now_refused - refused,
+        });
+        if writeln!(out, "{line}").is_err() {
+            return;
+        }
+        (received, refused) = (now_received, now_refused);
+    }
 }
 
 /// The pregenerated wallets as create-many input: CSV for `*.csv`, else JSON lines.

@@ -752,8 +752,7 @@ pub(crate) mod tests {
     async fn a_pause_longer_than_a_call_accepts_ends_it_as_rate_limited_not_timed_out() {
         let client = client(Pacing::upstream());
         let pacer = client.inner.pacer.as_ref().unwrap();
-        pacer.rate_limited(Instant::now(), None);
-        pacer.rate_limited(Instant::now(), Some(Duration::from_secs(25)));
+        crate::pace::tests::shut(pacer, Some(Duration::from_secs(25))).await;
         let op = Scripted::new(vec![Ok(200)]);
         let policy = policy().with_max_retry_after(Duration::from_secs(10));
         let start = Instant::now();

@@ -7,6 +7,11 @@
 //!   must be in the results file, and no create may reach a wallet already applied.
 //! - **memory**: the CLI's peak RSS and CPU per wallet for a short and a long input, unpaced:
 //!   flat memory means the long input's peak is no higher.
+//! - **shared limit**: the server admits fewer requests than the CLI is told (1.3x and 2x
+//!   over, a sliding window and a token bucket, and an allowance that drops to 60 % and comes
+//!   back): the rate achieved against the allowance, and the share of 429s.
+//! - **resume memory**: `--resume` over a results file of 1,000,000 settled wallets, with
+//!   10,000 more to create: the CLI's peak RSS.
 //!
 //! The CLI's peak RSS and CPU are read from `/proc/<pid>` while it runs (Linux only).
 
@@ -112,6 +117,9 @@ pub fn run(quick: bool) -> Result<ExitCode> {
     let growth = peaks[1] as f64 / peaks[0].max(1) as f64;
     println!("memory: peak with {long} rows / with {short} rows: {growth:.2}");
     ok &= check("flat memory (long / short peak <= 1.2)", growth <= 1.2);
+
+    ok &= shared_limits(&bin, &dir, quick)?;
+    ok &= resume_memory(&bin, &dir, quick)?;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -126,7 +134,15 @@ pub fn soak(rounds: usize) -> Result<ExitCode> {
     let (bin, dir) = build()?;
     let wallets = 3_000;
     let run = Scenario::new(&bin, &dir, "soak", wallets)
-        .serve_args(&["--ambiguous-faults", "0.1"])
+        // Reads 300 ms behind, and the service's duplicate check behind as well: a resumed run
+        // that read too early and created again would have the create applied twice.
+        .serve_args(&[
+            "--ambiguous-faults",
+            "0.1",
+            "--read-lag",
+            "0.3",
+            "--lagging-duplicate-check",
+        ])
         .run_args(&[
             "--rate",
             "12000",
@@ -140,14 +156,104 @@ pub fn soak(rounds: usize) -> Result<ExitCode> {
     let (lost, duplicates, reconciled) = run.verify()?;
     let settled = run.summary["skipped"].as_u64().unwrap_or(0);
     println!(
-        "soak: {wallets} wallets at 200 requests/s, 10 % applied then answered 502, {rounds} runs killed with SIGKILL at random moments, each resumed: the last resume found {settled} settled and finished the rest ({reconciled} reconciled in the final results); {lost} applied creates without their ids; {duplicates} creates sent to a wallet already applied (each refused, its ids then read)"
+        "soak: {wallets} wallets at 200 requests/s, 10 % applied then answered 502, reads 300 ms behind writes, {rounds} runs killed with SIGKILL at random moments, each resumed at once: the last resume found {settled} settled and finished the rest ({reconciled} reconciled in the final results); {lost} applied creates without their ids; {duplicates} creates sent to a wallet already applied"
     );
-    let ok = check("0 lost key share ids", lost == 0);
+    let mut ok = check("0 lost key share ids", lost == 0);
+    ok &= check("0 creates sent to an applied wallet", duplicates == 0);
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The server admits `LIMIT` requests a second from the CLI's address, while the CLI is told
+/// more: the achieved rate of admitted requests over the allowance, and 429s over requests.
+fn shared_limits(bin: &Path, dir: &Path, quick: bool) -> Result<bool> {
+    const LIMIT: f64 = 100.0;
+    let mut ok = true;
+    let seconds = if quick { 30.0 } else { 60.0 };
+    for kind in ["sliding-window", "token-bucket"] {
+        for over in [1.3, 2.0] {
+            let rate = (LIMIT * over * 60.0).round().to_string();
+            let name = format!("limit-{kind}-{over}");
+            let wallets = (LIMIT * seconds) as usize;
+            let run = Scenario::new(bin, dir, &name, wallets)
+                .serve_args(&["--limit", "100", "--limit-kind", kind])
+                .run_args(&["--rate", &rate, "--env-rate", &rate, "--concurrency", "32"])
+                .rate_log()
+                .run()?;
+            // Past the first seconds, in which the pace finds the limit.
+            let (achieved, refused) = run.admitted_share(5.0, f64::INFINITY, |_| LIMIT)?;
+            println!(
+                "shared limit: {kind}, told {over}x the {LIMIT} a second admitted: achieved {achieved:.3} of the allowance, 429s {:.2} % of requests ({} wallets, {:.1} s)",
+                refused * 100.0,
+                wallets,
+                run.elapsed.as_secs_f64()
+            );
+            ok &= check("achieved >= 0.90 of the allowance", achieved >= 0.90);
+            ok &= check("429s <= 2 % of requests", refused <= 0.02);
+        }
+        if quick {
+            continue;
+        }
+        // The allowance drops to 60 % at 60 s and comes back at 120 s; told 1.3x.
+        let schedule = |t: f64| {
+            if (60.0..120.0).contains(&t) {
+                0.6 * LIMIT
+            } else {
+                LIMIT
+            }
+        };
+        let name = format!("limit-{kind}-drop");
+        let wallets = (LIMIT * 190.0) as usize;
+        let rate = (LIMIT * 1.3 * 60.0).round().to_string();
+        let run = Scenario::new(bin, dir, &name, wallets)
+            .serve_args(&[
+                "--limit",
+                "100",
+                "--limit-kind",
+                kind,
+                "--limit-schedule",
+                "60=0.6,120=1",
+            ])
+            .run_args(&["--rate", &rate, "--env-rate", &rate, "--concurrency", "32"])
+            .rate_log()
+            .run()?;
+        let (during, _) = run.admitted_share(70.0, 120.0, schedule)?;
+        let (after, _) = run.admitted_share(180.0, 190.0, schedule)?;
+        let (_, refused) = run.admitted_share(0.0, f64::INFINITY, schedule)?;
+        println!(
+            "shared limit: {kind}, allowance down to 60 % at 60 s and back at 120 s, told 1.3x: achieved {during:.3} of the lowered allowance (70-120 s), {after:.3} of the restored one a minute after (180-190 s); 429s {:.2} % of requests",
+            refused * 100.0
+        );
+        ok &= check("achieved >= 0.85 of the lowered allowance", during >= 0.85);
+        ok &= check("recovered to >= 0.90 within a minute", after >= 0.90);
+        ok &= check("429s <= 2 % of requests", refused <= 0.02);
+    }
+    Ok(ok)
+}
+
+/// `--resume` over 1,000,000 settled wallets (100,000 with --quick) and 10,000 to create.
+fn resume_memory(bin: &Path, dir: &Path, quick: bool) -> Result<bool> {
+    let settled: usize = if quick { 100_000 } else { 1_000_000 };
+    let fresh = 10_000;
+    let scenario = Scenario::new(bin, dir, "resume-memory", fresh).prepare_resume(settled);
+    let run = scenario.run()?;
+    let skipped = run.summary["skipped"].as_u64().unwrap_or(0);
+    let created = run.summary["created"].as_u64().unwrap_or(0);
+    println!(
+        "resume memory: --resume over {settled} settled wallets and {fresh} to create: peak RSS {} KiB ({:.1} MiB); skipped {skipped}, created {created}; {:.1} s",
+        run.peak_kib,
+        run.peak_kib as f64 / 1024.0,
+        run.elapsed.as_secs_f64()
+    );
+    let mut ok = check(
+        "every settled wallet skipped, every fresh one created",
+        skipped == settled as u64 && created == fresh as u64,
+    );
+    ok &= check("peak RSS <= 64 MiB", run.peak_kib <= 64 * 1024);
+    Ok(ok)
 }
 
 fn check(what: &str, held: bool) -> bool {
@@ -164,6 +270,11 @@ struct Scenario<'a> {
     create: Vec<String>,
     /// Runs killed with SIGKILL at a random moment before the measured one, which resumes.
     kills: usize,
+    /// The sandbox logs what it admits each second.
+    rate_log: bool,
+    /// Before the run, a results file of this many settled wallets (not in the sandbox) and
+    /// an input that names them first; the run resumes.
+    settled: usize,
 }
 
 struct Outcome {
@@ -174,6 +285,7 @@ struct Outcome {
     results: PathBuf,
     state: PathBuf,
     sandbox: Value,
+    rate_log: Option<PathBuf>,
 }
 
 impl<'a> Scenario<'a> {
@@ -191,7 +303,19 @@ impl<'a> Scenario<'a> {
                 "10000000".into(),
             ],
             kills: 0,
+            rate_log: false,
+            settled: 0,
         }
+    }
+
+    fn rate_log(mut self) -> Self {
+        self.rate_log = true;
+        self
+    }
+
+    fn prepare_resume(mut self, settled: usize) -> Self {
+        self.settled = settled;
+        self
     }
 
     fn killed(mut self, times: usize) -> Self {
@@ -217,6 +341,9 @@ impl<'a> Scenario<'a> {
         let input = self.dir.join(format!("{}.jsonl", self.name));
         let results = self.dir.join(format!("{}.out", self.name));
         let state = self.dir.join(format!("{}.state", self.name));
+        let rate_log = self
+            .rate_log
+            .then(|| self.dir.join(format!("{}.rates", self.name)));
         let mut serve = Command::new(self.bin)
             .args(["--output", "json", "sandbox", "serve", "--wallets"])
             .arg(self.wallets.to_string())
@@ -225,6 +352,11 @@ impl<'a> Scenario<'a> {
             .arg("--dump-state")
             .arg(&state)
             .args(&self.serve)
+            .args(
+                rate_log
+                    .iter()
+                    .flat_map(|path| [std::ffi::OsStr::new("--rate-log"), path.as_os_str()]),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -239,6 +371,9 @@ impl<'a> Scenario<'a> {
             .context("the sandbox's token")?
             .to_owned();
 
+        if self.settled > 0 {
+            write_settled(&input, &results, self.settled)?;
+        }
         let create_many = |resume: bool| {
             let mut create = Command::new(self.bin);
             create
@@ -275,7 +410,7 @@ impl<'a> Scenario<'a> {
             killed.wait()?;
         }
         let started = Instant::now();
-        let mut create = create_many(self.kills > 0)
+        let mut create = create_many(self.kills > 0 || self.settled > 0)
             .stderr(Stdio::inherit())
             .spawn()
             .context("starting create-many")?;
@@ -300,11 +435,84 @@ impl<'a> Scenario<'a> {
             results,
             state,
             sandbox,
+            rate_log,
         })
     }
 }
 
+/// Prepends `count` rows of wallets the sandbox does not have to `input`, and writes a
+/// results file in which each is settled (created, with a key share): a resumed run skips them.
+fn write_settled(input: &Path, results: &Path, count: usize) -> Result<()> {
+    use std::io::Write;
+    let fresh = std::fs::read_to_string(input)?;
+    let environment = fresh
+        .lines()
+        .next()
+        .and_then(|l| serde_json::from_str::<Value>(l).ok())
+        .and_then(|v| v["environmentId"].as_str().map(str::to_owned))
+        .context("the input's environment")?;
+    let mut rows = std::io::BufWriter::new(std::fs::File::create(input)?);
+    let mut outcomes = std::io::BufWriter::new(std::fs::File::create(results)?);
+    let mut random = Random::new();
+    let mut uuid = || {
+        let (a, b) = (random.below(u64::MAX), random.below(u64::MAX));
+        format!(
+            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+            a >> 32,
+            (a >> 16) & 0xffff,
+            a & 0xfff,
+            (b >> 48) & 0xfff,
+            b & 0xffff_ffff_ffff
+        )
+    };
+    for line in 1..=count {
+        let (wallet, user, share) = (uuid(), uuid(), uuid());
+        writeln!(
+            rows,
+            r#"{{"environmentId":"{environment}","walletId":"{wallet}","userId":"{user}"}}"#
+        )?;
+        writeln!(
+            outcomes,
+            r#"{{"environmentId":"{environment}","walletId":"{wallet}","status":"created","keyShares":[{{"location":"googleDrive","keyShareId":"{share}","externalKeyShareId":"{share}"}}],"requestId":"{share}","attempts":1,"line":{line},"nextRun":"skip"}}"#
+        )?;
+    }
+    rows.write_all(fresh.as_bytes())?;
+    rows.flush()?;
+    outcomes.flush()?;
+    Ok(())
+}
+
 impl Outcome {
+    /// From the sandbox's rate log, over seconds `from..to`: requests admitted (not refused)
+    /// over what `allowed(t)` admits a second, and requests refused over all requests.
+    fn admitted_share(
+        &self,
+        from: f64,
+        to: f64,
+        allowed: impl Fn(f64) -> f64,
+    ) -> Result<(f64, f64)> {
+        let path = self.rate_log.as_ref().context("no rate log")?;
+        let (mut admitted, mut allowance, mut received, mut refused) = (0.0, 0.0, 0.0, 0.0);
+        let seconds: Vec<Value> = std::fs::read_to_string(path)?
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        // The last second is cut off by the end of the run.
+        let last = seconds.len().saturating_sub(1);
+        for second in &seconds[..last] {
+            let t = second["second"].as_f64().unwrap_or(0.0);
+            let got = second["received"].as_f64().unwrap_or(0.0);
+            let no = second["rateLimited"].as_f64().unwrap_or(0.0);
+            received += got;
+            refused += no;
+            if t > from && t <= to {
+                admitted += got - no;
+                allowance += allowed(t - 0.5);
+            }
+        }
+        Ok((admitted / allowance.max(1.0), refused / received.max(1.0)))
+    }
+
     fn cpu_per_wallet_us(&self, wallets: usize) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / wallets.max(1) as f64
     }
