@@ -19,9 +19,11 @@
 //!   accepts.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::Poll;
 use std::time::Duration;
 
 use dynamic_waas_api::ids::EnvironmentId;
@@ -183,6 +185,7 @@ impl Pacing {
             process_line: Line::default(),
             environment_lines: Mutex::default(),
             paused_until: AtomicU64::new(0),
+            pause_began: Notify::new(),
             control: Mutex::new(Control::new(f64::from(binding) / 60.0)),
             max_pause,
         }))
@@ -273,6 +276,9 @@ pub(crate) struct Pacer {
     environment_lines: Mutex<HashMap<EnvironmentId, Arc<Line>>>,
     /// Nanoseconds after the epoch before which nothing is sent.
     paused_until: AtomicU64,
+    /// Wakes calls queued behind others when a pause begins: one that will not wait that
+    /// long leaves the queue at once.
+    pause_began: Notify,
     control: Mutex<Control>,
     max_pause: Duration,
 }
@@ -332,9 +338,13 @@ impl Pacer {
             Lane::Settle => {
                 line.settling.fetch_add(1, Ordering::AcqRel);
                 _settling = Settling(line);
-                line.settle.lock().await
+                self.unless_paused_too_long(line.settle.lock(), patience)
+                    .await?
             }
-            Lane::New => line.new.lock().await,
+            Lane::New => {
+                self.unless_paused_too_long(line.new.lock(), patience)
+                    .await?
+            }
         };
         loop {
             if lane == Lane::New {
@@ -345,7 +355,7 @@ impl Pacer {
                     if line.settling.load(Ordering::Acquire) == 0 {
                         break;
                     }
-                    settled.await;
+                    self.unless_paused_too_long(settled, patience).await?;
                 }
             }
             // Checked in turn: during a pause the line waits, taking no permit, so that the
@@ -360,6 +370,44 @@ impl Pacer {
         }
     }
 
+    /// `wait`, unless a pause longer than `patience` holds or begins meanwhile: then the
+    /// time the pause has left, at once. A call queued behind a patient one (a bulk job
+    /// waiting out the pause at the head of the line) must not wait the pause out with it.
+    async fn unless_paused_too_long<T>(
+        &self,
+        wait: impl Future<Output = T>,
+        patience: Option<Patience>,
+    ) -> Result<T, Duration> {
+        let Some(patience) = patience else {
+            return Ok(wait.await);
+        };
+        let mut wait = pin!(wait);
+        loop {
+            let mut began = pin!(self.pause_began.notified());
+            began.as_mut().enable();
+            self.too_long(patience)?;
+            let done = std::future::poll_fn(|cx| match wait.as_mut().poll(cx) {
+                Poll::Ready(done) => Poll::Ready(Some(done)),
+                Poll::Pending => began.as_mut().poll(cx).map(|()| None),
+            })
+            .await;
+            if let Some(done) = done {
+                return Ok(done);
+            }
+        }
+    }
+
+    /// The time the pause in force has left, when it is longer than `patience` accepts.
+    fn too_long(&self, patience: Patience) -> Result<(), Duration> {
+        let until = Duration::from_nanos(self.paused_until.load(Ordering::Relaxed));
+        let left = until.saturating_sub(self.now());
+        if !left.is_zero() && (left > patience.max_pause || self.epoch + until > patience.deadline)
+        {
+            return Err(left);
+        }
+        Ok(())
+    }
+
     /// Until no pause holds, however often a later 429 extends it; or, past `patience`, the
     /// time the pause has left.
     async fn wait_for_pause(&self, patience: Option<Patience>) -> Result<(), Duration> {
@@ -369,14 +417,10 @@ impl Pacer {
             if until <= now {
                 return Ok(());
             }
-            let left = until - now;
-            let end = self.epoch + until;
-            if let Some(p) = patience {
-                if left > p.max_pause || end > p.deadline {
-                    return Err(left);
-                }
+            if let Some(patience) = patience {
+                self.too_long(patience)?;
             }
-            tokio::time::sleep_until(end).await;
+            tokio::time::sleep_until(self.epoch + until).await;
         }
     }
 
@@ -402,6 +446,7 @@ impl Pacer {
                 let pause = retry_after.unwrap_or(DEFAULT_PAUSE).min(self.max_pause);
                 let until = u64::try_from(now.saturating_add(pause).as_nanos()).unwrap_or(u64::MAX);
                 self.paused_until.fetch_max(until, Ordering::Relaxed);
+                self.pause_began.notify_waiters();
                 tracing::warn!(
                     factor = format!("{factor:.3}"),
                     pause_ms = pause.as_millis() as u64,
@@ -648,19 +693,25 @@ impl Control {
             self.recent.count_ones().min(self.recent_count),
         );
         let share = f64::from(k) / f64::from(n);
-        let (capacity, low) = if share >= DEEP {
+        // The pace less the share refused over the background: what a server that refuses
+        // the excess is taking of it.
+        let excess = (share - background).max(REFUSED_SHARE);
+        let by_share = current * (1.0 - excess);
+        let capacity = if share >= DEEP {
             // Well over a limit: just under what the server was accepting (never more than
             // the pace in use, and never less than half of it per cut: a quiet client has
-            // accepted little).
-            let accepted = self.accepted_share(now).unwrap_or(current);
-            let capacity = accepted.min(current).max(current / 2.0).max(FLOOR);
-            (capacity, capacity * CUT)
+            // accepted little). Until a second of answers has been counted (at the start, or
+            // after a pause) the refused share says it: a window that admits its allowance
+            // at once and then refuses everything has accepted, over that fraction of a
+            // second, all the pace sent.
+            let accepted = self.accepted_share(now).unwrap_or(by_share);
+            accepted.min(current).max(current / 2.0)
         } else {
             // Just over it, or 429s that may be background: a step as small as the excess.
-            let excess = (share - background).max(REFUSED_SHARE);
-            let capacity = (current * (1.0 - excess)).max(FLOOR);
-            (capacity, capacity * CUT)
-        };
+            by_share
+        }
+        .max(FLOOR);
+        let low = capacity * CUT;
         self.cut = Some((capacity, now, low));
         self.after_cut = (0, 0);
         let factor = self.factor(now);
@@ -828,6 +879,48 @@ pub(crate) mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_call_that_refuses_a_pause_leaves_the_queue_behind_a_patient_one_at_once() {
+        let pacer = Arc::new(built(Pacing::unlimited().with_per_process(600)));
+        let patience = Patience {
+            max_pause: Duration::from_secs(5),
+            deadline: Instant::now() + Duration::from_secs(90),
+        };
+        for lane in [Lane::New, Lane::Settle] {
+            // A bulk job waits out a pause at the head of the line...
+            shut(&pacer, Some(Duration::from_secs(20))).await;
+            let patient = tokio::spawn({
+                let pacer = Arc::clone(&pacer);
+                async move { pacer.acquire(&env(1), lane, None).await }
+            });
+            tokio::task::yield_now().await;
+            // ... and a call that accepts 5 s, queued behind it, ends at once.
+            let start = Instant::now();
+            let left = pacer
+                .acquire(&env(1), lane, Some(patience))
+                .await
+                .unwrap_err();
+            assert_eq!(start.elapsed(), Duration::ZERO, "{lane:?}");
+            assert!(left > Duration::from_secs(5), "{lane:?}: {left:?}");
+            patient.await.unwrap().unwrap();
+        }
+        // A pause that begins while a call is queued ends its wait then.
+        let _head = pacer.process_line.new.lock().await;
+        let queued = tokio::spawn({
+            let pacer = Arc::clone(&pacer);
+            async move {
+                let start = Instant::now();
+                let result = pacer.acquire(&env(1), Lane::New, Some(patience)).await;
+                (result, start.elapsed())
+            }
+        });
+        tokio::time::advance(Duration::from_millis(500)).await;
+        shut(&pacer, Some(Duration::from_secs(20))).await;
+        let (result, waited) = queued.await.unwrap();
+        assert!(result.is_err(), "{result:?}");
+        assert!(waited < Duration::from_secs(1), "{waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_pause_is_bounded_by_the_clients_policy_and_a_call_may_refuse_it() {
         let pacer = built(Pacing::unlimited().with_per_process(600));
         shut(&pacer, Some(Duration::from_secs(99_999_999))).await;
@@ -970,6 +1063,7 @@ pub(crate) mod tests {
     /// admitted requests per second over `measure` (seconds from, to), as a share of the
     /// allowance then, and the share of all requests refused.
     async fn simulate(
+        workers: usize,
         kind: Server,
         configured_per_second: u32,
         limit: fn(f64) -> f64,
@@ -983,7 +1077,7 @@ pub(crate) mod tests {
         let start = Instant::now();
         let end = start + Duration::from_secs(seconds);
         let stats = Arc::new(Mutex::new((0u64, 0u64, 0.0f64, 0.0f64)));
-        let workers: Vec<_> = (0..16)
+        let workers: Vec<_> = (0..workers)
             .map(|_| {
                 let (pacer, server, stats) =
                     (Arc::clone(&pacer), Arc::clone(&server), Arc::clone(&stats));
@@ -1038,7 +1132,7 @@ pub(crate) mod tests {
             for over in [1.3, 2.0] {
                 let configured = (100.0 * over) as u32;
                 let (achieved, refused) =
-                    simulate(kind, configured, |_| 100.0, 180, (20.0, 180.0)).await;
+                    simulate(16, kind, configured, |_| 100.0, 180, (20.0, 180.0)).await;
                 eprintln!("{kind:?} at {over}x: achieved {achieved:.3}, 429s {refused:.4}");
                 assert!(achieved >= 0.90, "{kind:?} {over}x: achieved {achieved:.3}");
                 assert!(refused <= 0.02, "{kind:?} {over}x: 429s {refused:.4}");
@@ -1047,11 +1141,37 @@ pub(crate) mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_limit_far_under_the_configured_rate_is_found_within_seconds() {
+        // Told twice what is admitted (the rest of the allowance is another client's): the
+        // first seconds cost 429s, a bounded number; from 20 s on the pace sits at the limit.
+        // Refused requests wait their Retry-After, so the fewer the workers, the smaller the
+        // share of 429s a limit shows and the smaller the cuts: 16 is the slowest to find it.
+        for (kind, workers) in [
+            (Server::SlidingWindow, 16),
+            (Server::SlidingWindow, 32),
+            (Server::TokenBucket, 16),
+            (Server::TokenBucket, 32),
+        ] {
+            let (achieved, _) = simulate(workers, kind, 200, |_| 100.0, 40, (20.0, 40.0)).await;
+            let (_, refused) = simulate(workers, kind, 200, |_| 100.0, 20, (0.0, 20.0)).await;
+            eprintln!("{kind:?} at 2x, {workers} workers: from 20 s {achieved:.3}, 429s in the first 20 s {refused:.4}");
+            assert!(
+                achieved >= 0.90,
+                "{kind:?}: achieved {achieved:.3} from 20 s"
+            );
+            assert!(
+                refused <= 0.10,
+                "{kind:?}: 429s {refused:.4} in the first 20 s"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_few_429s_at_random_do_not_collapse_the_pace() {
         // 100 a second configured, a twentieth refused at random, half of those with a
         // Retry-After of a day: no limit to find, so the pace must hold.
         let (achieved, refused) =
-            simulate(Server::Random, 100, |_| 100.0, 120, (10.0, 120.0)).await;
+            simulate(16, Server::Random, 100, |_| 100.0, 120, (10.0, 120.0)).await;
         eprintln!("Random: achieved {achieved:.3} of the configured pace, 429s {refused:.4}");
         assert!(achieved >= 0.70, "achieved {achieved:.3}");
     }
@@ -1067,8 +1187,8 @@ pub(crate) mod tests {
             }
         }
         for kind in [Server::SlidingWindow, Server::TokenBucket] {
-            let (during, refused) = simulate(kind, 130, limit, 240, (75.0, 120.0)).await;
-            let (after, _) = simulate(kind, 130, limit, 240, (180.0, 240.0)).await;
+            let (during, refused) = simulate(16, kind, 130, limit, 240, (75.0, 120.0)).await;
+            let (after, _) = simulate(16, kind, 130, limit, 240, (180.0, 240.0)).await;
             eprintln!(
                 "{kind:?}: during the drop {during:.3}, a minute after it {after:.3}, 429s {refused:.4}"
             );
