@@ -293,6 +293,11 @@ impl ClientBuilder {
 /// Follows a redirect only within the same scheme, host and port: the token never goes to
 /// another host or over a downgraded scheme. A refused redirect comes back as an error. A
 /// create whose answer came after a redirect is settled from the wallet (see `attempt.rs`).
+///
+/// A redirect back to a path already requested is an error too: a 307 or 308 would send a
+/// create to its own route again, and a 303 would take a GET of that route for the create's
+/// answer (a redirect to the URL it came from would not even look redirected). The error is
+/// a lost answer, which the wallet settles.
 fn same_origin_redirects() -> reqwest::redirect::Policy {
     reqwest::redirect::Policy::custom(|attempt| {
         let same_origin = attempt.previous().first().is_some_and(|first| {
@@ -300,8 +305,14 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
                 && first.host_str() == attempt.url().host_str()
                 && first.port_or_known_default() == attempt.url().port_or_known_default()
         });
+        let again = attempt
+            .previous()
+            .iter()
+            .any(|seen| seen.path() == attempt.url().path());
         if attempt.previous().len() > 5 {
             attempt.error("more than 5 redirects")
+        } else if same_origin && again {
+            attempt.error("a redirect back to a path already requested")
         } else if same_origin {
             attempt.follow()
         } else {
@@ -314,9 +325,13 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
 /// `localhost`, pinned to loopback when the client is built); no credentials, query or
 /// fragment. Messages never echo credentials.
 fn check_base_url(raw: &str) -> Result<(String, reqwest::Url), Error> {
+    let url = reqwest::Url::parse(raw).map_err(|e| {
+        // Unparsed, the authority's end is unknown (a password may hold `/`, `?` or `#`):
+        // everything before the last `@` goes.
+        let shown = redact_before_last_at(raw);
+        Error::invalid_input("base_url", format!("{shown:?} is not a URL ({e})"))
+    })?;
     let shown = redact_userinfo(raw);
-    let url = reqwest::Url::parse(raw)
-        .map_err(|e| Error::invalid_input("base_url", format!("{shown:?} is not a URL ({e})")))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Error::invalid_input(
             "base_url",
@@ -370,6 +385,20 @@ pub(crate) fn redact_userinfo(raw: &str) -> String {
     }
 }
 
+/// `raw` with everything between its scheme and its last `@` replaced, for a URL that does
+/// not parse.
+///
+/// ```text
+/// http://user:pa/ss@127.0.0.1:99999/x  ->  http://[redacted]@127.0.0.1:99999/x
+/// ```
+fn redact_before_last_at(raw: &str) -> String {
+    let start = raw.find("://").map_or(0, |i| i + 3);
+    match raw[start..].rfind('@') {
+        Some(at) => format!("{}[redacted]{}", &raw[..start], &raw[start + at..]),
+        None => raw.to_owned(),
+    }
+}
+
 fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host.eq_ignore_ascii_case("localhost")
@@ -389,6 +418,9 @@ mod tests {
             "https://user:pass@app.dynamicauth.com",
             "user:pass@host:1",
             "http://:pass@[::1]:x",
+            "http://user:pa/ss@127.0.0.1:99999/x",
+            "http://user:pa?ss@127.0.0.1:99999/x",
+            "http://user:pa#ss@127.0.0.1:99999/x",
         ] {
             let err = check_base_url(raw).unwrap_err();
             let text = format!("{err:#} {err:?}");

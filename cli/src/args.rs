@@ -43,6 +43,8 @@ pub struct ApiArgs {
         long,
         global = true,
         env = "DYNAMIC_BASE_URL",
+        // Help must not print the variable: a URL may carry credentials.
+        hide_env_values = true,
         default_value = DEFAULT_BASE_URL,
         value_name = "URL"
     )]

@@ -158,6 +158,12 @@ impl ErrorResponse {
             self.body = Bytes::from(clean);
             (self.error_text, self.code) = upstream_fields(&self.body);
         }
+        // The fields are decoded text: checked again, whatever form the body wrote them in.
+        for field in [&mut self.error_text, &mut self.code].into_iter().flatten() {
+            if let Some(clean) = crate::redact::redact(field.as_bytes(), secret) {
+                *field = String::from_utf8_lossy(&clean).into_owned();
+            }
+        }
         crate::redact::redact_headers(&mut self.headers, secret);
     }
 }

@@ -290,7 +290,11 @@ impl ClientHooks<RequestOptions> for Client {
     ) -> reqwest::Result<reqwest::Response> {
         // A fingerprint of where the request went, not a copy of its URL (no allocation).
         let sent_to = fingerprint(request.url());
-        let response = self.client().execute(request).await?;
+        let response = self
+            .client()
+            .execute(request)
+            .await
+            .map_err(|e| own_url_only(e, sent_to))?;
         let status = response.status();
         let (capture, authorization) = ATTEMPT
             .try_with(|attempt| {
@@ -302,6 +306,10 @@ impl ClientHooks<RequestOptions> for Client {
             })
             .unwrap_or_default();
         let capture = capture.or_else(|| self.inner().capture.clone());
+        // The token this request carried: the attempt's, else the one the options set for
+        // every request (the sdk used on its own).
+        let authorization =
+            authorization.or_else(|| self.inner().headers.get(AUTHORIZATION).cloned());
         let response = match self.inner().max_response_bytes {
             // A declared length within the limit needs no wrapper: hyper never yields more
             // than the declared Content-Length (HTTP/1), and h2 treats a longer body as a
@@ -317,7 +325,7 @@ impl ClientHooks<RequestOptions> for Client {
             .as_ref()
             .and_then(crate::redact::bearer_secret);
         if status.is_success() && (capture.is_some() || secret.is_some()) {
-            return read_success(response, capture.as_ref(), secret).await;
+            return Ok(read_success(response, capture.as_ref(), secret, sent_to).await);
         }
         Ok(response)
     }
@@ -326,25 +334,58 @@ impl ClientHooks<RequestOptions> for Client {
 /// Reads a success body, takes `secret` out of it, keeps a copy in `capture`, and hands the
 /// same bytes on (no copy when the secret is absent). The answer handed on keeps status and
 /// headers; its URL is not carried over (the generated code reads a success body by status
-/// and headers only).
+/// and headers only). A body that cannot be read (over the limit, cut off) is handed on as
+/// a body that fails the same way, so that the caller sees the same error as it would had
+/// the body not been read here.
 async fn read_success(
     mut response: reqwest::Response,
     capture: Option<&BodyCapture>,
     secret: Option<&[u8]>,
-) -> reqwest::Result<reqwest::Response> {
+    sent_to: u64,
+) -> reqwest::Response {
     let status = response.status();
     let headers = std::mem::take(response.headers_mut());
-    let mut body = response.bytes().await?;
-    if let Some(secret) = secret {
-        body = crate::redact::redact_bytes(body, secret);
-    }
-    if let Some(capture) = capture {
-        capture.put(body.clone());
-    }
-    let mut rebuilt = http::Response::new(reqwest::Body::from(body));
+    let body = match response.bytes().await {
+        Ok(mut body) => {
+            if let Some(secret) = secret {
+                body = crate::redact::redact_bytes(body, secret);
+            }
+            if let Some(capture) = capture {
+                capture.put(body.clone());
+            }
+            reqwest::Body::from(body)
+        }
+        Err(e) => reqwest::Body::wrap(Failed(Some(own_url_only(e, sent_to)))),
+    };
+    let mut rebuilt = http::Response::new(body);
     *rebuilt.status_mut() = status;
     *rebuilt.headers_mut() = headers;
-    Ok(rebuilt.into())
+    rebuilt.into()
+}
+
+/// A body whose reading fails with this error.
+struct Failed(Option<reqwest::Error>);
+
+impl http_body::Body for Failed {
+    type Data = bytes::Bytes;
+    type Error = reqwest::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Ready(self.0.take().map(Err))
+    }
+}
+
+/// `e` without its URL when that is not the URL the request was sent to: a redirect's URL is
+/// the server's choice, and may carry anything (the token it was sent, say) into messages
+/// and logs.
+fn own_url_only(e: reqwest::Error, sent_to: u64) -> reqwest::Error {
+    match e.url() {
+        Some(url) if fingerprint(url) != sent_to => e.without_url(),
+        _ => e,
+    }
 }
 
 fn fingerprint(url: &reqwest::Url) -> u64 {

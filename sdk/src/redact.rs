@@ -19,38 +19,121 @@ pub const REDACTED: &str = "[redacted]";
 /// assert_eq!(redact(b"nothing here", b"dyn_abc"), None);
 /// ```
 ///
+/// An occurrence may be written with JSON escapes (`\"`, `\\`, `\/`, `\u0064`, ...): a JSON
+/// encoder escapes a token's `"` and `\` (some also `/`), a hostile server any character, and
+/// whoever decodes the text gets the secret back.
+///
+/// ```
+/// use dynamic_waas_api::redact::redact;
+///
+/// let escaped = br#"{"code":"\u0064yn\/abc"}"#;
+/// assert_eq!(redact(escaped, b"dyn/abc").unwrap(), br#"{"code":"[redacted]"}"#);
+/// ```
+///
 /// A text that ends with the start of the secret (a body cut off at a size bound in the
 /// middle of it) loses that end too.
 pub fn redact(text: &[u8], secret: &[u8]) -> Option<Vec<u8>> {
-    let cut = cut_tail(text, secret);
-    let whole = &text[..text.len() - cut];
-    let first = find(whole, secret, 0);
-    if first.is_none() && cut == 0 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(text.len());
-    let mut start = 0;
-    let mut next = first;
-    while let Some(at) = next {
-        out.extend_from_slice(&whole[start..at]);
+    let first = *secret.first()?;
+    let mut out: Option<Vec<u8>> = None;
+    // `text[..kept]` is copied to `out` (or needs no copy yet).
+    let mut kept = 0;
+    let mut at = 0;
+    while at < text.len() {
+        // Only the secret's first byte, or an escape of it, starts an occurrence.
+        if text[at] != first && text[at] != b'\\' {
+            at += 1;
+            continue;
+        }
+        let end = match written_at(text, at, secret) {
+            Written::Whole { end } => end,
+            Written::Cut { matched } if matched >= CUT_MIN => text.len(),
+            Written::Cut { .. } | Written::Not => {
+                at += 1;
+                continue;
+            }
+        };
+        let out = out.get_or_insert_with(|| Vec::with_capacity(text.len()));
+        out.extend_from_slice(&text[kept..at]);
         out.extend_from_slice(REDACTED.as_bytes());
-        start = at + secret.len();
-        next = find(whole, secret, start);
+        kept = end;
+        at = end;
     }
-    out.extend_from_slice(&whole[start..]);
-    if cut > 0 {
-        out.extend_from_slice(REDACTED.as_bytes());
-    }
+    let mut out = out?;
+    out.extend_from_slice(&text[kept..]);
     Some(out)
 }
 
-/// How many bytes at the end of `text` are the start of `secret` (8 or more: a shorter end is
-/// too common to be taken for a cut secret).
-fn cut_tail(text: &[u8], secret: &[u8]) -> usize {
-    (8..secret.len())
-        .rev()
-        .find(|&n| n <= text.len() && text.ends_with(&secret[..n]))
-        .unwrap_or(0)
+/// How many bytes of the secret a text must end with to be taken for a cut secret: a shorter
+/// end is too common.
+const CUT_MIN: usize = 8;
+
+/// Whether, and how, a secret is written at a place in a text.
+enum Written {
+    /// Whole, up to `end`.
+    Whole { end: usize },
+    /// Its first `matched` bytes, and then the text ends.
+    Cut { matched: usize },
+    /// Not there.
+    Not,
+}
+
+/// Whether `secret` is written at `text[at..]`, each byte as itself or as a JSON escape of
+/// it. A `\` of the secret may be written either way, so every way is followed: the text
+/// positions its first bytes can end at are kept as a set.
+fn written_at(text: &[u8], at: usize, secret: &[u8]) -> Written {
+    let mut ends = vec![at];
+    let mut cut: Option<usize> = None;
+    for (n, &wanted) in secret.iter().enumerate() {
+        let mut next: Vec<usize> = Vec::with_capacity(2);
+        for &i in &ends {
+            let rest = &text[i..];
+            if rest.is_empty() || is_cut_escape_of(rest, wanted) {
+                cut = cut.max(Some(n));
+            }
+            let literal = (rest.first() == Some(&wanted)).then_some(1);
+            for len in [escape_of(rest, wanted), literal].into_iter().flatten() {
+                if !next.contains(&(i + len)) {
+                    next.push(i + len);
+                }
+            }
+        }
+        if next.is_empty() {
+            return cut.map_or(Written::Not, |matched| Written::Cut { matched });
+        }
+        ends = next;
+    }
+    // The longest way: a `\\` of the text is not left half redacted.
+    let end = ends.into_iter().max().unwrap_or(at);
+    Written::Whole { end }
+}
+
+/// The length of the JSON escape of `byte` that `text` starts with, if it starts with one.
+fn escape_of(text: &[u8], byte: u8) -> Option<usize> {
+    match text {
+        [b'\\', c, ..] if *c == byte && matches!(byte, b'"' | b'\\' | b'/') => Some(2),
+        [b'\\', b'u', hex @ ..] if hex.len() >= 4 => {
+            let code = std::str::from_utf8(&hex[..4])
+                .ok()
+                .and_then(|h| u16::from_str_radix(h, 16).ok())?;
+            (code == u16::from(byte)).then_some(6)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `text` is a JSON escape of `byte` cut short.
+fn is_cut_escape_of(text: &[u8], byte: u8) -> bool {
+    if text.first() != Some(&b'\\') {
+        return false;
+    }
+    let short = matches!(byte, b'"' | b'\\' | b'/') && text.len() == 1;
+    let unicode = text.len() < 6
+        && text.get(1).is_none_or(|&u| u == b'u')
+        && text[text.len().min(2)..]
+            .iter()
+            .zip(format!("{byte:04x}").bytes())
+            .all(|(have, want)| have.eq_ignore_ascii_case(&want));
+    short || unicode
 }
 
 /// [`redact`] on shared bytes: the same bytes back when the secret is absent.
@@ -78,16 +161,6 @@ pub fn bearer_secret(authorization: &HeaderValue) -> Option<&[u8]> {
         .filter(|token| !token.is_empty())
 }
 
-fn find(text: &[u8], secret: &[u8], from: usize) -> Option<usize> {
-    if secret.is_empty() || from >= text.len() {
-        return None;
-    }
-    text[from..]
-        .windows(secret.len())
-        .position(|window| window == secret)
-        .map(|at| at + from)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +180,35 @@ mod tests {
             b"echo [redacted]"
         );
         assert_eq!(redact(b"ends with dyn", b"dyn_0123456789"), None);
+        // Written with JSON escapes, whole or cut.
+        let secret = br#"dyn_q"b\s/0123"#;
+        for written in [
+            &br#"x dyn_q\"b\\s\/0123 y"#[..],
+            br#"x \u0064yn_q\u0022b\u005Cs\u002f0123 y"#,
+        ] {
+            assert_eq!(
+                redact(written, secret).unwrap(),
+                b"x [redacted] y",
+                "{written:?}"
+            );
+        }
+        assert_eq!(
+            redact(br#"x dyn_q\"b\\s\u00"#, secret).unwrap(),
+            b"x [redacted]"
+        );
+        assert_eq!(redact(br#"x dyn_q\"b\\"#, secret).unwrap(), b"x [redacted]");
+        assert_eq!(redact(br#"\\\u0041 dyn_"#, secret), None);
+        assert_eq!(redact(br#"a\u0064"#, b"d"), Some(b"a[redacted]".to_vec()));
+        // A secret holding what reads as an escape of its own `\`, written as itself or escaped.
+        let secret = br#"dyn_\u005cxyzabc"#;
+        assert_eq!(
+            redact(br#"x dyn_\u005cxyzabc y"#, secret).unwrap(),
+            b"x [redacted] y"
+        );
+        assert_eq!(
+            redact(br#"x dyn_\\u005cxyzabc y"#, secret).unwrap(),
+            b"x [redacted] y"
+        );
         let mut headers = HeaderMap::new();
         headers.insert("x-echo", HeaderValue::from_static("Bearer tok"));
         headers.insert("x-other", HeaderValue::from_static("fine"));
