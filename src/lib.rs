@@ -41,6 +41,9 @@ pub use model::{
 pub use pace::{Pacing, UPSTREAM_LIMIT_PER_ENVIRONMENT, UPSTREAM_LIMIT_PER_IP};
 pub use retry::{RetryPolicy, DEFAULT_SETTLE_AFTER, MIN_ATTEMPT_TIME};
 
+/// The `bytes` crate, whose `Bytes` holds a body as received
+/// ([`GetWallet::with_raw_body`]).
+pub use bytes;
 /// The generated low-level client and its types, for what the facade does not cover.
 pub use dynamic_waas_api as api;
 pub use dynamic_waas_api::enums::{
@@ -54,3 +57,8 @@ pub use reqwest;
 pub use secrecy::SecretString;
 /// The `uuid` crate, whose `Uuid` every id argument accepts.
 pub use uuid;
+
+// The repository README's examples compile, as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -112,6 +112,12 @@ impl RetryPolicy {
     /// attempt ended** shows no key shares; an earlier read may settle the create (its
     /// shares are visible), never license a resend. A create attempt therefore starts only
     /// when the time left covers it, this wait and a read.
+    ///
+    /// It is a statement about the server: set below how far reads really lag, a read that
+    /// lags may show nothing and license a second create of a wallet whose first was applied
+    /// (the server usually refuses it, with no guarantee when both are in flight). Dynamic
+    /// publishes no figure; the default leaves a margin over the lags this crate's tests and
+    /// soaks model (up to 1.5 s).
     pub fn with_settle_after(mut self, lag: Duration) -> Self {
         self.settle_after = lag;
         self

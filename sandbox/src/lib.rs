@@ -353,3 +353,8 @@ impl fmt::Debug for Sandbox {
             .finish_non_exhaustive()
     }
 }
+
+// The crate README's examples compile, as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

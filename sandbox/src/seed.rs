@@ -113,6 +113,16 @@ impl Wallet {
         &self.id
     }
 
+    /// The environment the wallet is in.
+    pub fn environment(&self) -> &EnvironmentId {
+        &self.environment
+    }
+
+    /// The user who owns the wallet (a create must name them).
+    pub fn owner(&self) -> &UserId {
+        &self.owner
+    }
+
     /// Sets `accountAddress`.
     pub fn account_address(mut self, address: impl Into<String>) -> Self {
         self.account_address = address.into();

@@ -68,3 +68,8 @@ pub use hooks::RequestOptions;
 // The versions of the HTTP stack this crate is built on, for callers that configure it.
 pub use progenitor_client;
 pub use reqwest;
+
+// The crate README's examples compile, as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
