@@ -155,6 +155,9 @@ struct Inner {
     headers: Option<reqwest::header::HeaderMap>,
     attempts: u32,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    /// For an error read back from JSON: the message it was written with, which it prints
+    /// and writes again unchanged.
+    recorded: Option<String>,
 }
 
 impl Error {
@@ -169,6 +172,7 @@ impl Error {
             headers: None,
             attempts: 0,
             source: None,
+            recorded: None,
         }))
     }
 
@@ -328,7 +332,11 @@ impl Error {
     pub(crate) fn summary(&self) -> String {
         match &self.0.kind {
             ErrorKind::InvalidInput { field, reason } => {
-                format!("invalid {field}: {reason}; nothing was sent")
+                format!(
+                    "invalid {}: {}; nothing was sent",
+                    one_line(field, 100),
+                    one_line(reason, 500)
+                )
             }
             ErrorKind::TokenUnavailable => {
                 "no API token: the token provider failed; nothing was sent".into()
@@ -363,7 +371,11 @@ impl Error {
                     .into()
             }
             ErrorKind::OutcomeUnknown { reason } => {
-                format!("outcome unknown: {reason}; settle it before creating again")
+                // The reason may quote what the server sent (a location's name).
+                format!(
+                    "outcome unknown: {}; settle it before creating again",
+                    one_line(reason, 500)
+                )
             }
             ErrorKind::Transport => "could not reach the API".into(),
             ErrorKind::Timeout => "the API did not answer in time".into(),
@@ -374,6 +386,10 @@ impl Error {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(recorded) = &self.0.recorded {
+            // Whatever wrote the file: still one line, and bounded.
+            return f.write_str(&one_line(recorded, 4_000));
+        }
         f.write_str(&self.summary())?;
         let mut details = Vec::new();
         if let Some(status) = self.0.status {
@@ -438,14 +454,24 @@ impl fmt::Debug for Error {
     }
 }
 
-/// `{"kind", "message", "status", "requestId", "attempts", "upstreamCode", "retryAfterSeconds"}`:
-/// the message is `{:#}` (causes included), never the token.
+/// `{"kind", "message", "status", "requestId", "attempts", "upstreamCode", "retryAfterSeconds"}`,
+/// and when there is one `upstreamError`, the invalid `field` and the `reason` (of invalid
+/// input or an unknown outcome): the message is `{:#}` (causes included), never the token.
+/// An error read back from this form writes the same JSON again.
 impl serde::Serialize for Error {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut out = serializer.serialize_struct("Error", 7)?;
+        let (field, reason) = match &self.0.kind {
+            ErrorKind::InvalidInput { field, reason } => (Some(field), Some(reason)),
+            ErrorKind::OutcomeUnknown { reason } => (None, Some(reason)),
+            _ => (None, None),
+        };
+        let mut out = serializer.serialize_struct("Error", 10)?;
         out.serialize_field("kind", self.0.kind.name())?;
-        out.serialize_field("message", &format!("{self:#}"))?;
+        match &self.0.recorded {
+            Some(recorded) => out.serialize_field("message", recorded)?,
+            None => out.serialize_field("message", &format!("{self:#}"))?,
+        }
         out.serialize_field("status", &self.0.status.map(|s| s.as_u16()))?;
         out.serialize_field("requestId", &self.0.request_id)?;
         out.serialize_field("attempts", &self.0.attempts)?;
@@ -454,13 +480,29 @@ impl serde::Serialize for Error {
             "retryAfterSeconds",
             &self.retry_after().map(|d| d.as_secs_f64()),
         )?;
+        optional(&mut out, "upstreamError", self.0.upstream_error.as_ref())?;
+        optional(&mut out, "field", field)?;
+        optional(&mut out, "reason", reason)?;
         out.end()
     }
 }
 
-/// An error read back from its JSON form (a results file, say): its kind, status, request
-/// id, attempts, upstream code and `Retry-After`; the recorded message becomes its source.
-/// Kinds of a later release read as [`ErrorKind::Rejected`].
+fn optional<S: serde::ser::SerializeStruct>(
+    out: &mut S,
+    key: &'static str,
+    value: Option<&String>,
+) -> Result<(), S::Error> {
+    match value {
+        Some(value) => out.serialize_field(key, value),
+        None => out.skip_field(key),
+    }
+}
+
+/// An error read back from its JSON form (a results file, say): its kind and details,
+/// status, request id, attempts, upstream error and code, and `Retry-After`. It prints its
+/// recorded message as it was (causes included: it has no [`source`](std::error::Error::source)
+/// of its own) and writes the same JSON again. Kinds of a later release read as
+/// [`ErrorKind::Rejected`].
 impl<'de> serde::Deserialize<'de> for Error {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         #[derive(serde::Deserialize)]
@@ -474,22 +516,31 @@ impl<'de> serde::Deserialize<'de> for Error {
             #[serde(default)]
             attempts: u32,
             upstream_code: Option<String>,
+            upstream_error: Option<String>,
             retry_after_seconds: Option<f64>,
+            field: Option<String>,
+            reason: Option<String>,
         }
         let recorded = Recorded::deserialize(deserializer)?;
         let retry_after = recorded
             .retry_after_seconds
             .and_then(|s| Duration::try_from_secs_f64(s).ok());
-        let kind = ErrorKind::from_name(&recorded.kind, recorded.message.clone(), retry_after);
+        // Written by an earlier release, an error has no reason of its own: its message says.
+        let reason = recorded.reason.unwrap_or_else(|| recorded.message.clone());
+        let mut kind = ErrorKind::from_name(&recorded.kind, reason, retry_after);
+        if let (ErrorKind::InvalidInput { field, .. }, Some(recorded)) = (&mut kind, recorded.field)
+        {
+            *field = recorded;
+        }
         let mut err = Error::new(kind)
             .with_request_id(recorded.request_id)
             .with_attempts(recorded.attempts)
-            .with_upstream(None, recorded.upstream_code);
+            .with_upstream(recorded.upstream_error, recorded.upstream_code);
         if let Some(status) = recorded.status.and_then(|s| StatusCode::from_u16(s).ok()) {
             err = err.with_status(status);
         }
         if !recorded.message.is_empty() {
-            err = err.with_source(recorded.message);
+            err.0.recorded = Some(recorded.message);
         }
         Ok(err)
     }
@@ -504,11 +555,18 @@ impl std::error::Error for Error {
     }
 }
 
-/// Keeps messages on one line and bounded, whatever a server sends.
+/// Keeps messages on one line and bounded, whatever a server sends: control characters,
+/// and the marks that reorder text on a terminal (bidirectional overrides), are spaces.
 fn one_line(text: &str, max_chars: usize) -> String {
     let mut out: String = text
         .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| {
+            if c.is_control() || is_bidi_control(c) {
+                ' '
+            } else {
+                c
+            }
+        })
         .take(max_chars)
         .collect();
     if text.chars().count() > max_chars {
@@ -517,9 +575,52 @@ fn one_line(text: &str, max_chars: usize) -> String {
     out
 }
 
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_read_back_from_json_keeps_its_details_and_writes_the_same_json() {
+        let errors = [
+            Error::invalid_input("wallet_id", "not a UUID").with_attempts(0),
+            Error::new(ErrorKind::OutcomeUnknown {
+                reason: "the wallet's reads failed".into(),
+            })
+            .with_attempts(3)
+            .with_source("attempt 1: timed out"),
+            Error::new(ErrorKind::NotFound)
+                .with_status(StatusCode::NOT_FOUND)
+                .with_upstream(Some("Wallet not found".into()), Some("not_found".into()))
+                .with_request_id(Some("req-1".into())),
+            Error::new(ErrorKind::RateLimited {
+                retry_after: Some(Duration::from_secs(7)),
+            }),
+        ];
+        for err in errors {
+            let line = serde_json::to_string(&err).unwrap();
+            let back: Error = serde_json::from_str(&line).unwrap();
+            assert_eq!(back.kind(), err.kind(), "{line}");
+            assert_eq!(back.upstream_error(), err.upstream_error());
+            assert_eq!(format!("{back:#}"), format!("{err:#}"));
+            assert!(std::error::Error::source(&back).is_none(), "printed once");
+            // Read back and written again, any number of times: the same line.
+            let again: Error =
+                serde_json::from_str(&serde_json::to_string(&back).unwrap()).unwrap();
+            assert_eq!(serde_json::to_string(&again).unwrap(), line);
+        }
+        // Written by an earlier release (no reason, no field): the message is the reason.
+        let old = r#"{"kind":"outcome_unknown","message":"outcome unknown: lost","attempts":2}"#;
+        let back: Error = serde_json::from_str(old).unwrap();
+        assert!(back.is_outcome_unknown());
+        assert_eq!(back.to_string(), "outcome unknown: lost");
+        // A kind of a later release.
+        let later: Error = serde_json::from_str(r#"{"kind":"quota_exceeded"}"#).unwrap();
+        assert_eq!(later.kind(), &ErrorKind::Rejected);
+    }
 
     #[test]
     fn messages_are_one_line_and_say_what_to_do() {
@@ -539,6 +640,16 @@ mod tests {
         );
         assert_eq!(err.retry_after(), Some(Duration::from_secs(3600)));
         assert!(err.is_retryable());
+        // What a server sends cannot reorder or restyle the line on a terminal.
+        let err = Error::new(ErrorKind::OutcomeUnknown {
+            reason: "held \u{202e}evil\u{1b}[31m".into(),
+        })
+        .with_upstream(Some("a\u{2066}b\u{9b}c".into()), None);
+        let text = format!("{err:#}");
+        assert!(
+            !text.contains(['\u{202e}', '\u{2066}', '\u{1b}', '\u{9b}']),
+            "{text:?}"
+        );
     }
 
     #[test]
