@@ -123,7 +123,9 @@ impl RetryPolicy {
         self
     }
 
-    /// Attempts in all.
+    /// Attempts in all. A bulk job ([`Client::create_many`](crate::Client::create_many))
+    /// also waits out up to ten 429s besides them: finding a limit shared with other clients
+    /// costs a few, and they are the pacer's business, not the job's.
     pub fn max_attempts(&self) -> u32 {
         self.max_attempts
     }

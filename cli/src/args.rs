@@ -60,7 +60,8 @@ pub struct ApiArgs {
     #[arg(long, global = true)]
     pub token_stdin: bool,
 
-    /// Attempts per call, retries included [default: 3]
+    /// Attempts per call, retries included [default: 3]; create-many also waits out up to
+    /// ten 429s per wallet besides them
     #[arg(
         long,
         global = true,

@@ -70,6 +70,8 @@ pub(crate) struct Call {
     pub(crate) request_id: RequestId,
     waits: Waits,
     total: Duration,
+    /// 429s a bulk job has waited out: not its attempts (the pacer's business), but bounded.
+    refused: u32,
 }
 
 impl Call {
@@ -82,6 +84,7 @@ impl Call {
             request_id: RequestId::default(),
             waits,
             total: policy.total_timeout(),
+            refused: 0,
         }
     }
 
@@ -156,6 +159,13 @@ impl std::fmt::Display for RequestId {
 
 /// The longest a bulk job waits for a rate limit's `Retry-After` before its next attempt.
 const MAX_QUEUED_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// The 429s a bulk job waits out before it fails as rate limited. A 429 is a request the
+/// server did not process, and finding a limit shared with other clients costs a few while
+/// the pacer slows down: they are not the job's attempts, or a job would fail (and need
+/// another run) for the pacer's learning. More than this many, each with its
+/// `Retry-After`, is a server that refuses the job whatever the pace.
+const MAX_QUEUED_RATE_LIMITED: u32 = 10;
 
 /// Runs attempts of `op` until one succeeds, one fails for good, one may have applied a
 /// create, or the policy, the deadline or the budget stops the run. `tries` counts the
@@ -377,21 +387,35 @@ fn admit(client: &Client, policy: &RetryPolicy, call: &Call, op: OpKind) -> Resu
 }
 
 /// The wait before the next attempt. A bulk job waits out a rate limit's `Retry-After`
-/// outside its deadline (up to [`MAX_QUEUED_RETRY_AFTER`]); anything else follows [`plan`].
+/// outside its deadline (up to [`MAX_QUEUED_RETRY_AFTER`]), and up to
+/// [`MAX_QUEUED_RATE_LIMITED`] of them besides its attempts; anything else follows [`plan`].
 fn plan_retry(
     policy: &RetryPolicy,
-    call: &Call,
+    call: &mut Call,
     tries: u32,
     retry_after: Option<Duration>,
     rate_limited: bool,
     op: OpKind,
 ) -> Result<Duration, Stop> {
-    if rate_limited && call.waits == Waits::Queued {
-        if tries >= policy.max_attempts() {
-            return Err(Stop::Attempts);
+    if call.waits == Waits::Queued {
+        // The job's own attempts: those the server did not refuse for the rate.
+        let attempts = tries - call.refused;
+        if rate_limited {
+            if call.refused >= MAX_QUEUED_RATE_LIMITED {
+                return Err(Stop::Attempts);
+            }
+            call.refused += 1;
+            let wait = retry_after.unwrap_or_else(|| policy.backoff(call.refused));
+            return Ok(wait.min(MAX_QUEUED_RETRY_AFTER));
         }
-        let wait = retry_after.unwrap_or_else(|| policy.backoff(tries));
-        return Ok(wait.min(MAX_QUEUED_RETRY_AFTER));
+        return plan(
+            policy,
+            attempts,
+            retry_after,
+            Instant::now(),
+            call.deadline,
+            op == OpKind::Create,
+        );
     }
     plan(
         policy,
@@ -643,6 +667,45 @@ pub(crate) mod tests {
             failed(result).kind(),
             ErrorKind::RateLimited { .. }
         ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bulk_jobs_429s_are_not_its_attempts_but_are_bounded() {
+        let client = client(Pacing::unlimited());
+        // Three attempts allowed; five 429s, a 503, and then an answer: a bulk job gets it.
+        let mut script: Vec<_> = Vec::new();
+        for _ in 0..5 {
+            script.push(Err(http(429, Some(1)).await));
+        }
+        script.push(Err(http(503, None).await));
+        script.push(Ok(200));
+        let op = Scripted::new(script);
+        let (result, _, tries) = go(&client, &op, &policy(), Waits::Queued).await;
+        assert_eq!((result.ok(), tries), (Some(200), 7));
+        // A single call stops at its three attempts.
+        let op = Scripted::new(vec![
+            Err(http(429, Some(1)).await),
+            Err(http(429, Some(1)).await),
+            Err(http(429, Some(1)).await),
+            Ok(200),
+        ]);
+        let (result, _, _) = go(&client, &op, &policy(), Waits::Deadline).await;
+        assert!(matches!(
+            failed(result).kind(),
+            ErrorKind::RateLimited { .. }
+        ));
+        // A server that refuses the job whatever the pace: it fails, after its allowance.
+        let mut refusals = Vec::new();
+        for _ in 0..MAX_QUEUED_RATE_LIMITED + 5 {
+            refusals.push(Err(http(429, Some(1)).await));
+        }
+        let op = Scripted::new(refusals);
+        let (result, _, tries) = go(&client, &op, &policy(), Waits::Queued).await;
+        assert!(matches!(
+            failed(result).kind(),
+            ErrorKind::RateLimited { .. }
+        ));
+        assert_eq!(tries, MAX_QUEUED_RATE_LIMITED + 1);
     }
 
     #[tokio::test(start_paused = true)]
