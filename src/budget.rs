@@ -33,6 +33,11 @@ impl Default for RetryBudget {
 impl RetryBudget {
     /// A healthy response came back.
     pub(crate) fn refill(&self) {
+        // Full (as nearly always): no write, so clients on several cores do not pass the
+        // cache line back and forth on every answer.
+        if self.balance.load(Ordering::Relaxed) >= CAPACITY {
+            return;
+        }
         let _ = self
             .balance
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {

@@ -180,10 +180,9 @@ impl Pacing {
             }),
             environment: environment.map(|n| KeyedLimit {
                 interval: interval(n),
-                states: Mutex::default(),
             }),
             process_line: Line::default(),
-            environment_lines: Mutex::default(),
+            environments: Mutex::default(),
             paused_until: AtomicU64::new(0),
             pause_began: Notify::new(),
             control: Mutex::new(Control::new(f64::from(binding) / 60.0)),
@@ -203,6 +202,12 @@ struct Gcra {
 }
 
 impl Gcra {
+    /// Whether [`Gcra::take`] would give a permit at `now`.
+    fn ready(&self, now: Duration, interval: Duration) -> bool {
+        let tolerance = interval.saturating_mul(BURST - 1);
+        self.tat.max(now).saturating_sub(tolerance) <= now
+    }
+
     /// Takes a permit at `now` for requests every `interval` (a burst of [`BURST`]), or says
     /// how long to wait for one.
     fn take(&mut self, now: Duration, interval: Duration) -> Result<(), Duration> {
@@ -224,7 +229,13 @@ struct Limit {
 
 struct KeyedLimit {
     interval: Duration,
-    states: Mutex<HashMap<EnvironmentId, Gcra>>,
+}
+
+/// One environment's queue and limiter state (see [`KeyedLimit`]).
+#[derive(Default)]
+struct Environment {
+    line: Line,
+    gcra: Mutex<Gcra>,
 }
 
 /// Which queue a request waits in.
@@ -273,7 +284,7 @@ pub(crate) struct Pacer {
     process: Option<Limit>,
     environment: Option<KeyedLimit>,
     process_line: Line,
-    environment_lines: Mutex<HashMap<EnvironmentId, Arc<Line>>>,
+    environments: Mutex<HashMap<EnvironmentId, Arc<Environment>>>,
     /// Nanoseconds after the epoch before which nothing is sent.
     paused_until: AtomicU64,
     /// Wakes calls queued behind others when a pause begins: one that will not wait that
@@ -302,12 +313,13 @@ impl Pacer {
         lane: Lane,
         patience: Option<Patience>,
     ) -> Result<(), Duration> {
+        if self.try_now(environment, lane) {
+            return Ok(());
+        }
         if let Some(limit) = &self.environment {
-            let line = self.environment_line(environment);
-            self.take_turn(&line, lane, patience, |now, factor| {
-                let mut states = lock(&limit.states);
-                let state = states.entry(environment.clone()).or_default();
-                state.take(now, scaled(limit.interval, factor))
+            let env = self.environment(environment);
+            self.take_turn(&env.line, lane, patience, |now, factor| {
+                lock(&env.gcra).take(now, scaled(limit.interval, factor))
             })
             .await?;
         }
@@ -321,9 +333,68 @@ impl Pacer {
         self.wait_for_pause(patience).await
     }
 
-    fn environment_line(&self, environment: &EnvironmentId) -> Arc<Line> {
-        let mut lines = lock(&self.environment_lines);
-        Arc::clone(lines.entry(environment.clone()).or_default())
+    fn environment(&self, environment: &EnvironmentId) -> Arc<Environment> {
+        let mut environments = lock(&self.environments);
+        match environments.get(environment) {
+            Some(env) => Arc::clone(env),
+            None => Arc::clone(environments.entry(environment.clone()).or_default()),
+        }
+    }
+
+    /// A permit at once, without waiting or queueing, when one is there: no pause holds,
+    /// nobody waits ahead in either line (a free lock: Tokio's mutex hands a released lock
+    /// to the next waiter), no settling read waits ahead of new work, and both limiters have
+    /// a permit now. Both are taken, or neither. The hot path of a client under its limits.
+    pub(crate) fn try_now(&self, environment: &EnvironmentId, lane: Lane) -> bool {
+        let now = self.now();
+        if Duration::from_nanos(self.paused_until.load(Ordering::Relaxed)) > now {
+            return false;
+        }
+        let env = self
+            .environment
+            .as_ref()
+            .map(|_| self.environment(environment));
+        let lines = [
+            env.as_deref().map(|e| &e.line),
+            self.process.as_ref().map(|_| &self.process_line),
+        ];
+        let mut turns = [None, None];
+        for (line, turn) in lines.into_iter().zip(&mut turns) {
+            let Some(line) = line else { continue };
+            let free = match lane {
+                Lane::Settle => line.settle.try_lock(),
+                Lane::New if line.settling.load(Ordering::Acquire) == 0 => line.new.try_lock(),
+                Lane::New => return false,
+            };
+            match free {
+                Ok(guard) => *turn = Some(guard),
+                Err(_) => return false,
+            }
+        }
+        let factor = lock(&self.control).factor(now);
+        let mut env_gcra = env.as_deref().map(|e| lock(&e.gcra));
+        let mut process_gcra = self.process.as_ref().map(|l| lock(&l.state));
+        let env_interval = self
+            .environment
+            .as_ref()
+            .map(|l| scaled(l.interval, factor));
+        let process_interval = self.process.as_ref().map(|l| scaled(l.interval, factor));
+        let ready = |gcra: &Option<MutexGuard<'_, Gcra>>, interval: Option<Duration>| match (
+            gcra, interval,
+        ) {
+            (Some(gcra), Some(interval)) => gcra.ready(now, interval),
+            _ => true,
+        };
+        if !ready(&env_gcra, env_interval) || !ready(&process_gcra, process_interval) {
+            return false;
+        }
+        if let (Some(gcra), Some(interval)) = (env_gcra.as_deref_mut(), env_interval) {
+            let _ = gcra.take(now, interval);
+        }
+        if let (Some(gcra), Some(interval)) = (process_gcra.as_deref_mut(), process_interval) {
+            let _ = gcra.take(now, interval);
+        }
+        true
     }
 
     async fn take_turn(

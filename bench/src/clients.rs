@@ -24,15 +24,19 @@ pub enum Kind {
     RawWithHeaders,
     Generated,
     Facade,
+    /// The facade with its pacer on (as by default), at a rate that never binds: what the
+    /// pacer's bookkeeping costs a call.
+    FacadePaced,
 }
 
 impl Kind {
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
     pub const ALL: [Kind; Kind::COUNT] = [
         Kind::Raw,
         Kind::RawWithHeaders,
         Kind::Generated,
         Kind::Facade,
+        Kind::FacadePaced,
     ];
 
     /// The position in [`Kind::ALL`], for per-client arrays.
@@ -46,6 +50,7 @@ impl Kind {
             Kind::RawWithHeaders => "raw+headers",
             Kind::Generated => "generated",
             Kind::Facade => "facade",
+            Kind::FacadePaced => "facade+pace",
         }
     }
 
@@ -67,6 +72,7 @@ pub struct Clients {
     raw_with_headers: Raw,
     generated: Generated,
     facade: Facade,
+    facade_paced: Facade,
 }
 
 impl Clients {
@@ -75,7 +81,15 @@ impl Clients {
             raw: Raw::new(base, false)?,
             raw_with_headers: Raw::new(base, true)?,
             generated: Generated::new(base)?,
-            facade: Facade::new(base)?,
+            facade: Facade::new(base, dynamic_waas::Pacing::unlimited())?,
+            // A limit per process and per environment (as the default has), far above what
+            // the benchmark reaches.
+            facade_paced: Facade::new(
+                base,
+                dynamic_waas::Pacing::unlimited()
+                    .with_per_process(1_000_000_000)
+                    .with_per_environment(1_000_000_000),
+            )?,
         })
     }
 
@@ -87,6 +101,7 @@ impl Clients {
             Kind::RawWithHeaders => self.raw_with_headers.call().await,
             Kind::Generated => self.generated.call().await,
             Kind::Facade => self.facade.call().await,
+            Kind::FacadePaced => self.facade_paced.call().await,
         }
     }
 }
@@ -239,12 +254,12 @@ struct Facade {
 }
 
 impl Facade {
-    fn new(base: &str) -> Result<Self, BoxError> {
+    fn new(base: &str, pacing: dynamic_waas::Pacing) -> Result<Self, BoxError> {
         let client = dynamic_waas::Client::builder()
             .base_url(base)
             .token(secrecy::SecretString::from(TOKEN))
             // The engine's own cost is measured, not the pace of upstream's limits.
-            .pacing(dynamic_waas::Pacing::unlimited())
+            .pacing(pacing)
             .build()?;
         Ok(Self {
             client,

@@ -63,12 +63,12 @@ pub fn print(plan: &Plan, measured: &Measured, peaks: &[Option<Peak>; Kind::COUN
         plan.blocks,
     );
     println!(
-        "{:<10} {:>16} {:>16} {:>16} {:>16} {:>16}",
+        "{:<11} {:>16} {:>16} {:>16} {:>16} {:>16}",
         "client", "p50 µs c=1", "p99 µs c=1", "calls/s c=64", "CPU µs c=1", "CPU µs c=64"
     );
     for kind in Kind::ALL {
         println!(
-            "{kind:<10} {} {} {} {} {}",
+            "{kind:<11} {} {} {} {} {}",
             cell(&column(kind, |f| micros(f.p50)), 7, 1),
             cell(&column(kind, |f| micros(f.p99)), 7, 1),
             cell(&column(kind, |f| f.per_second), 7, 0),
@@ -83,14 +83,14 @@ pub fn print(plan: &Plan, measured: &Measured, peaks: &[Option<Peak>; Kind::COUN
         plan.alloc_calls
     );
     println!(
-        "{:<10} {:>8} {:>9} {:>9} {:>14} {:>14}",
+        "{:<11} {:>8} {:>9} {:>9} {:>14} {:>14}",
         "client", "allocs", "reallocs", "bytes", "allocs vs raw", "bytes vs raw"
     );
     let raw = measured.allocations[Kind::Raw.index()];
     for kind in Kind::ALL {
         let a = measured.allocations[kind.index()];
         println!(
-            "{kind:<10} {:>8.1} {:>9.1} {:>9.0} {:>+14.1} {:>+14.0}",
+            "{kind:<11} {:>8.1} {:>9.1} {:>9.0} {:>+14.1} {:>+14.0}",
             a.allocs,
             a.reallocs,
             a.bytes,
@@ -106,23 +106,24 @@ pub fn print(plan: &Plan, measured: &Measured, peaks: &[Option<Peak>; Kind::COUN
     for kind in Kind::ALL {
         match &peaks[kind.index()] {
             Some(p) => println!(
-                "{kind:<10} {:>6.1} MiB, {:>+5.1} MiB over the {:.1} MiB held before the calls",
+                "{kind:<11} {:>6.1} MiB, {:>+5.1} MiB over the {:.1} MiB held before the calls",
                 p.peak_kib as f64 / 1024.0,
                 (p.peak_kib as f64 - p.before_kib as f64) / 1024.0,
                 p.before_kib as f64 / 1024.0,
             ),
-            None => println!("{kind:<10} n/a (needs /proc/self/status)"),
+            None => println!("{kind:<11} n/a (needs /proc/self/status)"),
         }
     }
 
-    let compared = [Kind::Facade, Kind::Generated].map(|kind| (kind, Ratios::new(rounds, kind)));
+    let compared = [Kind::Facade, Kind::FacadePaced, Kind::Generated]
+        .map(|kind| (kind, Ratios::new(rounds, kind)));
     println!("\nratios to raw, per round (min .. max over the rounds)");
     for (kind, r) in &compared {
         let (lat_lo, lat_hi) = stats::min_max(&r.latency);
         let (thr_lo, thr_hi) = stats::min_max(&r.throughput);
         let (cpu_lo, cpu_hi) = stats::min_max(&r.cpu);
         println!(
-            "{kind:<10} latency {lat_lo:.2} .. {lat_hi:.2}, throughput {thr_lo:.2} .. {thr_hi:.2}, \
+            "{kind:<11} latency {lat_lo:.2} .. {lat_hi:.2}, throughput {thr_lo:.2} .. {thr_hi:.2}, \
              CPU per call at c=64 {cpu_lo:.2} .. {cpu_hi:.2} (median {:.2})",
             stats::median(&r.cpu)
         );
@@ -134,6 +135,13 @@ pub fn print(plan: &Plan, measured: &Measured, peaks: &[Option<Peak>; Kind::COUN
         stats::median(&fair.latency),
         stats::median(&fair.throughput),
         stats::median(&fair.cpu)
+    );
+    let paced = Ratios::against(rounds, Kind::FacadePaced, Kind::RawWithHeaders);
+    println!(
+        "facade+pace over raw+headers: latency {:.2}, throughput {:.2}, CPU per call at c=64 {:.2}",
+        stats::median(&paced.latency),
+        stats::median(&paced.throughput),
+        stats::median(&paced.cpu)
     );
     println!();
     for (kind, r) in &compared {

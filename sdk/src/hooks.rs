@@ -188,6 +188,8 @@ pub struct Attempt {
     authorization: Option<HeaderValue>,
     request_id: Option<HeaderValue>,
     capture: Option<BodyCapture>,
+    keep_body: bool,
+    kept: Cell<Option<bytes::Bytes>>,
     status: Cell<Option<reqwest::StatusCode>>,
     redirected: Cell<bool>,
 }
@@ -222,6 +224,19 @@ impl Attempt {
         self
     }
 
+    /// Keeps this request's body when it is a success, for [`Attempt::take_body`] once the
+    /// scope is done (`TaskLocalFuture::take_value`): a [`BodyCapture`] without its shared
+    /// allocation.
+    pub fn keep_body(mut self) -> Self {
+        self.keep_body = true;
+        self
+    }
+
+    /// The success body [`Attempt::keep_body`] kept, once.
+    pub fn take_body(&self) -> Option<bytes::Bytes> {
+        self.kept.take()
+    }
+
     /// The status of the response, once its headers have arrived.
     pub fn response_status(&self) -> Option<reqwest::StatusCode> {
         self.status.get()
@@ -248,6 +263,7 @@ impl fmt::Debug for Attempt {
             )
             .field("request_id", &self.request_id)
             .field("capture_body", &self.capture.is_some())
+            .field("keep_body", &self.keep_body)
             .field("status", &self.status.get())
             .field("redirected", &self.redirected.get())
             .finish()
@@ -296,20 +312,27 @@ impl ClientHooks<RequestOptions> for Client {
             .await
             .map_err(|e| own_url_only(e, sent_to))?;
         let status = response.status();
-        let (capture, authorization) = ATTEMPT
+        let (capture, keep, carried) = ATTEMPT
             .try_with(|attempt| {
                 attempt.status.set(Some(status));
                 attempt
                     .redirected
                     .set(fingerprint(response.url()) != sent_to);
-                (attempt.capture.clone(), attempt.authorization.clone())
+                (
+                    attempt.capture.clone(),
+                    attempt.keep_body,
+                    attempt.authorization.is_some(),
+                )
             })
             .unwrap_or_default();
         let capture = capture.or_else(|| self.inner().capture.clone());
-        // The token this request carried: the attempt's, else the one the options set for
-        // every request (the sdk used on its own).
-        let authorization =
-            authorization.or_else(|| self.inner().headers.get(AUTHORIZATION).cloned());
+        // The token this request carried: the attempt's (read where it is kept, not cloned),
+        // else the one the options set for every request (the sdk used on its own).
+        let authorization = if carried {
+            None
+        } else {
+            self.inner().headers.get(AUTHORIZATION)
+        };
         let response = match self.inner().max_response_bytes {
             // A declared length within the limit needs no wrapper: hyper never yields more
             // than the declared Content-Length (HTTP/1), and h2 treats a longer body as a
@@ -321,46 +344,69 @@ impl ClientHooks<RequestOptions> for Client {
         // A success body is read here, whole and bounded, so that the token a server echoes
         // is gone before anything parses, keeps or prints it. Error bodies are read by
         // `ErrorResponse`, which the caller redacts.
-        let secret = authorization
-            .as_ref()
-            .and_then(crate::redact::bearer_secret);
-        if status.is_success() && (capture.is_some() || secret.is_some()) {
-            return Ok(read_success(response, capture.as_ref(), secret, sent_to).await);
+        let secret = authorization.and_then(crate::redact::bearer_secret);
+        if status.is_success() && (capture.is_some() || keep || carried || secret.is_some()) {
+            let (response, body) = read_success(response, secret, sent_to).await;
+            if let Some(body) = body {
+                if let Some(capture) = &capture {
+                    capture.put(body.clone());
+                }
+                if keep {
+                    let _ = ATTEMPT.try_with(|attempt| attempt.kept.set(Some(body)));
+                }
+            }
+            return Ok(response);
         }
         Ok(response)
     }
 }
 
-/// Reads a success body, takes `secret` out of it, keeps a copy in `capture`, and hands the
-/// same bytes on (no copy when the secret is absent). The answer handed on keeps status and
-/// headers; its URL is not carried over (the generated code reads a success body by status
-/// and headers only). A body that cannot be read (over the limit, cut off) is handed on as
-/// a body that fails the same way, so that the caller sees the same error as it would had
-/// the body not been read here.
+/// Reads a success body and takes `secret` out of it; hands on an answer with the same
+/// status, headers, URL and (redacted) body, and the body read (no copy when the secret is
+/// absent). A body that cannot be read (over the limit, cut off) is handed on as a body that
+/// fails the same way, so that the caller sees the same error as it would had the body not
+/// been read here.
 async fn read_success(
     mut response: reqwest::Response,
-    capture: Option<&BodyCapture>,
     secret: Option<&[u8]>,
     sent_to: u64,
-) -> reqwest::Response {
+) -> (reqwest::Response, Option<bytes::Bytes>) {
     let status = response.status();
     let headers = std::mem::take(response.headers_mut());
-    let body = match response.bytes().await {
+    // Carried over: without it, the conversion back parses a placeholder URL.
+    let url = response.url().clone();
+    let (body, read) = match response.bytes().await {
         Ok(mut body) => {
-            if let Some(secret) = secret {
-                body = crate::redact::redact_bytes(body, secret);
+            match secret {
+                Some(secret) => body = crate::redact::redact_bytes(body, secret),
+                // The attempt's token, where the scope keeps it.
+                None => {
+                    let attempt = ATTEMPT.try_with(|attempt| {
+                        let secret = attempt.authorization.as_ref();
+                        secret
+                            .and_then(crate::redact::bearer_secret)
+                            .and_then(|secret| crate::redact::redact(&body, secret))
+                    });
+                    if let Ok(Some(clean)) = attempt {
+                        body = bytes::Bytes::from(clean);
+                    }
+                }
             }
-            if let Some(capture) = capture {
-                capture.put(body.clone());
-            }
-            reqwest::Body::from(body)
+            (reqwest::Body::from(body.clone()), Some(body))
         }
-        Err(e) => reqwest::Body::wrap(Failed(Some(own_url_only(e, sent_to)))),
+        Err(e) => (
+            reqwest::Body::wrap(Failed(Some(own_url_only(e, sent_to)))),
+            None,
+        ),
     };
-    let mut rebuilt = http::Response::new(body);
-    *rebuilt.status_mut() = status;
+    let builder = reqwest::ResponseBuilderExt::url(http::Response::builder().status(status), url);
+    let mut rebuilt = match builder.body(body) {
+        Ok(rebuilt) => rebuilt,
+        // Not reached: the status came from a response.
+        Err(_) => http::Response::new(reqwest::Body::from(read.clone().unwrap_or_default())),
+    };
     *rebuilt.headers_mut() = headers;
-    rebuilt.into()
+    (rebuilt.into(), read)
 }
 
 /// A body whose reading fails with this error.
@@ -388,11 +434,23 @@ fn own_url_only(e: reqwest::Error, sent_to: u64) -> reqwest::Error {
     }
 }
 
+/// A cheap fingerprint of a URL, to tell whether an answer came from where its request went
+/// without keeping a copy of the URL: eight bytes at a time, multiplied and rotated (as
+/// `FxHash`), and the length. Not collision-resistant, and need not be: only the server, which
+/// chooses redirects, could aim for a collision, and it can answer anything anyway.
 fn fingerprint(url: &reqwest::Url) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    url.as_str().hash(&mut hasher);
-    hasher.finish()
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let bytes = url.as_str().as_bytes();
+    let mut hash = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+    }
+    let mut last = [0; 8];
+    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    (hash.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(K)
 }
 
 /// The conversion to `http::Response` drops the response URL; carry it over through a

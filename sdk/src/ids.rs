@@ -77,11 +77,74 @@ pub fn validate(field: &'static str, value: &str) -> Result<(), InvalidId> {
     Ok(())
 }
 
+/// The 36 characters of a validated id, inline: an id is made, cloned and sent without
+/// allocating.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Inline([u8; 36]);
+
+impl Inline {
+    fn as_str(&self) -> &str {
+        // Only ever built from a validated id (ASCII) or a UUID's encoding.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl From<&str> for Inline {
+    /// For a validated id: 36 ASCII characters.
+    fn from(value: &str) -> Self {
+        let mut bytes = [b'0'; 36];
+        let n = value.len().min(36);
+        bytes[..n].copy_from_slice(&value.as_bytes()[..n]);
+        Self(bytes)
+    }
+}
+
+impl From<String> for Inline {
+    fn from(value: String) -> Self {
+        Self::from(value.as_str())
+    }
+}
+
+/// How an id's storage holds a UUID: lower-case and hyphenated, as upstream requires.
+trait FromUuid {
+    fn from_uuid(id: uuid::Uuid) -> Self;
+}
+
+impl FromUuid for Inline {
+    fn from_uuid(id: uuid::Uuid) -> Self {
+        let mut bytes = [0; 36];
+        id.hyphenated().encode_lower(&mut bytes);
+        Self(bytes)
+    }
+}
+
+impl FromUuid for String {
+    fn from_uuid(id: uuid::Uuid) -> Self {
+        id.hyphenated().to_string()
+    }
+}
+
+impl std::ops::Deref for Inline {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for Inline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 macro_rules! id_type {
     ($(#[$meta:meta])* $name:ident, $field:literal) => {
+        id_type!($(#[$meta])* $name, $field, Inline);
+    };
+    ($(#[$meta:meta])* $name:ident, $field:literal, $store:ty) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(String);
+        pub struct $name($store);
 
         impl $name {
             /// The field this id fills, spelled as in the API.
@@ -90,7 +153,7 @@ macro_rules! id_type {
             /// Validates `value`; the error names the field.
             pub fn parse(value: &str) -> Result<Self, InvalidId> {
                 validate($field, value)?;
-                Ok(Self(value.to_owned()))
+                Ok(Self(<$store>::from(value)))
             }
 
             pub fn as_str(&self) -> &str {
@@ -99,7 +162,7 @@ macro_rules! id_type {
 
             /// The id as a [`uuid::Uuid`], when it is a valid one.
             pub fn to_uuid(&self) -> Option<uuid::Uuid> {
-                uuid::Uuid::try_parse(&self.0).ok()
+                uuid::Uuid::try_parse(&self.0[..]).ok()
             }
 
             /// A new random id (a UUID v4), for tests and seeds.
@@ -111,7 +174,7 @@ macro_rules! id_type {
         impl From<uuid::Uuid> for $name {
             /// Always valid: written lower-case and hyphenated, as upstream requires.
             fn from(id: uuid::Uuid) -> Self {
-                Self(id.hyphenated().to_string())
+                Self(<$store as FromUuid>::from_uuid(id))
             }
         }
 
@@ -139,7 +202,7 @@ macro_rules! id_type {
             type Error = InvalidId;
             fn try_from(value: String) -> Result<Self, InvalidId> {
                 validate($field, &value)?;
-                Ok(Self(value))
+                Ok(Self(<$store>::from(value)))
             }
         }
 
@@ -183,7 +246,8 @@ id_type!(
     /// yourself validates it. [`ResourceId::is_valid`] tells whether a received id is
     /// well-formed.
     ResourceId,
-    "id"
+    "id",
+    String
 );
 
 impl ResourceId {

@@ -333,6 +333,13 @@ async fn permit(
     let Some(pacer) = &client.inner.pacer else {
         return Ok(());
     };
+    if pacer.try_now(environment, lane) {
+        client.inner.metric(Event::PacerWait {
+            waited: Duration::ZERO,
+        });
+        call.waited_for_rate_limit(Duration::ZERO);
+        return Ok(());
+    }
     let waiting = Instant::now();
     let result = match call.waits {
         Waits::Queued => pacer

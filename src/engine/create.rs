@@ -89,7 +89,8 @@ where
     loop {
         if let Some((pending, existing)) = doubt.take() {
             tracing::warn!(attempt = call.requests, request_id = %call.request_id, reason = %pending.story, "reading the wallet to settle the create");
-            match settle(client, read, asked, policy, &mut call, &pending).await {
+            // Boxed: the cold path's state stays out of every call's future.
+            match Box::pin(settle(client, read, asked, policy, &mut call, &pending)).await {
                 Settled::Found(shares, wallet) => {
                     let status = if existing {
                         BackupStatus::AlreadyBackedUp

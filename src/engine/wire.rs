@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 use dynamic_waas_api::error::{ErrorResponse, DEFAULT_ERROR_BODY_LIMIT};
-use dynamic_waas_api::hooks::{self, BodyCapture};
+use dynamic_waas_api::hooks;
 use dynamic_waas_api::ids::{EnvironmentId, WalletId};
 use dynamic_waas_api::types;
 use dynamic_waas_api::{ByteStream, ResponseValue};
@@ -21,7 +21,7 @@ use super::attempt::{Attempt, Operation};
 use super::classify::{Failure, OpKind};
 use crate::client::Client;
 use crate::error::Error;
-use crate::model::{self, BackupLocation, IdArg, LocationRequest, Wallet};
+use crate::model::{self, IdArg, LocationRequest, Wallet};
 use crate::retry::{later, parse_retry_after};
 
 /// What a generated method returns.
@@ -129,18 +129,18 @@ impl Operation for CreateOp<'_> {
         client: &Client,
         attempt: Attempt<'_>,
     ) -> Result<CreateAnswer, Failure> {
-        // Always captured: the raw body is shared with the parser (no copy), and it is what
+        // Always kept: the raw body is shared with the parser (no copy), and it is what
         // `CreatedBackup::extra` reads fields this release does not know from.
-        let capture = BodyCapture::new();
         let request = self.request;
         let api = &client.inner.api;
-        let sent = api.backup_key_shares_to_locations_for_pregen(
-            &request.env,
-            &request.wallet,
-            &request.body,
-        );
-        let body = send(client, &attempt, Some(&capture), OpKind::Create, sent).await?;
-        let raw = capture.take();
+        let sent = || {
+            api.backup_key_shares_to_locations_for_pregen(
+                &request.env,
+                &request.wallet,
+                &request.body,
+            )
+        };
+        let (body, raw) = send(client, &attempt, true, OpKind::Create, sent).await?;
         if let Err(problem) = names_every_location(&request.body.locations, &body) {
             return Err(Failure::Unusable2xx {
                 status: StatusCode::CREATED,
@@ -157,22 +157,19 @@ fn names_every_location(
     asked: &[Asked],
     output: &types::BackupKeySharesToLocationsResponse,
 ) -> Result<(), String> {
-    let mut answered: Vec<&BackupLocation> = output
-        .locations_with_key_shares
-        .iter()
-        .map(|s| &s.location)
-        .collect();
+    let answered = &output.locations_with_key_shares;
+    // Counted, not matched off a copy: a request names a handful of locations.
     for item in asked {
-        match answered.iter().position(|l| **l == item.location) {
-            Some(i) => {
-                answered.swap_remove(i);
-            }
-            None => {
-                return Err(format!(
-                    "the 201 body has no key share for the requested location {}",
-                    item.location
-                ))
-            }
+        let wanted = asked.iter().filter(|a| a.location == item.location).count();
+        let got = answered
+            .iter()
+            .filter(|s| s.location == item.location)
+            .count();
+        if got < wanted {
+            return Err(format!(
+                "the 201 body has no key share for the requested location {}",
+                item.location
+            ));
         }
     }
     Ok(())
@@ -199,26 +196,26 @@ impl Operation for ReadOp<'_> {
         client: &Client,
         attempt: Attempt<'_>,
     ) -> Result<WalletAnswer, Failure> {
-        let capture = self.raw.then(BodyCapture::new);
         let (env, wallet) = (self.env, self.wallet);
-        let sent = client.inner.api.get_waas_wallet_by_wallet_id(env, wallet);
-        let response = send(client, &attempt, capture.as_ref(), OpKind::Read, sent).await?;
+        let sent = || client.inner.api.get_waas_wallet_by_wallet_id(env, wallet);
+        let (response, raw) = send(client, &attempt, self.raw, OpKind::Read, sent).await?;
         Ok(WalletAnswer {
             wallet: response.wallet.into(),
-            raw: capture.and_then(|c| c.take()),
+            raw,
         })
     }
 }
 
 /// Sends one request through the generated client and reads its answer, every byte of it
-/// within the attempt's time.
+/// within the attempt's time; with `keep`, the success body as received too. The generated
+/// call is made here (`sent`), so that its large future is laid out once, in the scope.
 async fn send<T, F>(
     client: &Client,
     attempt: &Attempt<'_>,
-    capture: Option<&BodyCapture>,
+    keep: bool,
     op: OpKind,
-    sent: F,
-) -> Result<T, Failure>
+    sent: impl FnOnce() -> F,
+) -> Result<(T, Option<Bytes>), Failure>
 where
     F: Future<Output = Sent<T>>,
 {
@@ -230,17 +227,17 @@ where
     let mut scope = hooks::Attempt::new()
         .authorization(attempt.credential.header.clone())
         .request_id(attempt.request_id.header());
-    if let Some(capture) = capture {
-        scope = scope.capture_body(capture.clone());
+    if keep {
+        scope = scope.keep_body();
     }
     let deadline = later(Instant::now(), attempt.time);
-    let mut scoped = pin!(scope.scope(sent));
+    let mut scoped = pin!(scope.scope(sent()));
     let finished = tokio::time::timeout_at(deadline, scoped.as_mut()).await;
     // The status, if the answer's headers arrived: what the server said, whatever failed
     // after that.
     let seen = scoped.as_mut().take_value();
     let status = seen.as_ref().and_then(hooks::Attempt::response_status);
-    if op == OpKind::Create && seen.is_some_and(|a| a.was_redirected()) {
+    if op == OpKind::Create && seen.as_ref().is_some_and(|a| a.was_redirected()) {
         // A create that was redirected (a 303 turned into a GET, a 307 to another path) was
         // processed somewhere, and what answered is not its answer, whatever it says: the
         // wallet settles it.
@@ -258,7 +255,10 @@ where
     };
     use dynamic_waas_api::Error as E;
     let err = match result {
-        Ok(value) => return Ok(value.into_inner()),
+        Ok(value) => {
+            let raw = seen.as_ref().and_then(hooks::Attempt::take_body);
+            return Ok((value.into_inner(), raw));
+        }
         Err(err) => err,
     };
     match err {
@@ -287,7 +287,8 @@ where
             // Far enough to find upstream's `code` in any error body a server sends.
             let limit = DEFAULT_ERROR_BODY_LIMIT.min(client.inner.max_response_bytes);
             let stop = tokio::time::sleep_until(deadline);
-            match ErrorResponse::from_error_until(err, limit, stop).await {
+            // Boxed: the error path's state stays out of every attempt's future.
+            match Box::pin(ErrorResponse::from_error_until(err, limit, stop)).await {
                 Ok(mut response) => {
                     if let Some(secret) = secret {
                         response.redact(secret);
