@@ -366,8 +366,8 @@ impl Error {
             },
             ErrorKind::ServerError => "the API failed with a server error; retry later".into(),
             ErrorKind::RetryBudgetSpent => {
-                "not sent: so many requests failed lately that the client's retry budget is \
-                 spent; retry later"
+                "not sent (again): so many requests failed lately that the client's retry \
+                 budget is spent; retry later"
                     .into()
             }
             ErrorKind::OutcomeUnknown { reason } => {

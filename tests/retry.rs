@@ -365,6 +365,7 @@ async fn the_retry_budget_caps_amplification_against_a_failing_server() {
             .with_initial_backoff(Duration::ZERO),
     );
     let calls = 1000usize;
+    let mut budget_spent = 0;
     for chunk in 0..(calls / 50) {
         let _ = chunk;
         let batch: Vec<_> = (0..50)
@@ -375,9 +376,19 @@ async fn the_retry_budget_caps_amplification_against_a_failing_server() {
             .collect();
         for call in batch {
             let err = call.await.unwrap().unwrap_err();
-            assert_eq!(*err.kind(), ErrorKind::ServerError);
+            // A call whose retries were refused says so; the 503 stays in its details.
+            match err.kind() {
+                ErrorKind::RetryBudgetSpent => budget_spent += 1,
+                ErrorKind::ServerError => {}
+                other => panic!("{other:?}: {err:#}"),
+            }
+            assert_eq!(
+                err.status(),
+                Some(dynamic_waas::reqwest::StatusCode::SERVICE_UNAVAILABLE)
+            );
         }
     }
+    assert!(budget_spent >= calls - 50, "{budget_spent}");
     let requests = reads(&sandbox);
     let amplification = requests as f64 / calls as f64;
     eprintln!("{calls} calls -> {requests} requests (x{amplification:.3})");

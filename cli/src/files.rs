@@ -20,16 +20,35 @@ pub fn open_private(path: &Path, what: &str) -> Result<File, CliError> {
     if !existed {
         sync_directory_of(path);
     }
+    make_private(&file);
     Ok(file)
 }
 
-/// Creates (or truncates) `path` for writing, 0600 if new, refusing a symbolic link.
+/// Creates (or truncates) `path` for writing, 0600, refusing a symbolic link.
 pub fn create_private(path: &Path, what: &str) -> Result<File, CliError> {
     let mut options = OpenOptions::new();
     options.create(true).write(true).truncate(true);
     restrict(&mut options);
-    options.open(path).map_err(|e| refused(path, what, e))
+    let file = options.open(path).map_err(|e| refused(path, what, e))?;
+    make_private(&file);
+    Ok(file)
 }
+
+/// An existing file keeps its mode when opened: made 0600 too, as a new one is (it holds key
+/// share ids). Where that is not allowed (a file of another owner), it stays as it was.
+#[cfg(unix)]
+fn make_private(file: &File) {
+    use std::os::unix::fs::PermissionsExt;
+    let private = file
+        .metadata()
+        .is_ok_and(|m| m.permissions().mode() & 0o077 == 0);
+    if !private {
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+    }
+}
+
+#[cfg(not(unix))]
+fn make_private(_: &File) {}
 
 #[cfg(unix)]
 fn restrict(options: &mut OpenOptions) {

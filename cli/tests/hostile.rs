@@ -542,6 +542,23 @@ async fn new_results_and_journal_files_are_private() {
     assert_eq!(mode(&journal_of(&results)), 0o600);
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn an_existing_results_file_readable_by_others_is_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (builder, rows) = with_wallets(2);
+    let sandbox = builder.start().await;
+    let dir = workdir("made-private");
+    let (input, results) = (dir.join("wallets.jsonl"), dir.join("results.jsonl"));
+    std::fs::write(&input, jsonl(&rows)).unwrap();
+    // Left by another tool: empty, readable by everyone.
+    std::fs::write(&results, "").unwrap();
+    std::fs::set_permissions(&results, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = run(create_many(&sandbox.uri(), &input, &results)).await;
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert_eq!(mode(&results), 0o600);
+}
+
 /// `sandbox serve` with `args` (`--write-input`, then `--dump-state`): its first stdout
 /// document, and its output once stopped with SIGTERM (or failed).
 #[cfg(all(unix, feature = "sandbox"))]

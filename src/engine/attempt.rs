@@ -487,6 +487,15 @@ fn stopped(mut error: Error, stop: Stop, call: &Call) -> Error {
         Stop::Paused(left) => error.set_kind(ErrorKind::RateLimited {
             retry_after: Some(left),
         }),
+        // Why the call ended is the budget; what the last attempt got stays in the details
+        // (status, upstream's code) and the source.
+        Stop::Budget => {
+            let last = error.summary();
+            error.set_kind(ErrorKind::RetryBudgetSpent);
+            if std::error::Error::source(&error).is_none() {
+                error = error.with_source(format!("the last attempt: {last}"));
+            }
+        }
         _ => {}
     }
     error.with_attempts(call.requests)
@@ -788,9 +797,13 @@ pub(crate) mod tests {
         }
         let op = Scripted::new(vec![Err(http(503, None).await), Ok(200)]);
         let (result, _, tries) = go(&client, &op, &policy(), Waits::Deadline).await;
-        // The first request is free; the retry is refused, and the 503 is what is reported.
+        // The first request is free; the retry is refused: the budget is why the call ended,
+        // and the 503 stays in the details.
         assert_eq!(tries, 1);
-        assert_eq!(failed(result).kind(), &ErrorKind::ServerError);
+        let err = failed(result);
+        assert_eq!(err.kind(), &ErrorKind::RetryBudgetSpent);
+        assert_eq!(err.status(), Some(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(format!("{err:#}").contains("server error"), "{err:#}");
         // A run whose first request would be an extra one reports the budget.
         let op = Scripted::new(vec![Ok(200)]);
         let mut call = Call::new(&policy(), Waits::Deadline);
