@@ -168,8 +168,10 @@ impl Client {
     ///   2xx** the call cannot use (200, 202, 204, a 201 whose body is cut off, over the size
     ///   bound, late or malformed, a 201 without a requested location, any answer after a
     ///   redirect). Once an attempt may have been applied, the call ends only with the key
-    ///   shares (created or [reconciled](crate::CreatedBackup::is_reconciled)) or with
-    ///   [`ErrorKind::OutcomeUnknown`], never with an error that says nothing was created.
+    ///   shares (created or [reconciled](crate::CreatedBackup::is_reconciled)), with
+    ///   [`ErrorKind::OutcomeUnknown`], or with [`ErrorKind::AlreadyBackedUp`] when the
+    ///   wallet holds a backup this create cannot have made (at other locations); never with
+    ///   an error that says nothing was created.
     /// - **Settling**: the wallet is read. It matches when, at each requested location, it
     ///   holds exactly as many key shares as were asked for there, each location asked with
     ///   an `externalKeyShareId` taking the share that carries it; shares at locations the

@@ -2,8 +2,9 @@
 //! from the wallet ([`settle`]); send it again only when a late enough read licenses it.
 //!
 //! Once any attempt may have been applied, the call ends only with the key shares (created,
-//! reconciled, or the wallet's existing ones when asked for) or an unknown outcome: every
-//! other ending passes through [`unknown`].
+//! reconciled, or the wallet's existing ones when asked for), an unknown outcome (every such
+//! ending passes through [`unknown`]), or `AlreadyBackedUp` when a read shows a backup this
+//! create cannot have made (other locations: the wallet was backed up otherwise).
 
 use std::fmt;
 
