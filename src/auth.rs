@@ -20,22 +20,22 @@ pub const TOKEN_ENV_VARS: [&str; 2] = ["DYNAMIC_API_TOKEN", "DYN_API_TOKEN"];
 pub const TOKEN_FILE_ENV_VAR: &str = "DYNAMIC_API_TOKEN_FILE";
 
 /// The token in the file at `path`: its text with one trailing newline (`\n` or `\r\n`)
-/// dropped, as secret mounts and `echo` write it. The error names the file, never its
+/// dropped, as secret mounts and `echo` write it. The error shows neither the path nor the
 /// content.
 pub(crate) fn token_from_file(path: &std::path::Path) -> Result<String, Error> {
+    // The path is never shown: a token set in the variable by mistake would be printed.
     let field = TOKEN_FILE_ENV_VAR;
     let bytes = std::fs::read(path).map_err(|e| {
         Error::invalid_input(
             field,
-            format!("cannot read the token file {}: {e}", path.display()),
+            format!(
+                "the file it names cannot be read ({e}); it must hold the path of a file with \
+                 the token (its value is not shown, in case it is the token itself)"
+            ),
         )
     })?;
-    let mut text = String::from_utf8(bytes).map_err(|_| {
-        Error::invalid_input(
-            field,
-            format!("the token file {} is not UTF-8", path.display()),
-        )
-    })?;
+    let mut text = String::from_utf8(bytes)
+        .map_err(|_| Error::invalid_input(field, "the file it names is not UTF-8"))?;
     if text.ends_with('\n') {
         text.pop();
         if text.ends_with('\r') {
@@ -45,7 +45,7 @@ pub(crate) fn token_from_file(path: &std::path::Path) -> Result<String, Error> {
     if text.is_empty() {
         return Err(Error::invalid_input(
             field,
-            format!("the token file {} is empty", path.display()),
+            "the file it names is empty".to_owned(),
         ));
     }
     Ok(text)

@@ -98,8 +98,10 @@ impl BackupJob {
     }
 
     /// Like [`resumed`](Self::resumed), knowing that the earlier run sent nothing after
-    /// `last_sent` (the last write of its results or journal file, say): reads start no
-    /// earlier than `settle_after` after it.
+    /// `last_sent`: reads start no earlier than `settle_after` after it. Give a moment the
+    /// earlier run had ended by (it exited, or let go of a lock it held while running), not
+    /// the last write of its results: a job in flight sends its create again after a 429's
+    /// `Retry-After`, or after a settled doubt, without writing anything.
     pub fn resumed_since(mut self, last_sent: SystemTime) -> Self {
         self.resumed = Some(Resumed::Since(last_sent));
         self

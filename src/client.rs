@@ -163,8 +163,8 @@ impl Client {
     /// applied the create cannot be recovered by sending it again. The call follows these
     /// rules:
     ///
-    /// - **May have been applied**: a timeout or reset after sending, 500, 502, 503 without
-    ///   `Retry-After`, 504 and other 5xx, 422 `wallet_service_connection_error`, and **any
+    /// - **May have been applied**: a timeout or reset after sending, 500, 502, 503 (with or
+    ///   without `Retry-After`), 504 and other 5xx, 422 `wallet_service_connection_error`, and **any
     ///   2xx** the call cannot use (200, 202, 204, a 201 whose body is cut off, over the size
     ///   bound, late or malformed, a 201 without a requested location, any answer after a
     ///   redirect). Once an attempt may have been applied, the call ends only with the key

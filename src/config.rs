@@ -57,7 +57,7 @@ type ShapeHttp = Box<dyn FnOnce(reqwest::ClientBuilder) -> reqwest::ClientBuilde
 impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
-            .field("base_url", &self.base_url)
+            .field("base_url", &shown_url(&self.base_url))
             .field("token", &self.token.as_ref().map(|_| "[redacted]"))
             .field("policy", &self.policy)
             .field("pacing", &self.pacing)
@@ -305,10 +305,11 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
                 && first.host_str() == attempt.url().host_str()
                 && first.port_or_known_default() == attempt.url().port_or_known_default()
         });
+        let next = route_of(attempt.url().path());
         let again = attempt
             .previous()
             .iter()
-            .any(|seen| seen.path() == attempt.url().path());
+            .any(|seen| route_of(seen.path()) == next);
         if attempt.previous().len() > 5 {
             attempt.error("more than 5 redirects")
         } else if same_origin && again {
@@ -321,6 +322,39 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
     })
 }
 
+/// A path as servers route it, for "a path already requested": percent-decoded, in one case,
+/// without empty segments. A trailing slash, a percent-encoded character or another case
+/// (which common routers ignore) does not make a path another one.
+fn route_of(path: &str) -> Vec<u8> {
+    let raw = path.as_bytes();
+    let mut decoded = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let hex = raw
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (raw[i], hex) {
+            (b'%', Some(byte)) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                decoded.push(byte);
+                i += 1;
+            }
+        }
+    }
+    decoded.make_ascii_lowercase();
+    let mut route = Vec::with_capacity(decoded.len());
+    for segment in decoded.split(|&b| b == b'/').filter(|s| !s.is_empty()) {
+        route.push(b'/');
+        route.extend_from_slice(segment);
+    }
+    route
+}
+
 /// The base URL, checked: `https`, or `http` to a loopback address (an IP literal, or
 /// `localhost`, pinned to loopback when the client is built); no credentials, query or
 /// fragment. Messages never echo credentials.
@@ -331,7 +365,7 @@ fn check_base_url(raw: &str) -> Result<(String, reqwest::Url), Error> {
         let shown = redact_before_last_at(raw);
         Error::invalid_input("base_url", format!("{shown:?} is not a URL ({e})"))
     })?;
-    let shown = redact_userinfo(raw);
+    let shown = without_userinfo(&url);
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Error::invalid_input(
             "base_url",
@@ -368,20 +402,35 @@ fn check_base_url(raw: &str) -> Result<(String, reqwest::Url), Error> {
     Ok((url.as_str().trim_end_matches('/').to_owned(), url))
 }
 
-/// `raw` with whatever stands before an `@` in its authority replaced: a message about a URL
-/// never shows a password, even for a URL that does not parse.
+/// `url` as a message may show it: its credentials, if any, replaced. Written from the parsed
+/// URL, not from the text it came from: the URL standard reads `https:/`, `https:` or
+/// `https:\\` as `https://`, skips tabs and line breaks, and so on, and only the parser knows
+/// where its credentials are.
 ///
 /// ```text
-/// http://user:pass@127.0.0.1:99999/api  ->  http://[redacted]@127.0.0.1:99999/api
+/// https:/user:pass@h:1/a@b  ->  https://[redacted]@h:1/a@b
 /// ```
-pub(crate) fn redact_userinfo(raw: &str) -> String {
-    let start = raw.find("://").map_or(0, |i| i + 3);
-    let end = raw[start..]
-        .find(['/', '?', '#'])
-        .map_or(raw.len(), |i| start + i);
-    match raw[start..end].rfind('@') {
-        Some(at) => format!("{}[redacted]{}", &raw[..start], &raw[start + at..]),
-        None => raw.to_owned(),
+fn without_userinfo(url: &reqwest::Url) -> String {
+    if url.username().is_empty() && url.password().is_none() {
+        return url.as_str().to_owned();
+    }
+    let mut bare = url.clone();
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    let text = bare.as_str();
+    match text.find("://") {
+        Some(i) => format!("{}[redacted]@{}", &text[..i + 3], &text[i + 3..]),
+        // Not reached: a URL with credentials has an authority.
+        None => "[redacted]".to_owned(),
+    }
+}
+
+/// `raw` as a message or `Debug` may show it: without whatever stands before an `@` in its
+/// authority, whether it parses or not.
+fn shown_url(raw: &str) -> String {
+    match reqwest::Url::parse(raw) {
+        Ok(url) => without_userinfo(&url),
+        Err(_) => redact_before_last_at(raw),
     }
 }
 
@@ -426,11 +475,36 @@ mod tests {
             let text = format!("{err:#} {err:?}");
             assert!(!text.contains("pass"), "{text}");
         }
+        assert_eq!(shown_url("http://u:p@h:1/a@b"), "http://[redacted]@h:1/a@b");
         assert_eq!(
-            redact_userinfo("http://u:p@h:1/a@b"),
-            "http://[redacted]@h:1/a@b"
+            shown_url("https:/u:p@h:1/a@b"),
+            "https://[redacted]@h:1/a@b"
         );
-        assert_eq!(redact_userinfo("https://h/x"), "https://h/x");
+        assert_eq!(shown_url("https://h/x"), "https://h/x");
+    }
+
+    #[test]
+    fn spellings_of_one_path_are_one_route() {
+        let path = "/environments/e-1/waas/w/keyShares/backup/locations";
+        for same in [
+            "/environments/e-1/waas/w/keyShares/backup/locations/",
+            "/environments/e%2D1/waas/w/keyShares/backup/locations",
+            "/environments/e%2d1/waas/w/%6BeyShares/backup/locations",
+            "/ENVIRONMENTS/e-1/waas/w/KEYSHARES/backup/locations",
+            "/environments//e-1/waas/w/keyShares/backup/locations",
+        ] {
+            assert_eq!(route_of(same), route_of(path), "{same}");
+        }
+        for other in [
+            "/environments/e-1/waas/w",
+            "/environments/e-1/waas/w/keyShares/backup",
+            "/environments/e%2G1/waas/w/keyShares/backup/locations",
+            "/elsewhere",
+        ] {
+            assert_ne!(route_of(other), route_of(path), "{other}");
+        }
+        assert_eq!(route_of("/%"), b"/%");
+        assert_eq!(route_of("/a%4"), b"/a%4");
     }
 
     #[test]

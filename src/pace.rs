@@ -267,6 +267,20 @@ struct Line {
     settled: Notify,
 }
 
+/// The environments a client has sent to, each with its queue and limiter. Those at rest (no
+/// request holds them, their limiter owes nothing) are forgotten once there are many: a fresh
+/// one is the same, and an input naming a new environment on every row must not grow the
+/// client's memory row by row.
+#[derive(Default)]
+struct Environments {
+    map: HashMap<EnvironmentId, Arc<Environment>>,
+    /// The size at which those at rest are next forgotten.
+    sweep_at: usize,
+}
+
+/// Environments kept before those at rest are forgotten, at least.
+const ENVIRONMENTS_KEPT: usize = 1024;
+
 /// A settling read's place in a line: counted until it has its permit (or gives up).
 struct Settling<'l>(&'l Line);
 
@@ -284,7 +298,7 @@ pub(crate) struct Pacer {
     process: Option<Limit>,
     environment: Option<KeyedLimit>,
     process_line: Line,
-    environments: Mutex<HashMap<EnvironmentId, Arc<Environment>>>,
+    environments: Mutex<Environments>,
     /// Nanoseconds after the epoch before which nothing is sent.
     paused_until: AtomicU64,
     /// Wakes calls queued behind others when a pause begins: one that will not wait that
@@ -335,10 +349,19 @@ impl Pacer {
 
     fn environment(&self, environment: &EnvironmentId) -> Arc<Environment> {
         let mut environments = lock(&self.environments);
-        match environments.get(environment) {
-            Some(env) => Arc::clone(env),
-            None => Arc::clone(environments.entry(environment.clone()).or_default()),
+        if let Some(env) = environments.map.get(environment) {
+            return Arc::clone(env);
         }
+        if environments.map.len() >= environments.sweep_at.max(ENVIRONMENTS_KEPT) {
+            let now = self.now();
+            environments
+                .map
+                .retain(|_, env| Arc::strong_count(env) > 1 || lock(&env.gcra).tat > now);
+            // Amortized: many busy at once are swept again only once twice as many.
+            environments.sweep_at = environments.map.len().saturating_mul(2);
+        }
+        let env = environments.map.entry(environment.clone()).or_default();
+        Arc::clone(env)
     }
 
     /// A permit at once, without waiting or queueing, when one is there: no pause holds,
@@ -877,6 +900,30 @@ pub(crate) mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn environments_at_rest_are_forgotten_and_memory_stays_flat() {
+        let pacer = built(Pacing::unlimited().with_per_environment(600));
+        // A new environment on every request, as an input of mixed environments may name.
+        for i in 0..20_000u128 {
+            let env = EnvironmentId::from(uuid::Uuid::from_u128(i));
+            take(&pacer, &env).await;
+            tokio::time::advance(Duration::from_millis(1)).await;
+        }
+        let kept = lock(&pacer.environments).map.len();
+        assert!(kept <= 2 * ENVIRONMENTS_KEPT, "{kept} environments kept");
+        // One that owes its limiter is kept: its next request still waits.
+        let busy = env(1);
+        for _ in 0..BURST {
+            take(&pacer, &busy).await;
+        }
+        for i in 20_000..40_000u128 {
+            take(&pacer, &EnvironmentId::from(uuid::Uuid::from_u128(i))).await;
+        }
+        let start = Instant::now();
+        take(&pacer, &busy).await;
+        assert!(start.elapsed() > Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn settling_reads_go_ahead_of_new_work() {
         let pacer = Arc::new(built(Pacing::unlimited().with_per_process(60)));
         for _ in 0..BURST {
@@ -1272,6 +1319,79 @@ pub(crate) mod tests {
                 "{kind:?}: {after:.3} of the restored allowance"
             );
             assert!(refused <= 0.02, "{kind:?}: 429s {refused:.4}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod random_refusals {
+    //! The controller against 429s that no pace stops (a gateway
+    //! refusing a share of requests at random), at the default pace (1,440 a minute).
+
+    use super::*;
+
+    /// 16 workers through the pacer for `seconds` of paused time against a server refusing
+    /// `share` of the requests at random (`Retry-After: 1`); the answers come 5 ms after
+    /// sending. Returns the accepted requests a second over the last two thirds of the run,
+    /// as a share of the configured rate.
+    async fn against_random_refusals(per_minute: u32, share: f64, seconds: u64) -> f64 {
+        let pacer = Arc::new(
+            Pacing::unlimited()
+                .with_per_process(per_minute)
+                .build(Duration::from_secs(30))
+                .unwrap()
+                .unwrap(),
+        );
+        let rng = Arc::new(Mutex::new(fastrand::Rng::with_seed(7)));
+        let start = Instant::now();
+        let (from, end) = (
+            start + Duration::from_secs(seconds / 3),
+            start + Duration::from_secs(seconds),
+        );
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..16)
+            .map(|_| {
+                let (pacer, rng, accepted) =
+                    (Arc::clone(&pacer), Arc::clone(&rng), Arc::clone(&accepted));
+                tokio::spawn(async move {
+                    let env = EnvironmentId::from(uuid::Uuid::from_bytes([1; 16]));
+                    while Instant::now() < end {
+                        pacer.acquire(&env, Lane::New, None).await.unwrap();
+                        let sent = Instant::now();
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        if lock(&rng).f64() < share {
+                            pacer.rate_limited(sent, Some(Duration::from_secs(1)));
+                        } else {
+                            pacer.answered();
+                            if sent >= from {
+                                accepted.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.await.unwrap();
+        }
+        let span = (end - from).as_secs_f64();
+        accepted.load(Ordering::Relaxed) as f64 / span / (f64::from(per_minute) / 60.0)
+    }
+
+    /// Measured (paused time, 300 s): at 1,440 a minute, 12 % of 429s at random leave
+    /// 0.086 of the configured pace (ideal 0.88), 15 % leave 0.088, 20 % 0.029; at 6,000 a
+    /// minute the same shares leave 0.82, 0.69, 0.52. After a cut the background is measured
+    /// only on 30 answers within 3 s, which a pace under 10 a second never gathers: the 429s
+    /// that go on are never learnt as background, and each one the evidence counts is cut for
+    /// again, down to the floor (1 %). A shared limit plus 5 % of such 429s does the same:
+    /// 12 a second admitted of 24 configured, 0.30 of it achieved (sliding window).
+    #[tokio::test(start_paused = true)]
+    #[ignore = "review finding, not fixed: random 429s collapse the default pace"]
+    async fn a_gateways_random_429s_do_not_collapse_the_default_pace() {
+        for share in [0.12, 0.15] {
+            let achieved = against_random_refusals(1_440, share, 300).await;
+            eprintln!("1,440 a minute, {share} refused at random: {achieved:.3} of the pace");
+            assert!(achieved >= 0.7 * (1.0 - share), "{share}: {achieved:.3}");
         }
     }
 }

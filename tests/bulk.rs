@@ -207,8 +207,9 @@ async fn failures_say_what_a_later_run_does_and_serialize_as_one_object() {
     assert_eq!(not_found.next_run(), NextRun::Create);
     assert_eq!(not_found.tag, Some(17));
     assert_eq!(serde_json::to_value(not_found).unwrap()["tag"], 17);
-    // 429s: nothing was applied, create again next time.
-    sandbox.fail_next(Operation::Create, 3, FaultResponse::new(429));
+    // 429s, more than a job waits out besides its attempts (ten): nothing was applied,
+    // create again next time.
+    sandbox.fail_next(Operation::Create, 11, FaultResponse::new(429));
     let outcomes = run(&client, vec![job(&rows[0])], 1).await;
     let unavailable = &outcomes[0];
     assert_eq!(unavailable.status, BackupStatus::Failed, "{unavailable:?}");

@@ -11,9 +11,10 @@ use crate::server::TOKEN;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-// The ids of the API's documented example.
+// The ids of the API's documented example; the wallet is the one its 201 names (the facade
+// does not take an answer about another wallet for its own).
 const ENVIRONMENT_ID: &str = "95b11417-f18f-457f-8804-68e361f9164f";
-const WALLET_ID: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
+const WALLET_ID: &str = "95b11417-f18f-457f-8804-68e361f9164f";
 const USER_ID: &str = "3c90c3cc-0d44-4b50-8888-8dd25736052a";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

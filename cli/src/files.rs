@@ -20,35 +20,56 @@ pub fn open_private(path: &Path, what: &str) -> Result<File, CliError> {
     if !existed {
         sync_directory_of(path);
     }
-    make_private(&file);
+    make_private(&file, path, what)?;
     Ok(file)
 }
 
-/// Creates (or truncates) `path` for writing, 0600, refusing a symbolic link.
+/// Creates (or truncates) `path` for writing, 0600, refusing a symbolic link. An existing
+/// file is emptied only once it is known to be private.
 pub fn create_private(path: &Path, what: &str) -> Result<File, CliError> {
     let mut options = OpenOptions::new();
-    options.create(true).write(true).truncate(true);
+    options.create(true).write(true);
     restrict(&mut options);
     let file = options.open(path).map_err(|e| refused(path, what, e))?;
-    make_private(&file);
+    if make_private(&file, path, what)? {
+        file.set_len(0).map_err(|e| {
+            CliError::Other(format!("cannot write {} ({what}): {e}", path.display()))
+        })?;
+    }
     Ok(file)
 }
 
 /// An existing file keeps its mode when opened: made 0600 too, as a new one is (it holds key
-/// share ids). Where that is not allowed (a file of another owner), it stays as it was.
+/// share ids). A file others can read that this user may not make private (another user's,
+/// planted in a shared directory) is refused: what the tool writes would be theirs to read.
+/// A device or a pipe (`/dev/null`, say) is left as it is: its mode is the system's, not the
+/// tool's to change. Returns whether `file` is a regular file.
 #[cfg(unix)]
-fn make_private(file: &File) {
+fn make_private(file: &File, path: &Path, what: &str) -> Result<bool, CliError> {
     use std::os::unix::fs::PermissionsExt;
-    let private = file
+    let metadata = file
         .metadata()
-        .is_ok_and(|m| m.permissions().mode() & 0o077 == 0);
-    if !private {
-        let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        .map_err(|e| CliError::Other(format!("cannot write {} ({what}): {e}", path.display())))?;
+    if !metadata.is_file() {
+        return Ok(false);
+    }
+    if metadata.permissions().mode() & 0o077 == 0 {
+        return Ok(true);
+    }
+    match file.set_permissions(std::fs::Permissions::from_mode(0o600)) {
+        Ok(()) => Ok(true),
+        Err(e) => Err(CliError::InvalidInput(format!(
+            "{what} {} can be read by other users and cannot be made private ({e}): it is \
+             another user's file; nothing was written to it; remove it or choose another path",
+            path.display()
+        ))),
     }
 }
 
 #[cfg(not(unix))]
-fn make_private(_: &File) {}
+fn make_private(file: &File, _: &Path, _: &str) -> Result<bool, CliError> {
+    Ok(file.metadata().is_ok_and(|m| m.is_file()))
+}
 
 #[cfg(unix)]
 fn restrict(options: &mut OpenOptions) {

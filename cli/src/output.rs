@@ -160,13 +160,27 @@ impl Printer {
 }
 
 /// `text` as a terminal may show it: control characters (ANSI escapes, line breaks, bells,
-/// C1 controls) and the invisible characters that reorder text (bidirectional overrides) are
+/// C1 controls), line and paragraph separators, and the invisible characters that reorder or
+/// reshape text (bidirectional overrides and marks, the deprecated shaping controls) are
 /// written as `\u{..}` escapes, so that a string a server chose can neither clear the screen,
 /// set the window title nor fake a line. JSON output and the results file keep strings exact.
 pub fn escaped(text: &str) -> Cow<'_, str> {
     let unsafe_char = |c: char| {
         c.is_control()
-            || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{feff}')
+            || matches!(
+                c,
+                // The Arabic letter mark and the invisible marks, bidirectional ones included.
+                '\u{061c}'
+                    | '\u{200b}'..='\u{200f}'
+                    | '\u{202a}'..='\u{202e}'
+                    | '\u{2060}'..='\u{2069}'
+                    | '\u{206a}'..='\u{206f}'
+                    | '\u{feff}'
+                    | '\u{fff9}'..='\u{fffb}'
+                    // Line and paragraph separators: a line break to some renderers.
+                    | '\u{2028}'
+                    | '\u{2029}'
+            )
     };
     if !text.chars().any(unsafe_char) {
         return Cow::Borrowed(text);

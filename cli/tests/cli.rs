@@ -884,7 +884,7 @@ async fn the_token_comes_from_a_file_or_stdin_never_a_flag() {
     let output = run(cmd).await;
     output.clone().assert().success();
     assert!(!String::from_utf8_lossy(&output.stdout).contains(TOKEN));
-    // An empty file is named, never its content.
+    // An empty file is reported, never its content.
     std::fs::write(&file, "").unwrap();
     let mut cmd = cli();
     cmd.env("DYNAMIC_API_TOKEN_FILE", &file)

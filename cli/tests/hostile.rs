@@ -258,17 +258,18 @@ async fn create_many_keeps_no_echoed_token_in_results_journal_or_output() {
 // 2. No raw control characters from a server on a terminal.
 // ---------------------------------------------------------------------------------------
 
-/// A 201 whose every string is hostile (the location must be the one asked for).
-fn hostile_201() -> Value {
+/// A 201 for `wallet` whose every other string is hostile (the wallet and the location
+/// must be the ones asked for, or the answer is not the create's: the wallet settles it).
+fn hostile_201(wallet: &str) -> Value {
     json!({
         "message": HOSTILE[3],
-        "walletId": HOSTILE[2],
+        "walletId": wallet,
         "locationsWithKeyShares": [
             {"location": "googleDrive", "keyShareId": HOSTILE[0], "externalKeyShareId": HOSTILE[1]}
         ],
         "shareSetId": HOSTILE[0],
         "shareSetType": HOSTILE[1],
-        "passwordUpdateStatus": HOSTILE[3],
+        "passwordUpdateStatus": format!("{}{}", HOSTILE[3], HOSTILE[2]),
         "walletActive": true,
     })
 }
@@ -277,7 +278,7 @@ fn hostile_201() -> Value {
 async fn create_text_output_escapes_server_controls_and_json_output_stays_exact() {
     for format in ["text", "json"] {
         let sandbox = sandbox().await;
-        let hostile = FaultResponse::new(201).json(hostile_201());
+        let hostile = FaultResponse::new(201).json(hostile_201(WALLET));
         sandbox.fail_next(Operation::Create, 1, Fault::ApplyThenRespond(hostile));
         let mut cmd = cli_at(&sandbox.uri());
         create(&mut cmd, &["googleDrive"]).args(["--output", format, "-vv"]);
@@ -285,7 +286,7 @@ async fn create_text_output_escapes_server_controls_and_json_output_stays_exact(
         assert_eq!(output.status.code(), Some(0), "{output:?}");
         assert_terminal_safe("stderr", &output.stderr);
         if format == "json" {
-            assert_eq!(json(&output), hostile_201());
+            assert_eq!(json(&output), hostile_201(WALLET));
             continue;
         }
         assert_terminal_safe("stdout", &output.stdout);
@@ -375,7 +376,7 @@ async fn error_messages_quoting_upstream_escape_its_controls() {
 async fn create_many_results_keep_a_hostile_201_exact_and_stderr_escapes_it() {
     let (builder, rows) = with_wallets(1);
     let sandbox = builder.start().await;
-    let hostile = FaultResponse::new(201).json(hostile_201());
+    let hostile = FaultResponse::new(201).json(hostile_201(rows[0].wallet_id.as_ref()));
     sandbox.fail_next(Operation::Create, 1, Fault::ApplyThenRespond(hostile));
     let dir = workdir("hostile-bulk");
     let (input, results) = (dir.join("wallets.jsonl"), dir.join("results.jsonl"));

@@ -304,20 +304,20 @@ impl ClientHooks<RequestOptions> for Client {
         request: reqwest::Request,
         _info: &OperationInfo,
     ) -> reqwest::Result<reqwest::Response> {
-        // A fingerprint of where the request went, not a copy of its URL (no allocation).
-        let sent_to = fingerprint(request.url());
-        let response = self
+        // Where the request went, compared exactly: a redirect's URL is the server's choice,
+        // and a server that knows the URL it was sent (it does) could choose one that a
+        // cheap fingerprint takes for it, the token in it.
+        let sent = request.url().clone();
+        let mut response = self
             .client()
             .execute(request)
             .await
-            .map_err(|e| own_url_only(e, sent_to))?;
+            .map_err(|e| own_url_only(e, &sent))?;
         let status = response.status();
         let (capture, keep, carried) = ATTEMPT
             .try_with(|attempt| {
                 attempt.status.set(Some(status));
-                attempt
-                    .redirected
-                    .set(fingerprint(response.url()) != sent_to);
+                attempt.redirected.set(response.url() != &sent);
                 (
                     attempt.capture.clone(),
                     attempt.keep_body,
@@ -333,6 +333,25 @@ impl ClientHooks<RequestOptions> for Client {
         } else {
             self.inner().headers.get(AUTHORIZATION)
         };
+        let secret = authorization.and_then(crate::redact::bearer_secret);
+        // Whatever the status, the headers and (after a redirect) the URL go on to the
+        // caller, and the generated errors print both: the token is taken out of them here.
+        let moved = match secret {
+            Some(secret) => scrub(&mut response, secret, &sent),
+            None if carried => ATTEMPT
+                .try_with(|attempt| {
+                    let secret = attempt.authorization.as_ref();
+                    let secret = secret.and_then(crate::redact::bearer_secret)?;
+                    scrub(&mut response, secret, &sent)
+                })
+                .ok()
+                .flatten(),
+            None => None,
+        };
+        let response = match moved {
+            Some(url) => with_url(response, url),
+            None => response,
+        };
         let response = match self.inner().max_response_bytes {
             // A declared length within the limit needs no wrapper: hyper never yields more
             // than the declared Content-Length (HTTP/1), and h2 treats a longer body as a
@@ -344,9 +363,8 @@ impl ClientHooks<RequestOptions> for Client {
         // A success body is read here, whole and bounded, so that the token a server echoes
         // is gone before anything parses, keeps or prints it. Error bodies are read by
         // `ErrorResponse`, which the caller redacts.
-        let secret = authorization.and_then(crate::redact::bearer_secret);
         if status.is_success() && (capture.is_some() || keep || carried || secret.is_some()) {
-            let (response, body) = read_success(response, secret, sent_to).await;
+            let (response, body) = read_success(response, secret, &sent).await;
             if let Some(body) = body {
                 if let Some(capture) = &capture {
                     capture.put(body.clone());
@@ -361,6 +379,29 @@ impl ClientHooks<RequestOptions> for Client {
     }
 }
 
+/// Takes `secret` out of `response`'s headers (values and names); when the response's URL is
+/// not the one the request was sent to (a redirect's, the server's choice) and holds the
+/// secret, returns the URL to answer from instead.
+fn scrub(
+    response: &mut reqwest::Response,
+    secret: &[u8],
+    sent: &reqwest::Url,
+) -> Option<reqwest::Url> {
+    crate::redact::redact_headers(response.headers_mut(), secret);
+    if response.url() == sent {
+        return None;
+    }
+    let clean = crate::redact::redact(response.url().as_str().as_bytes(), secret)?;
+    // Where the answer came from, as far as it can be told without the token; else where
+    // the request went.
+    let url = std::str::from_utf8(&clean)
+        .ok()
+        .and_then(|clean| reqwest::Url::parse(clean).ok())
+        .filter(|url| crate::redact::redact(url.as_str().as_bytes(), secret).is_none())
+        .unwrap_or_else(|| sent.clone());
+    Some(url)
+}
+
 /// Reads a success body and takes `secret` out of it; hands on an answer with the same
 /// status, headers, URL and (redacted) body, and the body read (no copy when the secret is
 /// absent). A body that cannot be read (over the limit, cut off) is handed on as a body that
@@ -369,7 +410,7 @@ impl ClientHooks<RequestOptions> for Client {
 async fn read_success(
     mut response: reqwest::Response,
     secret: Option<&[u8]>,
-    sent_to: u64,
+    sent: &reqwest::Url,
 ) -> (reqwest::Response, Option<bytes::Bytes>) {
     let status = response.status();
     let headers = std::mem::take(response.headers_mut());
@@ -395,7 +436,7 @@ async fn read_success(
             (reqwest::Body::from(body.clone()), Some(body))
         }
         Err(e) => (
-            reqwest::Body::wrap(Failed(Some(own_url_only(e, sent_to)))),
+            reqwest::Body::wrap(Failed(Some(own_url_only(e, sent)))),
             None,
         ),
     };
@@ -427,30 +468,11 @@ impl http_body::Body for Failed {
 /// `e` without its URL when that is not the URL the request was sent to: a redirect's URL is
 /// the server's choice, and may carry anything (the token it was sent, say) into messages
 /// and logs.
-fn own_url_only(e: reqwest::Error, sent_to: u64) -> reqwest::Error {
+fn own_url_only(e: reqwest::Error, sent: &reqwest::Url) -> reqwest::Error {
     match e.url() {
-        Some(url) if fingerprint(url) != sent_to => e.without_url(),
+        Some(url) if url != sent => e.without_url(),
         _ => e,
     }
-}
-
-/// A cheap fingerprint of a URL, to tell whether an answer came from where its request went
-/// without keeping a copy of the URL: eight bytes at a time, multiplied and rotated (as
-/// `FxHash`), and the length. Not collision-resistant, and need not be: only the server, which
-/// chooses redirects, could aim for a collision, and it can answer anything anyway.
-fn fingerprint(url: &reqwest::Url) -> u64 {
-    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-    let bytes = url.as_str().as_bytes();
-    let mut hash = bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
-    }
-    let mut last = [0; 8];
-    last[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    (hash.rotate_left(5) ^ u64::from_le_bytes(last)).wrapping_mul(K)
 }
 
 /// The conversion to `http::Response` drops the response URL; carry it over through a
@@ -459,6 +481,14 @@ fn carry_url(parts: &mut http::response::Parts, url: reqwest::Url) {
     if let Ok(carrier) = reqwest::ResponseBuilderExt::url(http::Response::builder(), url).body(()) {
         parts.extensions.extend(carrier.into_parts().0.extensions);
     }
+}
+
+/// `response` answering from `url`.
+fn with_url(response: reqwest::Response, url: reqwest::Url) -> reqwest::Response {
+    let response: http::Response<reqwest::Body> = response.into();
+    let (mut parts, body) = response.into_parts();
+    carry_url(&mut parts, url);
+    http::Response::from_parts(parts, body).into()
 }
 
 /// Wraps the body so that reading more than `limit` bytes fails (with `LengthLimitError`).

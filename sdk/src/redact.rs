@@ -2,7 +2,7 @@
 //! server that echoes it cannot get it stored, printed or logged.
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// What a secret is replaced with.
 pub const REDACTED: &str = "[redacted]";
@@ -32,7 +32,43 @@ pub const REDACTED: &str = "[redacted]";
 ///
 /// A text that ends with the start of the secret (a body cut off at a size bound in the
 /// middle of it) loses that end too.
+///
+/// What is left never holds the secret again: a secret that starts (or ends) like
+/// [`REDACTED`] ends (or starts) could be spelled anew by a replacement and the text next to
+/// it, so the result is redacted again, and a text that still holds it after that is
+/// [`REDACTED`] whole (a secret that `[redacted]` itself holds excepted).
+///
+/// ```
+/// use dynamic_waas_api::redact::redact;
+///
+/// let clean = redact(b"]tok tok end", b"]tok").unwrap();
+/// assert_eq!(clean, b"[redacted] tok end");
+/// let clean = redact(b"]tok_tok_", b"]tok_").unwrap();
+/// assert!(!clean.windows(5).any(|w| w == b"]tok_"));
+/// ```
 pub fn redact(text: &[u8], secret: &[u8]) -> Option<Vec<u8>> {
+    let mut out = redact_once(text, secret)?;
+    if REDACTED
+        .as_bytes()
+        .windows(secret.len())
+        .any(|w| w == secret)
+    {
+        // A secret `[redacted]` itself holds: no replacement can hide it.
+        return Some(out);
+    }
+    // Only a secret that shares bytes with `[redacted]` can be spelled anew; each pass
+    // takes what the last one spelled.
+    for _ in 0..3 {
+        match redact_once(&out, secret) {
+            Some(again) => out = again,
+            None => return Some(out),
+        }
+    }
+    Some(REDACTED.as_bytes().to_vec())
+}
+
+/// One pass of [`redact`]: every occurrence in `text` replaced.
+fn redact_once(text: &[u8], secret: &[u8]) -> Option<Vec<u8>> {
     let first = *secret.first()?;
     let mut out: Option<Vec<u8>> = None;
     // `text[..kept]` is copied to `out` (or needs no copy yet).
@@ -164,14 +200,38 @@ pub fn redact_bytes(bytes: Bytes, secret: &[u8]) -> Bytes {
     }
 }
 
-/// [`redact`] on every header value.
+/// [`redact`] on every header value; a header whose name holds the secret (HTTP lower-cases
+/// names, so in any case) is kept as `x-redacted`, its value redacted too.
 pub fn redact_headers(headers: &mut HeaderMap, secret: &[u8]) {
+    if secret.is_empty() {
+        return;
+    }
     for value in headers.values_mut() {
         if let Some(clean) = redact(value.as_bytes(), secret) {
             *value = HeaderValue::from_bytes(&clean).unwrap_or(HeaderValue::from_static(REDACTED));
         }
     }
+    let named = |name: &HeaderName| {
+        name.as_str()
+            .as_bytes()
+            .windows(secret.len())
+            .any(|w| w.eq_ignore_ascii_case(secret))
+    };
+    if !headers.keys().any(named) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers.keys().filter(|n| named(n)).cloned().collect();
+    for name in names {
+        let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+        headers.remove(&name);
+        for value in values {
+            headers.append(REDACTED_NAME.clone(), value);
+        }
+    }
 }
+
+/// The name a header whose name held the secret is kept under.
+static REDACTED_NAME: HeaderName = HeaderName::from_static("x-redacted");
 
 /// The token of an `Authorization: Bearer <token>` value.
 pub fn bearer_secret(authorization: &HeaderValue) -> Option<&[u8]> {

@@ -72,6 +72,8 @@ pub(crate) struct Call {
     total: Duration,
     /// 429s a bulk job has waited out: not its attempts (the pacer's business), but bounded.
     refused: u32,
+    /// The time a bulk job has waited for them, in all: bounded too.
+    refused_waited: Duration,
 }
 
 impl Call {
@@ -85,6 +87,7 @@ impl Call {
             waits,
             total: policy.total_timeout(),
             refused: 0,
+            refused_waited: Duration::ZERO,
         }
     }
 
@@ -157,7 +160,11 @@ impl std::fmt::Display for RequestId {
     }
 }
 
-/// The longest a bulk job waits for a rate limit's `Retry-After` before its next attempt.
+/// The longest a bulk job waits for rate limits' `Retry-After`s, in all (ten of Dynamic's
+/// one-minute windows). A 429 that asks for longer than what is left of it ends the job at
+/// once as rate limited (a later run creates it), instead of holding its slot of the run:
+/// a server answering `Retry-After: 86400` to every request must not stall a run for ten
+/// minutes a 429, ten 429s a job.
 const MAX_QUEUED_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 /// The 429s a bulk job waits out before it fails as rate limited. A 429 is a request the
@@ -181,6 +188,10 @@ pub(crate) async fn run<O: Operation>(
     lane: Lane,
 ) -> Result<O::Output, Ended> {
     let mut refreshed = false;
+    // The 429s of this run that a bulk job waited out: not attempts of this run. `tries` may
+    // count earlier runs of the operation (a create sent again), never another operation's,
+    // so what is subtracted from it is counted here, not over the whole call.
+    let mut refused_here = 0u32;
     // The error of the last failed attempt: what the run reports if it stops here.
     let mut last: Option<Error> = None;
     let stop = |last: &mut Option<Error>, stop: Stop, call: &Call| {
@@ -240,7 +251,11 @@ pub(crate) async fn run<O: Operation>(
         match decision {
             Decision::Retry { retry_after } => {
                 let rate_limited = matches!(error.kind(), ErrorKind::RateLimited { .. });
-                match plan_retry(policy, call, *tries, retry_after, rate_limited, O::KIND) {
+                let made = Made {
+                    tries: *tries,
+                    refused_here: &mut refused_here,
+                };
+                match plan_retry(policy, call, made, retry_after, rate_limited, O::KIND) {
                     Ok(wait) => {
                         client.inner.metric(Event::Retry {
                             operation: O::KIND.name(),
@@ -393,27 +408,49 @@ fn admit(client: &Client, policy: &RetryPolicy, call: &Call, op: OpKind) -> Resu
     Ok(time)
 }
 
+/// The attempts a run has made: `tries` of the operation (see [`run`]), and the 429s among
+/// them this run waited out as a bulk job.
+struct Made<'a> {
+    tries: u32,
+    refused_here: &'a mut u32,
+}
+
 /// The wait before the next attempt. A bulk job waits out a rate limit's `Retry-After`
-/// outside its deadline (up to [`MAX_QUEUED_RETRY_AFTER`]), and up to
+/// outside its deadline (up to [`MAX_QUEUED_RETRY_AFTER`] in all), and up to
 /// [`MAX_QUEUED_RATE_LIMITED`] of them besides its attempts; anything else follows [`plan`].
 fn plan_retry(
     policy: &RetryPolicy,
     call: &mut Call,
-    tries: u32,
+    made: Made<'_>,
     retry_after: Option<Duration>,
     rate_limited: bool,
     op: OpKind,
 ) -> Result<Duration, Stop> {
+    let Made {
+        tries,
+        refused_here,
+    } = made;
     if call.waits == Waits::Queued {
-        // The job's own attempts: those the server did not refuse for the rate.
-        let attempts = tries - call.refused;
+        // The job's own attempts: those the server did not refuse for the rate. The call's
+        // count of 429s spans its create and every read that settles it; a read's `tries`
+        // counts that read only, so only this run's 429s are taken off.
+        let attempts = tries.saturating_sub(*refused_here);
         if rate_limited {
             if call.refused >= MAX_QUEUED_RATE_LIMITED {
                 return Err(Stop::Attempts);
             }
+            let wait = retry_after.unwrap_or_else(|| policy.backoff(call.refused + 1));
+            let left = MAX_QUEUED_RETRY_AFTER.saturating_sub(call.refused_waited);
+            if wait > left {
+                return Err(match retry_after {
+                    Some(asked) => Stop::RetryAfterTooLong(asked),
+                    None => Stop::Attempts,
+                });
+            }
             call.refused += 1;
-            let wait = retry_after.unwrap_or_else(|| policy.backoff(call.refused));
-            return Ok(wait.min(MAX_QUEUED_RETRY_AFTER));
+            call.refused_waited += wait;
+            *refused_here += 1;
+            return Ok(wait);
         }
         return plan(
             policy,
@@ -722,6 +759,86 @@ pub(crate) mod tests {
             ErrorKind::RateLimited { .. }
         ));
         assert_eq!(tries, MAX_QUEUED_RATE_LIMITED + 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bulk_jobs_429s_in_one_run_are_not_taken_off_the_attempts_of_the_next() {
+        // A create refused twice, then a read of the same call that fails once: its one
+        // attempt is not "1 - 2" attempts (an overflow), and it is retried.
+        let client = client(Pacing::unlimited());
+        let mut call = Call::new(&policy(), Waits::Queued);
+        let create = ScriptedCreate(Scripted::new(vec![
+            Err(http(429, Some(0)).await),
+            Err(http(429, Some(0)).await),
+            Ok(201),
+        ]));
+        let mut creates = 0;
+        let created = run(
+            &client,
+            &create,
+            &policy(),
+            &mut call,
+            &mut creates,
+            false,
+            Lane::New,
+        )
+        .await;
+        assert_eq!((created.ok(), creates), (Some(201), 3));
+        let read = Scripted::new(vec![Err(http(503, None).await), Ok(200)]);
+        let mut reads = 0;
+        let result = run(
+            &client,
+            &read,
+            &policy(),
+            &mut call,
+            &mut reads,
+            false,
+            Lane::Settle,
+        )
+        .await;
+        assert_eq!((result.ok(), reads), (Some(200), 2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bulk_job_waits_ten_minutes_of_retry_after_in_all_then_fails_as_rate_limited() {
+        let client = client(Pacing::unlimited());
+        // A day asked: not waited (ten minutes a 429, ten 429s, before): rate limited at once.
+        let op = Scripted::new(vec![Err(http(429, Some(86_400)).await), Ok(200)]);
+        let start = Instant::now();
+        let (result, _, tries) = go(&client, &op, &policy(), Waits::Queued).await;
+        let err = failed(result);
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(86_400)));
+        assert_eq!((tries, start.elapsed()), (1, op.latency));
+        // Ten minutes at a time: one waited, the next refused.
+        let mut script = Vec::new();
+        for _ in 0..MAX_QUEUED_RATE_LIMITED + 1 {
+            script.push(Err(http(429, Some(600)).await));
+        }
+        let op = Scripted::new(script);
+        let start = Instant::now();
+        let (result, _, tries) = go(&client, &op, &policy(), Waits::Queued).await;
+        assert!(matches!(
+            failed(result).kind(),
+            ErrorKind::RateLimited { .. }
+        ));
+        assert_eq!(tries, 2);
+        assert!(
+            start.elapsed() < Duration::from_secs(601),
+            "{:?}",
+            start.elapsed()
+        );
+        // A minute at a time (a full one-minute window): all ten waited out.
+        let mut script = Vec::new();
+        for _ in 0..MAX_QUEUED_RATE_LIMITED {
+            script.push(Err(http(429, Some(60)).await));
+        }
+        script.push(Ok(200));
+        let op = Scripted::new(script);
+        let (result, _, tries) = go(&client, &op, &policy(), Waits::Queued).await;
+        assert_eq!(
+            (result.ok(), tries),
+            (Some(200), MAX_QUEUED_RATE_LIMITED + 1)
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -250,7 +250,11 @@ fn by_status(
             None if !complete => (maybe(false), ErrorKind::Rejected),
             _ => (Decision::Stop, ErrorKind::Rejected),
         },
-        503 if retry_after.is_some() => (retry, rate_limited),
+        // Overloaded, asking for a wait: a read is retried after it. A create may still have
+        // been applied before a busy backend's gateway said so: it is settled from the wallet
+        // (the pacer still hears the server ask to slow down).
+        503 if retry_after.is_some() && op == OpKind::Read => (retry, rate_limited),
+        503 if retry_after.is_some() => (maybe(false), rate_limited),
         _ if status.is_server_error() => (maybe(false), ErrorKind::ServerError),
         _ if status.is_client_error() => (Decision::Stop, ErrorKind::Rejected),
         _ => (Decision::Stop, ErrorKind::InvalidResponse),
@@ -324,7 +328,7 @@ mod tests {
             (500, None, None, reconcile, retry, "ServerError"),
             (502, None, None, reconcile, retry, "ServerError"),
             (503, None, None, reconcile, retry, "ServerError"),
-            (503, None, RA, retry_ra, retry_ra, "RateLimited"),
+            (503, None, RA, reconcile, retry_ra, "RateLimited"),
             (504, None, None, reconcile, retry, "ServerError"),
             (520, None, None, reconcile, retry, "ServerError"),
             (600, None, None, Stop, Stop, "InvalidResponse"),

@@ -141,7 +141,14 @@ impl Operation for CreateOp<'_> {
             )
         };
         let (body, raw) = send(client, &attempt, true, OpKind::Create, sent).await?;
-        if let Err(problem) = names_every_location(&request.body.locations, &body) {
+        let problem = if !same_wallet(&body.wallet_id, &request.wallet) {
+            // Whatever it says, it is not this create's answer (a server's mistake, or a
+            // redirect): the wallet settles it.
+            Err("the 201 names another wallet than the one asked for".to_owned())
+        } else {
+            names_every_location(&request.body.locations, &body)
+        };
+        if let Err(problem) = problem {
             return Err(Failure::Unusable2xx {
                 status: StatusCode::CREATED,
                 body: raw,
@@ -150,6 +157,12 @@ impl Operation for CreateOp<'_> {
         }
         Ok(CreateAnswer { body, raw })
     }
+}
+
+/// Whether an answer's `walletId` is the wallet asked about (upstream writes ids lower-case;
+/// another spelling of the same id is the same wallet).
+fn same_wallet(answered: &dynamic_waas_api::ids::ResourceId, asked: &WalletId) -> bool {
+    answered.as_str().eq_ignore_ascii_case(asked.as_str())
 }
 
 /// A 201 must name every requested location, as often as it was asked.
@@ -199,6 +212,13 @@ impl Operation for ReadOp<'_> {
         let (env, wallet) = (self.env, self.wallet);
         let sent = || client.inner.api.get_waas_wallet_by_wallet_id(env, wallet);
         let (response, raw) = send(client, &attempt, self.raw, OpKind::Read, sent).await?;
+        if !same_wallet(&response.wallet.wallet_id, wallet) {
+            return Err(Failure::Unusable2xx {
+                status: StatusCode::OK,
+                body: raw,
+                problem: "the wallet read answered with another wallet".into(),
+            });
+        }
         Ok(WalletAnswer {
             wallet: response.wallet.into(),
             raw,

@@ -23,8 +23,10 @@ use crate::exit::CliError;
 pub struct Resume {
     skip: Vec<u128>,
     read_first: Vec<u128>,
-    /// When the earlier runs last wrote the results or the journal: nothing was sent after.
-    last_written: Option<SystemTime>,
+    /// When the earlier runs had ended: nothing of theirs can be sent after it. Not their last
+    /// write: a job in flight sends its create again after a 429's `Retry-After`, or after a
+    /// settled doubt, without writing anything.
+    earlier_ended: Option<SystemTime>,
 }
 
 impl Resume {
@@ -39,9 +41,9 @@ impl Resume {
         }
     }
 
-    /// When the earlier runs last wrote anything (their creates were all sent before).
-    pub fn last_written(&self) -> Option<SystemTime> {
-        self.last_written
+    /// When the earlier runs had ended (their creates were all sent before).
+    pub fn earlier_ended(&self) -> Option<SystemTime> {
+        self.earlier_ended
     }
 
     /// Wallets settled, and wallets to read first.
@@ -56,13 +58,15 @@ impl Resume {
         Self {
             skip,
             read_first,
-            last_written: None,
+            earlier_ended: None,
         }
     }
 }
 
-/// Reads the results file at `results` and its journal.
+/// Reads the results file at `results` and its journal: under the results file's lock (a
+/// resumed run), or for a dry run, which sends nothing.
 pub fn load(results: &Path) -> Result<Resume, CliError> {
+    let loaded_at = SystemTime::now();
     #[derive(Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Outcome {
@@ -135,12 +139,14 @@ pub fn load(results: &Path) -> Result<Resume, CliError> {
     sorted(&mut read_first);
     read_first.retain(|wallet| skip.binary_search(wallet).is_err());
     read_first.shrink_to_fit();
-    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let last_written = modified(results).max(modified(&journal));
     Ok(Resume {
         skip,
         read_first,
-        last_written,
+        // Read under the results file's lock, which a run holds until it can send nothing
+        // more: every earlier run has ended by now. (The files' last write is no bound: a job
+        // sends its create again after a 429's `Retry-After`, or after a settled doubt,
+        // without writing a line.)
+        earlier_ended: Some(loaded_at),
     })
 }
 
