@@ -401,7 +401,7 @@ pub struct ServeArgs {
     /// Change --limit over time: "30=0.6,90=1" makes it 60 % of N from 30 s after the start
     /// and N again from 90 s
     #[arg(long, value_name = "SECONDS=SHARE,...", requires = "limit", value_parser = parse_schedule)]
-    pub limit_schedule: Option<Vec<(f64, f64)>>,
+    pub limit_schedule: Option<Schedule>,
 
     /// Append a JSON line a second to FILE: requests received and refused with 429 in that
     /// second (for benchmarks of pacing)
@@ -419,8 +419,14 @@ pub enum LimitKind {
     TokenBucket,
 }
 
+/// `--limit-schedule`: from each number of seconds after the start, the share of `--limit`.
+/// One value (a newtype: clap takes an `Option<Vec<_>>` for a repeated flag).
 #[cfg(feature = "sandbox")]
-fn parse_schedule(value: &str) -> Result<Vec<(f64, f64)>, String> {
+#[derive(Clone, Debug, PartialEq)]
+pub struct Schedule(pub Vec<(f64, f64)>);
+
+#[cfg(feature = "sandbox")]
+fn parse_schedule(value: &str) -> Result<Schedule, String> {
     value
         .split(',')
         .map(|step| {
@@ -436,7 +442,8 @@ fn parse_schedule(value: &str) -> Result<Vec<(f64, f64)>, String> {
             };
             Ok((number(at)?, number(share)?))
         })
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(Schedule)
 }
 
 /// `--location`, `--location-json` and `--allow-unknown-location`, shared by `create` and
@@ -652,6 +659,52 @@ mod tests {
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every flag of `sandbox serve`, parsed into its field: a value parser whose type is not
+    /// the field's panics at run time, which `debug_assert` does not see.
+    #[cfg(feature = "sandbox")]
+    #[test]
+    fn every_serve_flag_parses_into_its_field() {
+        let cli = Cli::try_parse_from([
+            "dynamic-waas",
+            "sandbox",
+            "serve",
+            "--wallets",
+            "3",
+            "--limit",
+            "100",
+            "--limit-kind",
+            "token-bucket",
+            "--limit-schedule",
+            "60=0.6,120=1",
+            "--read-lag",
+            "0.3",
+            "--lagging-duplicate-check",
+            "--rate-log",
+            "rates",
+            "--ambiguous-faults",
+            "0.1",
+            "--write-input",
+            "in.jsonl",
+            "--dump-state",
+            "state",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let debug = format!("{cli:?}");
+        assert!(
+            debug.contains("Schedule([(60.0, 0.6), (120.0, 1.0)])"),
+            "{debug}"
+        );
+        let args = [
+            "sandbox",
+            "serve",
+            "--upstream-limits",
+            "--time-scale",
+            "20",
+        ];
+        Cli::try_parse_from(std::iter::once("dynamic-waas").chain(args))
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

@@ -110,7 +110,7 @@ pub async fn serve(args: ServeArgs, printer: Printer) -> Result<(), CliError> {
         let sandbox = std::sync::Arc::clone(&sandbox);
         background.push(tokio::spawn(async move {
             let start = tokio::time::Instant::now();
-            for (at, share) in schedule {
+            for (at, share) in schedule.0 {
                 tokio::time::sleep_until(start + Duration::from_secs_f64(at)).await;
                 sandbox.set_rate_limits(Some(limit_of(f64::from(limit) * share)));
             }
