@@ -1,4 +1,4 @@
-//! The three clients measured, each making the same create call the way its user would.
+//! The clients measured, each making the same create call the way its user would.
 
 use std::fmt;
 
@@ -66,7 +66,7 @@ impl fmt::Display for Kind {
     }
 }
 
-/// All three clients against one server; each has its own connection pool, so none warms
+/// All the clients against one server; each has its own connection pool, so none warms
 /// connections for another.
 pub struct Clients {
     raw: Raw,

@@ -21,7 +21,7 @@ use clients::{BoxError, Clients, Kind};
 use measure::Plan;
 
 // Every allocation in the process is counted. The counters cost a few atomic adds per
-// allocation, paid alike by the three clients.
+// allocation, paid alike by every client.
 #[global_allocator]
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 

@@ -28,13 +28,16 @@ commands:
                --bulk         instead: create-many end to end against a sandbox process:
                               achieved rate and 429s under upstream's limits (scaled clock),
                               ids kept under 10 % ambiguous faults, peak memory with 100,000
-                              rows (about two minutes; --bulk --quick: a smaller run)
-  soak       the fault-injection soak: 1,000 creates with a fifth of their answers lost
-             after the server applied them, with and without lagging reads (about 30 s);
-             fails on any lost backup
+                              rows, limits shared with other traffic (sliding window, token
+                              bucket, a drop and recovery), --resume over 1,000,000 settled
+                              wallets (about 20 minutes; --bulk --quick: about 4)
+  soak       the fault-injection soak: 4 runs of 1,000 creates with a fifth of their answers
+             lost after the server applied them, lagging reads and a tight policy (about 3
+             minutes); fails on any lost backup or any create sent after apply
                --bulk [ROUNDS]  instead: create-many killed with SIGKILL at random moments
                                 ROUNDS times (20), each run resuming the last, under 10 %
-                                ambiguous faults; fails on any lost key share id (about 30 s)
+                                ambiguous faults and reads 300 ms behind; fails on any lost
+                                key share id or create sent after apply (about 2 minutes)
   msrv       fail (exit 1) if a locked dependency needs a newer Rust than the workspace's
              rust-version, listing each one
   evolve [NAME]
