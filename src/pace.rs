@@ -202,22 +202,25 @@ struct Gcra {
 }
 
 impl Gcra {
-    /// Whether [`Gcra::take`] would give a permit at `now`.
-    fn ready(&self, now: Duration, interval: Duration) -> bool {
+    /// The earliest moment a permit is there, for requests every `interval` (a burst of
+    /// [`BURST`]).
+    fn earliest(&self, now: Duration, interval: Duration) -> Duration {
         let tolerance = interval.saturating_mul(BURST - 1);
-        self.tat.max(now).saturating_sub(tolerance) <= now
+        self.tat.max(now).saturating_sub(tolerance)
     }
 
-    /// Takes a permit at `now` for requests every `interval` (a burst of [`BURST`]), or says
-    /// how long to wait for one.
+    /// Whether [`Gcra::take`] would give a permit at `now`.
+    fn ready(&self, now: Duration, interval: Duration) -> bool {
+        self.earliest(now, interval) <= now
+    }
+
+    /// Takes a permit at `now`, or says how long to wait for one.
     fn take(&mut self, now: Duration, interval: Duration) -> Result<(), Duration> {
-        let tolerance = interval.saturating_mul(BURST - 1);
-        let tat = self.tat.max(now);
-        let earliest = tat.saturating_sub(tolerance);
+        let earliest = self.earliest(now, interval);
         if earliest > now {
             return Err(earliest - now);
         }
-        self.tat = tat.saturating_add(interval);
+        self.tat = self.tat.max(now).saturating_add(interval);
         Ok(())
     }
 }
@@ -320,7 +323,9 @@ impl Pacer {
 
     /// Waits until a request to `environment` may be sent. With `patience` (a single call),
     /// a rate-limit pause longer than it accepts ends the wait at once with the time the
-    /// pause has left.
+    /// pause has left. (The engine tries [`Pacer::try_now`] itself and calls
+    /// [`Pacer::queue`]; this pairing is what the tests drive.)
+    #[cfg(test)]
     pub(crate) async fn acquire(
         &self,
         environment: &EnvironmentId,
@@ -330,6 +335,17 @@ impl Pacer {
         if self.try_now(environment, lane) {
             return Ok(());
         }
+        self.queue(environment, lane, patience).await
+    }
+
+    /// [`Pacer::acquire`] without its fast path: waits in turn in each line (for a caller
+    /// that has just tried [`Pacer::try_now`]).
+    pub(crate) async fn queue(
+        &self,
+        environment: &EnvironmentId,
+        lane: Lane,
+        patience: Option<Patience>,
+    ) -> Result<(), Duration> {
         if let Some(limit) = &self.environment {
             let env = self.environment(environment);
             self.take_turn(&env.line, lane, patience, |now, factor| {

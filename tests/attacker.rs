@@ -9,76 +9,16 @@ use std::time::{Duration, Instant};
 use dynamic_waas::api::ids::{EnvironmentId, WalletId};
 use dynamic_waas::api::redact::redact;
 use dynamic_waas::api::RequestOptions;
-use dynamic_waas::{BackupStatus, Client, CreatedBackup, Error};
-use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Sandbox, Seed, Target};
+use dynamic_waas::{BackupStatus, Client};
+use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Seed, Target};
 use serde_json::{json, Value};
-use support::{fast, google_drive};
+use support::fast;
+use support::hostile::{assert_clean, assert_error_clean, create, created_body, sandbox_for};
 
 const TOKEN: &str = "dyn_review_canary_Hq3Zt8Wm2Np5Xk7";
 
-async fn sandbox_for(token: &str) -> (Sandbox, Seed) {
-    let seed = Seed::example();
-    let sandbox = seed
-        .builder()
-        .token(token, seed.environment_id.clone())
-        .start()
-        .await;
-    (sandbox, seed)
-}
-
 fn client_of(uri: &str, token: &str) -> Client {
     support::client_at(uri, token, fast())
-}
-
-#[track_caller]
-fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
-    for secret in secrets {
-        assert!(!text.contains(secret), "{what} holds {secret:?}: {text}");
-    }
-}
-
-/// Every view of a facade error, header names included (its Debug lists them).
-fn error_views(err: &Error) -> String {
-    let mut text = format!(
-        "{err} | {err:#} | {err:?} | {err:#?} | {}",
-        serde_json::to_string(err).unwrap()
-    );
-    let mut cause = std::error::Error::source(err);
-    while let Some(e) = cause {
-        text.push_str(&format!(" | {e} / {e:?}"));
-        cause = e.source();
-    }
-    for (name, value) in err.headers().into_iter().flatten() {
-        text.push_str(&format!(
-            " | {name}: {}",
-            String::from_utf8_lossy(value.as_bytes())
-        ));
-    }
-    if let Some(body) = err.body_excerpt() {
-        text.push_str(&String::from_utf8_lossy(body));
-    }
-    text
-}
-
-fn created_body(id: &str) -> Value {
-    json!({
-        "message": "Backup action and event created successfully",
-        "walletId": Seed::example().wallet_id,
-        "locationsWithKeyShares": [
-            {"location": "googleDrive", "keyShareId": id, "externalKeyShareId": id}
-        ],
-    })
-}
-
-async fn create(client: &Client, seed: &Seed) -> Result<CreatedBackup, Error> {
-    client
-        .create_backup_locations(
-            &seed.environment_id,
-            &seed.wallet_id,
-            &seed.user_id,
-            [google_drive()],
-        )
-        .await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -197,7 +137,7 @@ async fn a_redirect_url_that_fingerprints_as_the_sent_one_keeps_no_token() {
         .retry_policy(fast().with_max_attempts(1))
         .await
         .unwrap_err();
-    assert_clean("the error", &error_views(&err), &[TOKEN, &TOKEN[..8]]);
+    assert_error_clean(&err, &[TOKEN, &TOKEN[..8]]);
 }
 
 /// A create answered 303 to a URL that fingerprints as the create's own: the GET that
@@ -254,7 +194,7 @@ async fn a_header_named_after_the_token_leaves_no_trace_of_it() {
             .await
             .unwrap_err();
         assert_eq!(err.status().map(|s| s.as_u16()), Some(401), "{err:#}");
-        assert_clean("the error", &error_views(&err), &[&named, &named[..8]]);
+        assert_error_clean(&err, &[&named, &named[..8]]);
     }
 }
 
@@ -733,7 +673,7 @@ async fn a_rotated_out_token_echoed_later_is_redacted_too() {
         .unwrap_err();
     let requests = sandbox.requests();
     assert_eq!(requests.len(), 2, "{requests:#?}");
-    assert_clean("the error", &error_views(&err), &[OLD]);
+    assert_error_clean(&err, &[OLD]);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 
 use dynamic_waas::{BackupJob, BackupOutcome, BackupStatus, Client, NextRun, Pacing};
 use dynamic_waas_sandbox::{
-    Fault, FaultResponse, Operation, Pregenerated, Rate, RateLimit, RateLimits, Sandbox, Seed,
-    Target,
+    Fault, FaultResponse, Operation, Rate, RateLimit, RateLimits, Sandbox, Seed, Target,
 };
 use futures_util::{stream, StreamExt};
-use support::{fast, google_drive};
+use support::{fast, google_drive, held, job, outcome_ids};
 
 /// A client of `sandbox` with the fast policy and `pacing`.
 fn client(sandbox: &Sandbox, pacing: Pacing) -> Client {
@@ -28,16 +27,6 @@ fn client(sandbox: &Sandbox, pacing: Pacing) -> Client {
         .unwrap()
 }
 
-fn job(row: &Pregenerated) -> BackupJob {
-    BackupJob::new(
-        &row.environment_id,
-        &row.wallet_id,
-        &row.user_id,
-        [google_drive()],
-    )
-    .unwrap()
-}
-
 async fn run(client: &Client, jobs: Vec<BackupJob>, concurrency: usize) -> Vec<BackupOutcome> {
     client
         .create_many(stream::iter(jobs), concurrency)
@@ -45,24 +34,10 @@ async fn run(client: &Client, jobs: Vec<BackupJob>, concurrency: usize) -> Vec<B
         .await
 }
 
-/// The key share ids the sandbox holds for `row`'s wallet.
-fn held(sandbox: &Sandbox, row: &Pregenerated) -> Vec<String> {
-    let shares = sandbox.key_shares(&row.wallet_id).unwrap();
-    shares.iter().map(|s| s.id.to_string()).collect()
-}
-
 /// The outcome for `wallet`.
 fn of<'o>(outcomes: &'o [BackupOutcome], wallet: &dynamic_waas::WalletId) -> &'o BackupOutcome {
     let found = outcomes.iter().find(|o| &o.wallet_id == wallet);
     found.unwrap_or_else(|| panic!("no outcome for {wallet}"))
-}
-
-fn ids(outcome: &BackupOutcome) -> Vec<String> {
-    outcome
-        .key_shares
-        .iter()
-        .map(|s| s.key_share_id.to_string())
-        .collect()
 }
 
 #[tokio::test]
@@ -105,7 +80,7 @@ async fn every_wallet_ends_with_its_ids_and_none_is_created_twice_under_ambiguou
             "{outcome:?}"
         );
         reconciled += usize::from(outcome.status == BackupStatus::Reconciled);
-        assert_eq!(ids(outcome), held(&sandbox, row), "{outcome:?}");
+        assert_eq!(outcome_ids(outcome), held(&sandbox, row), "{outcome:?}");
         assert_eq!(outcome.next_run(), NextRun::Skip);
         assert_eq!(sandbox.creates_applied_to(&row.wallet_id), 1);
     }
@@ -127,7 +102,7 @@ async fn a_wallet_backed_up_before_comes_back_with_the_key_shares_it_holds() {
     let outcomes = run(&client, rows.iter().map(job).collect(), 2).await;
     let again = of(&outcomes, &first.wallet_id);
     assert_eq!(again.status, BackupStatus::AlreadyBackedUp, "{again:?}");
-    assert_eq!(ids(again), before);
+    assert_eq!(outcome_ids(again), before);
     assert_eq!(again.next_run(), NextRun::Skip);
     assert!(again.error.is_none());
     let other = of(&outcomes, &rows[1].wallet_id);
@@ -152,7 +127,7 @@ async fn a_resumed_job_reads_the_wallet_before_it_creates() {
     .await;
     let applied = of(&outcomes, &rows[0].wallet_id);
     assert_eq!(applied.status, BackupStatus::Reconciled, "{applied:?}");
-    assert_eq!(ids(applied), held(&sandbox, &rows[0]));
+    assert_eq!(outcome_ids(applied), held(&sandbox, &rows[0]));
     assert_eq!(applied.attempts, 1, "one read, no create");
     let fresh = of(&outcomes, &rows[1].wallet_id);
     assert_eq!(fresh.status, BackupStatus::Created, "{fresh:?}");
@@ -181,7 +156,7 @@ async fn a_resumed_job_for_a_wallet_backed_up_otherwise_reports_the_shares_it_ho
     let outcome = &outcomes[0];
     // Not unknown for ever: the wallet is backed up, with these shares.
     assert_eq!(outcome.status, BackupStatus::AlreadyBackedUp, "{outcome:?}");
-    assert_eq!(ids(outcome), held(&sandbox, &rows[0]));
+    assert_eq!(outcome_ids(outcome), held(&sandbox, &rows[0]));
     assert_eq!(outcome.next_run(), NextRun::Skip);
     assert_eq!(sandbox.creates_received(), 1);
 }

@@ -180,9 +180,10 @@ async fn a_2xx_is_never_sent_again_even_when_the_wallet_read_lags() {
         assert!(reason.contains("was applied"), "{fault:?}: {reason}");
         assert_eq!(f.proxy.sent("POST"), 1, "{fault:?}");
         assert_eq!(f.applied(), 1);
-        // Read until the deadline, not until the attempts ran out.
+        // Read until the deadline, not until the attempts ran out (a margin over them: a
+        // loaded machine reads less often in the same 1.5 s).
         assert!(
-            f.proxy.sent("GET") > 6,
+            f.proxy.sent("GET") > u64::from(short().max_attempts()) + 1,
             "{fault:?}: {} reads",
             f.proxy.sent("GET")
         );

@@ -10,25 +10,17 @@ use std::time::{Duration, Instant};
 use dynamic_waas::api::error::ErrorResponse;
 use dynamic_waas::api::hooks::BodyCapture;
 use dynamic_waas::api::RequestOptions;
-use dynamic_waas::{BackupJob, BackupStatus, Client, CreatedBackup, Error, ErrorKind, Pacing};
+use dynamic_waas::{BackupJob, BackupStatus, Client, CreatedBackup, ErrorKind, Pacing};
 use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Rate, Sandbox, Seed, Target};
 use futures_util::StreamExt;
-use serde_json::{json, Value};
-use support::{fast, google_drive};
+use serde_json::Value;
+use support::fast;
+use support::hostile::{
+    assert_clean, assert_error_clean, create, created_body, error_views, sandbox_for,
+};
 
 /// Distinctive, so that any trace of it anywhere is this client's token.
 const TOKEN: &str = "dyn_hostile_canary_Zq8Wv3Kp5Rt7Yx2NmB4";
-
-/// The example sandbox, with `token` valid for its environment.
-async fn sandbox_for(token: &str) -> (Sandbox, Seed) {
-    let seed = Seed::example();
-    let sandbox = seed
-        .builder()
-        .token(token, seed.environment_id.clone())
-        .start()
-        .await;
-    (sandbox, seed)
-}
 
 fn client_of(uri: &str, token: &str) -> Client {
     support::client_at(uri, token, fast())
@@ -38,56 +30,6 @@ fn client_of(uri: &str, token: &str) -> Client {
 /// redact's tail rule removes).
 fn traces(token: &str) -> [&str; 2] {
     [token, &token[..8]]
-}
-
-#[track_caller]
-fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
-    for secret in secrets {
-        assert!(!text.contains(secret), "{what} holds {secret:?}: {text:?}");
-    }
-}
-
-/// Every way an error can be shown or kept: Display, `{:#}`, Debug, JSON, each cause, the
-/// upstream text and code, the body excerpt and every header.
-fn views(err: &Error) -> Vec<(String, String)> {
-    let mut views = vec![
-        ("Display".to_owned(), err.to_string()),
-        ("{:#}".to_owned(), format!("{err:#}")),
-        ("Debug".to_owned(), format!("{err:?}")),
-        ("{:#?}".to_owned(), format!("{err:#?}")),
-        ("JSON".to_owned(), serde_json::to_string(err).unwrap()),
-    ];
-    let mut cause = std::error::Error::source(err);
-    while let Some(e) = cause {
-        views.push(("cause".into(), format!("{e} / {e:?}")));
-        cause = e.source();
-    }
-    if let Some(text) = err.upstream_error() {
-        views.push(("upstream_error".into(), text.to_owned()));
-    }
-    if let Some(code) = err.upstream_code() {
-        views.push(("upstream_code".into(), code.to_owned()));
-    }
-    if let Some(body) = err.body_excerpt() {
-        views.push((
-            "body_excerpt".into(),
-            String::from_utf8_lossy(body).into_owned(),
-        ));
-    }
-    for (name, value) in err.headers().into_iter().flatten() {
-        views.push((
-            format!("header {name}"),
-            String::from_utf8_lossy(value.as_bytes()).into_owned(),
-        ));
-    }
-    views
-}
-
-#[track_caller]
-fn assert_error_clean(err: &Error, secrets: &[&str]) {
-    for (what, text) in views(err) {
-        assert_clean(&what, &text, secrets);
-    }
 }
 
 #[track_caller]
@@ -101,28 +43,6 @@ fn assert_created_clean(created: &CreatedBackup, secrets: &[&str]) {
     );
     let raw = String::from_utf8_lossy(created.raw_body().unwrap_or_default()).into_owned();
     assert_clean("raw_body", &raw, secrets);
-}
-
-/// A create-shaped 201 body for the example wallet, at googleDrive, with `id`.
-fn created_body(id: &str) -> Value {
-    json!({
-        "message": "Backup action and event created successfully",
-        "walletId": Seed::example().wallet_id,
-        "locationsWithKeyShares": [
-            {"location": "googleDrive", "keyShareId": id, "externalKeyShareId": id}
-        ],
-    })
-}
-
-async fn create(client: &Client, seed: &Seed) -> Result<CreatedBackup, Error> {
-    client
-        .create_backup_locations(
-            &seed.environment_id,
-            &seed.wallet_id,
-            &seed.user_id,
-            [google_drive()],
-        )
-        .await
 }
 
 fn stored_ids(sandbox: &Sandbox, seed: &Seed) -> Vec<String> {
@@ -435,7 +355,7 @@ fn credentials_in_a_base_url_are_never_echoed_however_it_is_spelled() {
             .build()
             .unwrap_err();
         assert!(err.is_invalid_input(), "{url}: {err:#}");
-        for (what, text) in views(&err) {
+        for (what, text) in error_views(&err) {
             assert_clean(&format!("{url}: {what}"), &text, &["hunter2", TOKEN]);
         }
     }
@@ -661,18 +581,7 @@ async fn bulk_jobs_wait_out_the_pause_and_succeed() {
     let sandbox = builder.start().await;
     let client = paced_client(&sandbox.uri(), &seed.token);
     let paused = pause(&sandbox, &seed, &client).await;
-    let jobs: Vec<BackupJob> = rows
-        .iter()
-        .map(|r| {
-            BackupJob::new(
-                &r.environment_id,
-                &r.wallet_id,
-                &r.user_id,
-                [google_drive()],
-            )
-            .unwrap()
-        })
-        .collect();
+    let jobs: Vec<BackupJob> = rows.iter().map(support::job).collect();
     let outcomes: Vec<_> = client
         .create_many(futures_util::stream::iter(jobs), 3)
         .collect()

@@ -11,7 +11,7 @@ use std::time::Duration;
 use dynamic_waas::{BackupJob, BackupStatus, Client, Pacing, RetryPolicy, DEFAULT_SETTLE_AFTER};
 use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Pregenerated, Rate, Sandbox, Seed};
 use futures_util::{stream, StreamExt};
-use support::{fast, google_drive, ids};
+use support::{fast, ids};
 
 /// Pregenerated wallets whose reads lag `lag` behind creates, harshly.
 async fn lagging(count: usize, lag: Duration) -> (Sandbox, Vec<Pregenerated>) {
@@ -88,18 +88,7 @@ async fn a_bulk_run_sends_no_create_again_to_a_wallet_whose_create_was_applied()
     ambiguous_faults(&sandbox, 0.15, 0.1);
     let policy = fast().with_settle_after(DEFAULT_SETTLE_AFTER);
     let client = client(&sandbox, policy, Pacing::unlimited());
-    let jobs: Vec<BackupJob> = rows
-        .iter()
-        .map(|r| {
-            BackupJob::new(
-                &r.environment_id,
-                &r.wallet_id,
-                &r.user_id,
-                [google_drive()],
-            )
-            .unwrap()
-        })
-        .collect();
+    let jobs: Vec<BackupJob> = rows.iter().map(support::job).collect();
     let outcomes: Vec<_> = client.create_many(stream::iter(jobs), 32).collect().await;
     let by_wallet: HashMap<_, _> = outcomes.iter().map(|o| (o.wallet_id.clone(), o)).collect();
     for row in &rows {

@@ -6,10 +6,10 @@ mod support;
 
 use std::time::Duration;
 
-use dynamic_waas::{BackupJob, BackupOutcome, BackupStatus, Client, Pacing, RetryPolicy};
+use dynamic_waas::{BackupOutcome, BackupStatus, Client, Pacing, RetryPolicy};
 use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Pregenerated, Sandbox, Seed};
 use futures_util::{stream, StreamExt};
-use support::{fast, google_drive};
+use support::{fast, held, job, outcome_ids};
 
 fn client(sandbox: &Sandbox, policy: RetryPolicy) -> Client {
     Client::builder()
@@ -21,16 +21,6 @@ fn client(sandbox: &Sandbox, policy: RetryPolicy) -> Client {
         .unwrap()
 }
 
-fn job(row: &Pregenerated) -> BackupJob {
-    BackupJob::new(
-        &row.environment_id,
-        &row.wallet_id,
-        &row.user_id,
-        [google_drive()],
-    )
-    .unwrap()
-}
-
 async fn one_job(client: &Client, row: &Pregenerated) -> BackupOutcome {
     let mut outcomes: Vec<_> = client
         .create_many(stream::iter([job(row)]), 1)
@@ -38,19 +28,6 @@ async fn one_job(client: &Client, row: &Pregenerated) -> BackupOutcome {
         .await;
     assert_eq!(outcomes.len(), 1);
     outcomes.remove(0)
-}
-
-fn held(sandbox: &Sandbox, row: &Pregenerated) -> Vec<String> {
-    let shares = sandbox.key_shares(&row.wallet_id).unwrap();
-    shares.iter().map(|s| s.id.to_string()).collect()
-}
-
-fn ids(outcome: &BackupOutcome) -> Vec<String> {
-    outcome
-        .key_shares
-        .iter()
-        .map(|s| s.key_share_id.to_string())
-        .collect()
 }
 
 fn rate_limited(seconds: u64) -> Fault {
@@ -77,7 +54,7 @@ async fn a_bulk_jobs_429s_on_its_create_do_not_break_the_reads_that_settle_it() 
     let outcome = run.await.expect("the bulk run panicked");
     let (_, rows) = support::with_wallets(1);
     assert_eq!(outcome.status, BackupStatus::Reconciled, "{outcome:?}");
-    assert_eq!(ids(&outcome), held(&sandbox, &rows[0]));
+    assert_eq!(outcome_ids(&outcome), held(&sandbox, &rows[0]));
     // Two refused, one applied; none after it.
     assert_eq!(sandbox.creates_received(), 3);
     assert_eq!(sandbox.creates_applied_to(&rows[0].wallet_id), 1);

@@ -4,26 +4,14 @@
 //! loopback.
 
 mod support;
+use support::{create_many_one_by_one, jsonl, mode, with_wallets, workdir};
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use dynamic_waas_sandbox::{Fault, FaultResponse, Pregenerated, Seed, Target};
-use serde_json::json;
+use dynamic_waas_sandbox::{Fault, FaultResponse, Target};
 use support::{cli, cli_at, example_wallet, run, sandbox, sandbox_with, wallet_get, TOKEN};
-
-fn workdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("review-attack-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn mode(path: &Path) -> u32 {
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
 
 fn is_root() -> bool {
     // The effective uid, read from the process status (no unsafe `geteuid`).
@@ -35,40 +23,6 @@ fn is_root() -> bool {
                 .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
         })
         .unwrap_or(false)
-}
-
-fn with_wallets(count: usize) -> (dynamic_waas_sandbox::SandboxBuilder, Vec<Pregenerated>) {
-    let seed = Seed::example();
-    seed.builder()
-        .token(TOKEN, seed.environment_id.clone())
-        .pregenerated(&seed.environment_id, count)
-}
-
-fn jsonl(rows: &[Pregenerated]) -> String {
-    rows.iter()
-        .map(|r| {
-            json!({"environmentId": r.environment_id, "walletId": r.wallet_id, "userId": r.user_id})
-                .to_string()
-                + "\n"
-        })
-        .collect()
-}
-
-fn create_many(uri: &str, input: &Path, results: &Path) -> Command {
-    let mut cmd = cli_at(uri);
-    cmd.args([
-        "backup-locations",
-        "create-many",
-        "--location",
-        "googleDrive",
-    ])
-    .arg("--input")
-    .arg(input)
-    .arg("--results")
-    .arg(results)
-    .args(["--rate", "600000", "--env-rate", "600000"])
-    .args(["--concurrency", "1", "--settle-after", "0.1"]);
-    cmd
 }
 
 // ---------------------------------------------------------------------------------------
@@ -96,7 +50,7 @@ async fn results_on_a_device_leave_the_device_mode_alone() {
     let input = dir.join("wallets.jsonl");
     std::fs::write(&input, jsonl(&rows)).unwrap();
     // Whether the run succeeds (syncing a device fails) is not the point: its mode is.
-    let output = run(create_many(&sandbox.uri(), &input, &null)).await;
+    let output = run(create_many_one_by_one(&sandbox.uri(), &input, &null)).await;
     assert_eq!(
         mode(&null),
         0o666,
@@ -131,7 +85,7 @@ async fn a_planted_results_file_others_can_read_is_refused() {
     std::os::unix::fs::chown(&results, Some(PLANTER), Some(PLANTER)).unwrap();
     std::fs::set_permissions(&results, std::fs::Permissions::from_mode(0o666)).unwrap();
 
-    let mut cmd = create_many(&sandbox.uri(), &input, &results);
+    let mut cmd = create_many_one_by_one(&sandbox.uri(), &input, &results);
     cmd.uid(VICTIM).gid(VICTIM).env("HOME", &dir);
     let output = run(cmd).await;
     let written = std::fs::read_to_string(&results).unwrap();

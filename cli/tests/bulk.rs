@@ -4,93 +4,23 @@
 //! the sandbox received, not only those it applied.
 
 mod support;
+use support::{
+    create_many, create_many_at, jsonl, key_share_ids, results, spawn, wait, with_wallets, workdir,
+};
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use dynamic_waas_sandbox::{Fault, Operation, Pregenerated, Rate, Sandbox, Seed};
+use dynamic_waas_sandbox::{Fault, Operation, Pregenerated, Rate, Sandbox};
 use serde_json::Value;
-use support::{cli_at, json, run, TOKEN};
+use support::{json, run, TOKEN};
 
 /// A sandbox with `count` pregenerated wallets; [`TOKEN`] is valid for their environment.
 async fn sandbox_with_wallets(count: usize) -> (Sandbox, Vec<Pregenerated>) {
-    let (builder, rows) = builder_with_wallets(count);
+    let (builder, rows) = with_wallets(count);
     (builder.start().await, rows)
-}
-
-fn builder_with_wallets(count: usize) -> (dynamic_waas_sandbox::SandboxBuilder, Vec<Pregenerated>) {
-    let seed = Seed::example();
-    seed.builder()
-        .token(TOKEN, seed.environment_id.clone())
-        .pregenerated(&seed.environment_id, count)
-}
-
-/// A fresh directory for one test's files.
-fn workdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bulk-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn jsonl(rows: &[Pregenerated]) -> String {
-    rows.iter()
-        .map(|r| {
-            serde_json::json!({"environmentId": r.environment_id, "walletId": r.wallet_id, "userId": r.user_id})
-                .to_string()
-                + "\n"
-        })
-        .collect()
-}
-
-/// `create-many` of `input` into `results`, fast: no pacing to speak of.
-fn create_many(uri: &str, input: &Path, results: &Path) -> Command {
-    create_many_at(uri, input, results, "600000")
-}
-
-/// `create-many` at `rate` requests a minute.
-fn create_many_at(uri: &str, input: &Path, results: &Path, rate: &str) -> Command {
-    let mut cmd = cli_at(uri);
-    cmd.args([
-        "backup-locations",
-        "create-many",
-        "--location",
-        "googleDrive",
-    ])
-    .arg("--input")
-    .arg(input)
-    .arg("--results")
-    .arg(results)
-    .args(["--rate", rate, "--env-rate", "600000"]);
-    cmd
-}
-
-/// The results file: the last line per wallet (a resumed run appends), and the bad rows.
-fn results(path: &Path) -> (HashMap<String, Value>, Vec<Value>) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut last = HashMap::new();
-    let mut bad = Vec::new();
-    for line in text.lines() {
-        let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        match value["walletId"].as_str() {
-            Some(wallet) => {
-                last.insert(wallet.to_owned(), value);
-            }
-            None => bad.push(value),
-        }
-    }
-    (last, bad)
-}
-
-fn key_share_ids(outcome: &Value) -> Vec<String> {
-    outcome["keyShares"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["keyShareId"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Every wallet has exactly one create applied, and its last outcome holds the ids the
@@ -247,14 +177,6 @@ async fn shards_partition_the_input_without_overlap() {
     assert_eq!(sandbox.creates_received(), 40);
 }
 
-/// The child, started with its output captured.
-fn spawn(mut cmd: Command) -> std::process::Child {
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the binary starts")
-}
-
 /// Waits until `results` (or a journal) holds at least `count` lines (however slow the machine), for a run
 /// to be cut off mid-way.
 async fn outcomes_written(results: &Path, count: usize) {
@@ -266,12 +188,6 @@ async fn outcomes_written(results: &Path, count: usize) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("the run wrote fewer than {count} outcomes in 10 s");
-}
-
-async fn wait(child: std::process::Child) -> Output {
-    tokio::task::spawn_blocking(move || child.wait_with_output().expect("the child ends"))
-        .await
-        .unwrap()
 }
 
 /// A run that is cut off: `count` wallets, one create in `every` applied and answered after
@@ -286,7 +202,7 @@ struct CutOff {
 
 impl CutOff {
     async fn new(name: &str, count: usize, every: u32, delay: Duration) -> Self {
-        Self::on(builder_with_wallets(count), name, every, delay).await
+        Self::on(with_wallets(count), name, every, delay).await
     }
 
     async fn on(
@@ -355,7 +271,7 @@ async fn a_run_killed_mid_way_resumes_with_every_id_and_no_create_sent_twice() {
 /// after SIGKILL must wait settle_after (2 s) from the journal's last write before reading.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_killed_and_resumed_at_once_against_lagging_reads_sends_no_create_twice() {
-    let (builder, rows) = builder_with_wallets(120);
+    let (builder, rows) = with_wallets(120);
     let lagging = builder
         .read_lag(Duration::from_millis(1500))
         .lagging_duplicate_check();

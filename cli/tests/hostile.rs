@@ -4,15 +4,14 @@
 //! process, over real HTTP on loopback.
 
 mod support;
+use support::{create_many_one_by_one, jsonl, mode, with_wallets, workdir};
 
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use dynamic_waas_sandbox::{
-    Fault, FaultResponse, Operation, Pregenerated, SandboxBuilder, Seed, Target, Wallet,
-};
+use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Target, Wallet};
 use serde_json::{json, Value};
 use support::{
     assert_error, cli, cli_at, create, example_wallet, json, run, sandbox, sandbox_with,
@@ -69,20 +68,6 @@ fn assert_output_has_no_token(case: &str, output: &Output) {
     assert_no_token(&format!("{case}: stderr"), &output.stderr);
 }
 
-/// A fresh directory for one test's files.
-fn workdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("hostile-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-#[cfg(unix)]
-fn mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
 /// A create-shaped 201 body for the example wallet at googleDrive.
 fn created_body(id: &str) -> Value {
     json!({
@@ -92,43 +77,6 @@ fn created_body(id: &str) -> Value {
             {"location": "googleDrive", "keyShareId": id, "externalKeyShareId": id}
         ],
     })
-}
-
-/// `count` pregenerated wallets, [`TOKEN`] valid for their environment.
-fn with_wallets(count: usize) -> (SandboxBuilder, Vec<Pregenerated>) {
-    let seed = Seed::example();
-    seed.builder()
-        .token(TOKEN, seed.environment_id.clone())
-        .pregenerated(&seed.environment_id, count)
-}
-
-fn jsonl(rows: &[Pregenerated]) -> String {
-    rows.iter()
-        .map(|r| {
-            json!({"environmentId": r.environment_id, "walletId": r.wallet_id, "userId": r.user_id})
-                .to_string()
-                + "\n"
-        })
-        .collect()
-}
-
-/// `create-many` of `input` into `results`, unpaced and one job at a time (so that queued
-/// faults meet the rows in order).
-fn create_many(uri: &str, input: &Path, results: &Path) -> Command {
-    let mut cmd = cli_at(uri);
-    cmd.args([
-        "backup-locations",
-        "create-many",
-        "--location",
-        "googleDrive",
-    ])
-    .arg("--input")
-    .arg(input)
-    .arg("--results")
-    .arg(results)
-    .args(["--rate", "600000", "--env-rate", "600000"])
-    .args(["--concurrency", "1", "--settle-after", "0.1"]);
-    cmd
 }
 
 fn journal_of(results: &Path) -> PathBuf {
@@ -237,7 +185,7 @@ async fn create_many_keeps_no_echoed_token_in_results_journal_or_output() {
     let dir = workdir("echo-bulk");
     let (input, results) = (dir.join("wallets.jsonl"), dir.join("results.jsonl"));
     std::fs::write(&input, jsonl(&rows)).unwrap();
-    let mut cmd = create_many(&sandbox.uri(), &input, &results);
+    let mut cmd = create_many_one_by_one(&sandbox.uri(), &input, &results);
     cmd.arg("-vv");
     let output = run(cmd).await;
     assert_eq!(output.status.code(), Some(9), "{output:?}");
@@ -381,7 +329,7 @@ async fn create_many_results_keep_a_hostile_201_exact_and_stderr_escapes_it() {
     let dir = workdir("hostile-bulk");
     let (input, results) = (dir.join("wallets.jsonl"), dir.join("results.jsonl"));
     std::fs::write(&input, jsonl(&rows)).unwrap();
-    let mut cmd = create_many(&sandbox.uri(), &input, &results);
+    let mut cmd = create_many_one_by_one(&sandbox.uri(), &input, &results);
     cmd.args(["--output", "text", "-vv"]);
     let output = run(cmd).await;
     assert_eq!(output.status.code(), Some(0), "{output:?}");
@@ -500,7 +448,7 @@ async fn a_planted_journal_or_results_link_is_refused_and_its_target_untouched()
                     results.clone()
                 };
                 std::os::unix::fs::symlink(&target, &link).unwrap();
-                let mut cmd = create_many(&sandbox.uri(), &input, &results);
+                let mut cmd = create_many_one_by_one(&sandbox.uri(), &input, &results);
                 if resume {
                     cmd.arg("--resume");
                 }
@@ -537,7 +485,7 @@ async fn new_results_and_journal_files_are_private() {
     let dir = workdir("private");
     let (input, results) = (dir.join("wallets.jsonl"), dir.join("results.jsonl"));
     std::fs::write(&input, jsonl(&rows)).unwrap();
-    let output = run(create_many(&sandbox.uri(), &input, &results)).await;
+    let output = run(create_many_one_by_one(&sandbox.uri(), &input, &results)).await;
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert_eq!(mode(&results), 0o600);
     assert_eq!(mode(&journal_of(&results)), 0o600);
@@ -555,7 +503,7 @@ async fn an_existing_results_file_readable_by_others_is_made_private() {
     // Left by another tool: empty, readable by everyone.
     std::fs::write(&results, "").unwrap();
     std::fs::set_permissions(&results, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let output = run(create_many(&sandbox.uri(), &input, &results)).await;
+    let output = run(create_many_one_by_one(&sandbox.uri(), &input, &results)).await;
     assert_eq!(output.status.code(), Some(0), "{output:?}");
     assert_eq!(mode(&results), 0o600);
 }

@@ -4,98 +4,17 @@
 //! applied.
 
 mod support;
+use support::{create_many, jsonl, key_share_ids, results, spawn, wait, with_wallets, workdir};
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::time::Duration;
 
-use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Pregenerated, Sandbox, Seed};
+use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Pregenerated, Sandbox};
 use serde_json::Value;
-use support::{cli_at, json, run, TOKEN};
-
-fn builder_with_wallets(count: usize) -> (dynamic_waas_sandbox::SandboxBuilder, Vec<Pregenerated>) {
-    let seed = Seed::example();
-    seed.builder()
-        .token(TOKEN, seed.environment_id.clone())
-        .pregenerated(&seed.environment_id, count)
-}
-
-fn workdir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("review-operator-{name}"));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn jsonl(rows: &[Pregenerated]) -> String {
-    rows.iter()
-        .map(|r| {
-            serde_json::json!({"environmentId": r.environment_id, "walletId": r.wallet_id, "userId": r.user_id})
-                .to_string()
-                + "\n"
-        })
-        .collect()
-}
-
-fn create_many(uri: &str, input: &Path, results: &Path) -> Command {
-    let mut cmd = cli_at(uri);
-    cmd.args([
-        "backup-locations",
-        "create-many",
-        "--location",
-        "googleDrive",
-    ])
-    .arg("--input")
-    .arg(input)
-    .arg("--results")
-    .arg(results)
-    .args(["--rate", "600000", "--env-rate", "600000"]);
-    cmd
-}
-
-/// The last results line per wallet, and the lines without a wallet (bad rows).
-fn results(path: &Path) -> (HashMap<String, Value>, Vec<Value>) {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut last = HashMap::new();
-    let mut bad = Vec::new();
-    for line in text.lines() {
-        let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        match value["walletId"].as_str() {
-            Some(wallet) => {
-                last.insert(wallet.to_owned(), value);
-            }
-            None => bad.push(value),
-        }
-    }
-    (last, bad)
-}
-
-fn key_share_ids(outcome: &Value) -> Vec<String> {
-    outcome["keyShares"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["keyShareId"].as_str().unwrap().to_owned())
-        .collect()
-}
+use support::{json, run};
 
 fn held(sandbox: &Sandbox, row: &Pregenerated) -> Vec<String> {
     let shares = sandbox.key_shares(&row.wallet_id).unwrap();
     shares.iter().map(|s| s.id.to_string()).collect()
-}
-
-fn spawn(mut cmd: Command) -> std::process::Child {
-    cmd.stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the binary starts")
-}
-
-async fn wait(child: std::process::Child) -> Output {
-    tokio::task::spawn_blocking(move || child.wait_with_output().expect("the child ends"))
-        .await
-        .unwrap()
 }
 
 /// Waits (up to 20 s) until the sandbox has received `count` creates.
@@ -118,7 +37,7 @@ async fn creates_received(sandbox: &Sandbox, count: usize) {
 /// settle_after), and sends the create again.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_resume_after_a_create_sent_long_after_the_last_write_sends_no_create_twice() {
-    let (builder, rows) = builder_with_wallets(1);
+    let (builder, rows) = with_wallets(1);
     let sandbox = builder
         .read_lag(Duration::from_millis(1800))
         .lagging_duplicate_check()
@@ -176,7 +95,7 @@ async fn a_resume_after_a_create_sent_long_after_the_last_write_sends_no_create_
 /// without a word (a lone `\r` used to end the line's first record and lose the second).
 #[tokio::test(flavor = "multi_thread")]
 async fn every_row_of_a_hostile_csv_is_accounted_for_and_no_wallet_created_twice() {
-    let (builder, rows) = builder_with_wallets(6);
+    let (builder, rows) = with_wallets(6);
     let sandbox = builder.start().await;
     let dir = workdir("hostile-csv");
     let row = |r: &Pregenerated| format!("{},{},{}", r.environment_id, r.wallet_id, r.user_id);
@@ -241,7 +160,7 @@ async fn every_row_of_a_hostile_csv_is_accounted_for_and_no_wallet_created_twice
 /// read, every data row was dropped, and the run ended "complete", exit 0, with 0 rows.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_csv_with_carriage_returns_only_is_refused_not_read_as_empty() {
-    let (builder, rows) = builder_with_wallets(2);
+    let (builder, rows) = with_wallets(2);
     let sandbox = builder.start().await;
     let dir = workdir("cr-only");
     let mut text = String::from("environmentId,walletId,userId\r");
@@ -265,7 +184,7 @@ async fn a_csv_with_carriage_returns_only_is_refused_not_read_as_empty() {
 /// that lags (`lagging_duplicate_check`, reads lagging 1.5 s) it was applied a second time.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wallet_on_two_distant_lines_is_created_once_and_sent_once() {
-    let (builder, rows) = builder_with_wallets(3);
+    let (builder, rows) = with_wallets(3);
     let sandbox = builder
         .read_lag(Duration::from_millis(1500))
         .lagging_duplicate_check()

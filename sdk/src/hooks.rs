@@ -338,14 +338,7 @@ impl ClientHooks<RequestOptions> for Client {
         // caller, and the generated errors print both: the token is taken out of them here.
         let moved = match secret {
             Some(secret) => scrub(&mut response, secret, &sent),
-            None if carried => ATTEMPT
-                .try_with(|attempt| {
-                    let secret = attempt.authorization.as_ref();
-                    let secret = secret.and_then(crate::redact::bearer_secret)?;
-                    scrub(&mut response, secret, &sent)
-                })
-                .ok()
-                .flatten(),
+            None if carried => with_attempt_secret(|secret| scrub(&mut response, secret, &sent)),
             None => None,
         };
         let response = match moved {
@@ -364,7 +357,7 @@ impl ClientHooks<RequestOptions> for Client {
         // is gone before anything parses, keeps or prints it. Error bodies are read by
         // `ErrorResponse`, which the caller redacts.
         if status.is_success() && (capture.is_some() || keep || carried || secret.is_some()) {
-            let (response, body) = read_success(response, secret, &sent).await;
+            let (response, body) = read_success(response, secret, sent).await;
             if let Some(body) = body {
                 if let Some(capture) = &capture {
                     capture.put(body.clone());
@@ -410,36 +403,30 @@ fn scrub(
 async fn read_success(
     mut response: reqwest::Response,
     secret: Option<&[u8]>,
-    sent: &reqwest::Url,
+    sent: reqwest::Url,
 ) -> (reqwest::Response, Option<bytes::Bytes>) {
     let status = response.status();
     let headers = std::mem::take(response.headers_mut());
-    // Carried over: without it, the conversion back parses a placeholder URL.
-    let url = response.url().clone();
+    // Carried over (without it, the conversion back parses a placeholder URL): the sent URL
+    // itself, unless a redirect answered.
+    let moved = (response.url() != &sent).then(|| response.url().clone());
     let (body, read) = match response.bytes().await {
         Ok(mut body) => {
-            match secret {
-                Some(secret) => body = crate::redact::redact_bytes(body, secret),
-                // The attempt's token, where the scope keeps it.
-                None => {
-                    let attempt = ATTEMPT.try_with(|attempt| {
-                        let secret = attempt.authorization.as_ref();
-                        secret
-                            .and_then(crate::redact::bearer_secret)
-                            .and_then(|secret| crate::redact::redact(&body, secret))
-                    });
-                    if let Ok(Some(clean)) = attempt {
-                        body = bytes::Bytes::from(clean);
-                    }
-                }
+            let clean = match secret {
+                Some(secret) => crate::redact::redact(&body, secret),
+                None => with_attempt_secret(|secret| crate::redact::redact(&body, secret)),
+            };
+            if let Some(clean) = clean {
+                body = bytes::Bytes::from(clean);
             }
             (reqwest::Body::from(body.clone()), Some(body))
         }
         Err(e) => (
-            reqwest::Body::wrap(Failed(Some(own_url_only(e, sent)))),
+            reqwest::Body::wrap(Failed(Some(own_url_only(e, &sent)))),
             None,
         ),
     };
+    let url = moved.unwrap_or(sent);
     let builder = reqwest::ResponseBuilderExt::url(http::Response::builder().status(status), url);
     let mut rebuilt = match builder.body(body) {
         Ok(rebuilt) => rebuilt,
@@ -448,6 +435,17 @@ async fn read_success(
     };
     *rebuilt.headers_mut() = headers;
     (rebuilt.into(), read)
+}
+
+/// `f` on the token of the attempt in scope (read where the scope keeps it, not cloned).
+fn with_attempt_secret<R>(f: impl FnOnce(&[u8]) -> Option<R>) -> Option<R> {
+    ATTEMPT
+        .try_with(|attempt| {
+            let secret = attempt.authorization.as_ref()?;
+            crate::redact::bearer_secret(secret).and_then(f)
+        })
+        .ok()
+        .flatten()
 }
 
 /// A body whose reading fails with this error.

@@ -358,7 +358,7 @@ async fn permit(
     let waiting = Instant::now();
     let result = match call.waits {
         Waits::Queued => pacer
-            .acquire(environment, lane, None)
+            .queue(environment, lane, None)
             .await
             .map_err(Stop::Paused),
         Waits::Deadline => {
@@ -368,7 +368,7 @@ async fn permit(
             };
             match tokio::time::timeout_at(
                 call.deadline,
-                pacer.acquire(environment, lane, Some(patience)),
+                pacer.queue(environment, lane, Some(patience)),
             )
             .await
             {

@@ -159,26 +159,17 @@ fn maybe(op: OpKind, applied: Applied) -> Decision {
 /// have been applied, so that a 422 "already backed up" now means that one was (the server
 /// applies at most one create per wallet).
 pub(crate) fn classify(op: OpKind, failure: &Failure, in_doubt: bool) -> Verdict {
-    let maybe = |applied: bool| {
-        maybe(
-            op,
-            if applied {
-                Applied::Certainly
-            } else {
-                Applied::Maybe
-            },
-        )
-    };
+    let maybe = |applied| maybe(op, applied);
     let (decision, kind) = match failure {
         Failure::NotSent(e) => (Decision::Retry { retry_after: None }, transport_kind(e)),
-        Failure::Lost(e) => (maybe(false), transport_kind(e)),
+        Failure::Lost(e) => (maybe(Applied::Maybe), transport_kind(e)),
         Failure::TimedOut { status, .. } => match status {
-            Some(s) if s.is_success() => (maybe(true), ErrorKind::Timeout),
+            Some(s) if s.is_success() => (maybe(Applied::Certainly), ErrorKind::Timeout),
             // The status arrived, the body did not: the status decides, and names the kind.
             Some(s) => by_status(op, *s, None, None, false, in_doubt),
-            None => (maybe(false), ErrorKind::Timeout),
+            None => (maybe(Applied::Maybe), ErrorKind::Timeout),
         },
-        Failure::Unusable2xx { .. } => (maybe(true), ErrorKind::InvalidResponse),
+        Failure::Unusable2xx { .. } => (maybe(Applied::Certainly), ErrorKind::InvalidResponse),
         Failure::Invalid(message) => (
             Decision::Stop,
             ErrorKind::InvalidInput {
@@ -212,22 +203,13 @@ fn by_status(
     in_doubt: bool,
 ) -> (Decision, ErrorKind) {
     let retry = Decision::Retry { retry_after };
-    let maybe = |applied: bool| {
-        maybe(
-            op,
-            if applied {
-                Applied::Certainly
-            } else {
-                Applied::Maybe
-            },
-        )
-    };
+    let maybe = |applied| maybe(op, applied);
     let rate_limited = ErrorKind::RateLimited { retry_after };
     match status.as_u16() {
-        _ if status.is_success() => (maybe(true), ErrorKind::InvalidResponse),
+        _ if status.is_success() => (maybe(Applied::Certainly), ErrorKind::InvalidResponse),
         // See Other answers a processed POST; other redirects that reach here were not
         // followed (they leave the API's origin) and ask for the request to be made elsewhere.
-        303 => (maybe(true), ErrorKind::InvalidResponse),
+        303 => (maybe(Applied::Certainly), ErrorKind::InvalidResponse),
         _ if status.is_redirection() => (Decision::Stop, ErrorKind::InvalidResponse),
         400 => (Decision::Stop, ErrorKind::BadRequest),
         401 => (Decision::Refresh, ErrorKind::Unauthorized),
@@ -239,23 +221,25 @@ fn by_status(
         422 => match code {
             // After an attempt that may have been applied, the refusal says it was.
             Some("key_share_already_backed_up") if op == OpKind::Create && in_doubt => {
-                (maybe(true), ErrorKind::AlreadyBackedUp)
+                (maybe(Applied::Certainly), ErrorKind::AlreadyBackedUp)
             }
             Some("key_share_already_backed_up") => (Decision::Stop, ErrorKind::AlreadyBackedUp),
             // Refused before any work was done.
             Some("too_many_requests") => (retry, rate_limited),
             Some("lock_timeout") => (retry, ErrorKind::ServerError),
-            Some("wallet_service_connection_error") => (maybe(false), ErrorKind::ServerError),
+            Some("wallet_service_connection_error") => {
+                (maybe(Applied::Maybe), ErrorKind::ServerError)
+            }
             // A 422 whose body did not arrive whole may have carried any code.
-            None if !complete => (maybe(false), ErrorKind::Rejected),
+            None if !complete => (maybe(Applied::Maybe), ErrorKind::Rejected),
             _ => (Decision::Stop, ErrorKind::Rejected),
         },
         // Overloaded, asking for a wait: a read is retried after it. A create may still have
         // been applied before a busy backend's gateway said so: it is settled from the wallet
         // (the pacer still hears the server ask to slow down).
         503 if retry_after.is_some() && op == OpKind::Read => (retry, rate_limited),
-        503 if retry_after.is_some() => (maybe(false), rate_limited),
-        _ if status.is_server_error() => (maybe(false), ErrorKind::ServerError),
+        503 if retry_after.is_some() => (maybe(Applied::Maybe), rate_limited),
+        _ if status.is_server_error() => (maybe(Applied::Maybe), ErrorKind::ServerError),
         _ if status.is_client_error() => (Decision::Stop, ErrorKind::Rejected),
         _ => (Decision::Stop, ErrorKind::InvalidResponse),
     }

@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses part of it
 
 pub mod fault_proxy;
+pub mod hostile;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -378,4 +379,30 @@ pub fn ids(created: &CreatedBackup) -> Vec<String> {
 
 pub fn google_drive() -> LocationRequest {
     BackupLocation::GoogleDrive.into()
+}
+
+/// A bulk job backing up a pregenerated wallet (see [`with_wallets`]) to Google Drive.
+pub fn job(row: &dynamic_waas_sandbox::Pregenerated) -> dynamic_waas::BackupJob {
+    dynamic_waas::BackupJob::new(
+        &row.environment_id,
+        &row.wallet_id,
+        &row.user_id,
+        [google_drive()],
+    )
+    .unwrap()
+}
+
+/// The key share ids the sandbox holds for `row`'s wallet.
+pub fn held(sandbox: &Sandbox, row: &dynamic_waas_sandbox::Pregenerated) -> Vec<String> {
+    let shares = sandbox.key_shares(&row.wallet_id).unwrap();
+    shares.iter().map(|s| s.id.to_string()).collect()
+}
+
+/// The key share ids of a bulk outcome.
+pub fn outcome_ids(outcome: &dynamic_waas::BackupOutcome) -> Vec<String> {
+    outcome
+        .key_shares
+        .iter()
+        .map(|s| s.key_share_id.to_string())
+        .collect()
 }

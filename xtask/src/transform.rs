@@ -747,9 +747,29 @@ fn strip_formats_in(value: &mut Value, stripped: &mut Vec<String>) {
     }
 }
 
-const METHODS: &[&str] = &[
+/// The keys of a path item that are operations (the others: `parameters`, `summary`, ...).
+pub(crate) const METHODS: &[&str] = &[
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
+
+/// Every operation of `spec` as `(path, method, operation)`, the method as the spec writes
+/// it; a spec without paths has none.
+pub(crate) fn operations(spec: &Value) -> Vec<(&str, &str, &Value)> {
+    let mut out = Vec::new();
+    for (path, item) in spec
+        .get("paths")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            if METHODS.contains(&method.as_str()) {
+                out.push((path.as_str(), method.as_str(), op));
+            }
+        }
+    }
+    out
+}
 
 fn is_success(status: &str) -> bool {
     status.starts_with('2')

@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::transform::operations;
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
@@ -14,8 +15,6 @@ pub const FIXTURE: &str = "xtask/fixtures/upstream/dynamic-xyz-waas-api-openapi.
 
 /// The tag this SDK covers.
 pub const TAG: &str = "Waas";
-
-const METHODS: &[&str] = &["get", "put", "post", "delete", "patch", "head", "options"];
 
 /// What [`import`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -49,23 +48,6 @@ pub fn tagged(upstream: &Value, tag: &str) -> Vec<String> {
         .filter_map(|(_, _, op)| op.get("operationId").and_then(Value::as_str))
         .map(str::to_owned)
         .collect()
-}
-
-fn operations(spec: &Value) -> Vec<(&str, &str, &Value)> {
-    let mut out = Vec::new();
-    for (path, item) in spec
-        .get("paths")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        for (method, op) in item.as_object().into_iter().flatten() {
-            if METHODS.contains(&method.as_str()) {
-                out.push((path.as_str(), method.as_str(), op));
-            }
-        }
-    }
-    out
 }
 
 /// Copies the operations `ids` of `upstream` into `spec`, with every component they reach

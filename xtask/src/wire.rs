@@ -54,25 +54,21 @@ pub fn operations(spec: &Value, ids: &[String]) -> Result<Vec<Operation>> {
     // Upstream's OpenAPI 3.1 nullable types, read as generation reads them.
     transform::nullable_type_arrays(&mut spec);
     let mut out = Vec::new();
-    for (path, item) in spec
-        .get("paths")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        for (method, op) in item.as_object().into_iter().flatten() {
-            let Some(id) = op.get("operationId").and_then(Value::as_str) else {
-                continue;
-            };
-            if !ids.is_empty() && !ids.iter().any(|i| i == id) {
-                continue;
-            }
-            let shared = item.get("parameters").cloned().unwrap_or(json!([]));
-            out.push(
-                operation(&spec, path, method, op, &shared)
-                    .with_context(|| format!("examples of {id}"))?,
-            );
+    for (path, method, op) in transform::operations(&spec) {
+        let Some(id) = op.get("operationId").and_then(Value::as_str) else {
+            continue;
+        };
+        if !ids.is_empty() && !ids.iter().any(|i| i == id) {
+            continue;
         }
+        let shared = spec["paths"][path]
+            .get("parameters")
+            .cloned()
+            .unwrap_or(json!([]));
+        out.push(
+            operation(&spec, path, method, op, &shared)
+                .with_context(|| format!("examples of {id}"))?,
+        );
     }
     for id in ids {
         if !out.iter().any(|o| &o.id == id) {

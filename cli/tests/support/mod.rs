@@ -165,3 +165,127 @@ pub async fn assert_received_once(server: &MockServer) {
     let received = server.received_requests().await.expect("recording is on");
     assert_eq!(received.len(), 1, "{received:?}");
 }
+
+// ---- create-many ----
+
+/// An empty directory for one test's files, under this test binary's name.
+pub fn workdir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{}-{name}", env!("CARGO_CRATE_NAME")));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The example seed, with the test token valid for its environment and `count` pregenerated
+/// wallets in it.
+pub fn with_wallets(
+    count: usize,
+) -> (
+    dynamic_waas_sandbox::SandboxBuilder,
+    Vec<dynamic_waas_sandbox::Pregenerated>,
+) {
+    let seed = Seed::example();
+    seed.builder()
+        .token(TOKEN, seed.environment_id.clone())
+        .pregenerated(&seed.environment_id, count)
+}
+
+/// `rows` as a JSON-lines input.
+pub fn jsonl(rows: &[dynamic_waas_sandbox::Pregenerated]) -> String {
+    rows.iter()
+        .map(|r| {
+            serde_json::json!({"environmentId": r.environment_id, "walletId": r.wallet_id, "userId": r.user_id})
+                .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+/// `create-many` of `input` into `results`, to Google Drive, unpaced.
+pub fn create_many(uri: &str, input: &std::path::Path, results: &std::path::Path) -> Command {
+    create_many_at(uri, input, results, "600000")
+}
+
+/// `create-many` at `rate` requests a minute.
+pub fn create_many_at(
+    uri: &str,
+    input: &std::path::Path,
+    results: &std::path::Path,
+    rate: &str,
+) -> Command {
+    let mut cmd = cli_at(uri);
+    cmd.args([
+        "backup-locations",
+        "create-many",
+        "--location",
+        "googleDrive",
+    ])
+    .arg("--input")
+    .arg(input)
+    .arg("--results")
+    .arg(results)
+    .args(["--rate", rate, "--env-rate", "600000"]);
+    cmd
+}
+
+/// The results file: the last line per wallet (a resumed run appends), and the bad rows.
+pub fn results(path: &std::path::Path) -> (std::collections::HashMap<String, Value>, Vec<Value>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut last = std::collections::HashMap::new();
+    let mut bad = Vec::new();
+    for line in text.lines() {
+        let value: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        match value["walletId"].as_str() {
+            Some(wallet) => {
+                last.insert(wallet.to_owned(), value);
+            }
+            None => bad.push(value),
+        }
+    }
+    (last, bad)
+}
+
+/// The key share ids of a results line.
+pub fn key_share_ids(outcome: &Value) -> Vec<String> {
+    outcome["keyShares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["keyShareId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `cmd` started with its output piped.
+pub fn spawn(mut cmd: Command) -> std::process::Child {
+    cmd.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts")
+}
+
+/// The output of a spawned child, once it ends.
+pub async fn wait(child: std::process::Child) -> Output {
+    tokio::task::spawn_blocking(move || child.wait_with_output().expect("the child ends"))
+        .await
+        .unwrap()
+}
+
+/// A file's permission bits.
+#[cfg(unix)]
+pub fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// [`create_many`] one wallet at a time, with a short `--settle-after` (the sandbox's reads
+/// are current): faults scripted in order meet the wallets in order.
+pub fn create_many_one_by_one(
+    uri: &str,
+    input: &std::path::Path,
+    results: &std::path::Path,
+) -> Command {
+    let mut cmd = create_many(uri, input, results);
+    cmd.args(["--concurrency", "1", "--settle-after", "0.1"]);
+    cmd
+}
