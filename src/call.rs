@@ -304,7 +304,7 @@ impl IntoFuture for Settle {
                 since: self.last_sent.map_or_else(Instant::now, instant_of),
                 applied: Applied::Maybe,
                 early_read: true,
-                resend: true,
+                sent_again: false,
                 story: "settling a create on request".into(),
                 error: None,
             };
@@ -312,7 +312,7 @@ impl IntoFuture for Settle {
             let settled = settle(&client, &read, &asked, &policy, &mut call, &doubt)
                 .instrument(span)
                 .await;
-            let request_id = call.request_id.as_str().to_owned();
+            let request_id = call.request_id;
             match settled {
                 Settled::Found(shares, wallet) => {
                     Ok(Settlement::BackedUp(CreatedBackup::from_wallet(

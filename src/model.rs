@@ -11,6 +11,7 @@ use dynamic_waas_api::labels::{ExternalKeyShareId, KeygenId};
 use dynamic_waas_api::types;
 use serde::ser::SerializeStruct;
 
+use crate::engine::attempt::RequestId;
 use crate::error::Error;
 
 /// Where a key share is backed up. Values Dynamic adds after this release are kept and sent
@@ -342,7 +343,7 @@ pub struct CreatedBackup {
     shares: Vec<CreatedKeyShare>,
     share_set: ShareSet,
     status: BackupStatus,
-    request_id: String,
+    request_id: RequestId,
     attempts: u32,
     raw_body: Option<bytes::Bytes>,
 }
@@ -360,7 +361,7 @@ impl CreatedBackup {
     pub(crate) fn from_response(
         body: types::BackupKeySharesToLocationsResponse,
         raw_body: Option<bytes::Bytes>,
-        request_id: String,
+        request_id: RequestId,
         attempts: u32,
     ) -> Self {
         Self {
@@ -391,7 +392,7 @@ impl CreatedBackup {
         wallet: &Wallet,
         shares: Vec<CreatedKeyShare>,
         status: BackupStatus,
-        request_id: String,
+        request_id: RequestId,
         attempts: u32,
     ) -> Self {
         let message = match status {
@@ -424,7 +425,7 @@ impl CreatedBackup {
             shares,
             share_set: ShareSet::default(),
             status,
-            request_id: "test".into(),
+            request_id: RequestId::default(),
             attempts: 1,
             raw_body: None,
         }
@@ -461,7 +462,7 @@ impl CreatedBackup {
 
     /// The `x-dyn-request-id` of the last request of the call.
     pub fn request_id(&self) -> &str {
-        &self.request_id
+        self.request_id.as_str()
     }
 
     /// The 201 body exactly as received (fields this SDK does not know included); `None` for

@@ -108,6 +108,9 @@ async fn a_wallet_backed_up_before_comes_back_with_the_key_shares_it_holds() {
     let other = of(&outcomes, &rows[1].wallet_id);
     assert_eq!(other.status, BackupStatus::Created);
     assert_eq!(sandbox.creates_applied(), 2);
+    // Counted as sent: the second run sent the backed-up wallet one create (refused with
+    // 422 already backed up, then read), not one per attempt.
+    assert_eq!(sandbox.creates_received(), 3);
 }
 
 #[tokio::test]

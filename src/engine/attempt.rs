@@ -124,8 +124,8 @@ pub(crate) enum Ended {
     InDoubt { error: Error, applied: Applied },
 }
 
-/// An `x-dyn-request-id`, kept inline (no allocation per attempt).
-#[derive(Clone, Copy)]
+/// An `x-dyn-request-id`, kept inline (no allocation per attempt, nor in a result).
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RequestId([u8; uuid::fmt::Hyphenated::LENGTH]);
 
 impl Default for RequestId {
@@ -151,6 +151,12 @@ impl RequestId {
 
     pub(crate) fn header(&self) -> HeaderValue {
         HeaderValue::from_bytes(&self.0).unwrap_or(HeaderValue::from_static("-"))
+    }
+}
+
+impl std::fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
@@ -946,6 +952,71 @@ pub(crate) mod tests {
         let (result, _, tries) = go(&client, &op, &policy(), Waits::Deadline).await;
         assert_eq!(failed(result).kind(), &ErrorKind::Unauthorized);
         assert_eq!(tries, 1);
+    }
+
+    /// A provider that counts its calls and takes `delay` to answer each.
+    struct Rotating {
+        calls: std::sync::atomic::AtomicU32,
+        delay: Duration,
+    }
+
+    impl crate::TokenProvider for std::sync::Arc<Rotating> {
+        fn token(&self) -> crate::TokenFuture<'_> {
+            Box::pin(async move {
+                let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::time::sleep(self.delay).await;
+                Ok(crate::Token::new(format!("dyn_rotated_{n}")))
+            })
+        }
+    }
+
+    fn provider_client(delay: Duration) -> (Client, std::sync::Arc<Rotating>) {
+        let provider = std::sync::Arc::new(Rotating {
+            calls: 0.into(),
+            delay,
+        });
+        let client = Client::builder()
+            .base_url("http://127.0.0.1:9")
+            .token_provider(provider.clone())
+            .pacing(Pacing::unlimited())
+            .build()
+            .unwrap();
+        (client, provider)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_401_with_a_provider_refreshes_once_and_a_second_401_is_final() {
+        let (client, provider) = provider_client(Duration::ZERO);
+        let op = Scripted::new(vec![Err(http(401, None).await), Ok(200)]);
+        let (result, _, tries) = go(&client, &op, &policy(), Waits::Deadline).await;
+        assert_eq!(result.ok(), Some(200));
+        assert_eq!(tries, 2);
+        // The first token, then a fresh one after the 401.
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+
+        let (client, provider) = provider_client(Duration::ZERO);
+        let op = Scripted::new(vec![
+            Err(http(401, None).await),
+            Err(http(401, None).await),
+            Ok(200),
+        ]);
+        let (result, _, tries) = go(&client, &op, &policy(), Waits::Deadline).await;
+        assert_eq!(failed(result).kind(), &ErrorKind::Unauthorized);
+        assert_eq!((tries, op.sent()), (2, 2));
+        assert_eq!(provider.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_provider_that_hangs_is_bounded_by_the_calls_deadline() {
+        let (client, _) = provider_client(Duration::from_secs(3600));
+        let op = Scripted::new(vec![Ok(200)]);
+        let policy = policy().with_total_timeout(Duration::from_secs(5));
+        let started = Instant::now();
+        let (result, _, tries) = go(&client, &op, &policy, Waits::Deadline).await;
+        let err = failed(result);
+        assert_eq!(err.kind(), &ErrorKind::Timeout);
+        assert_eq!((tries, op.sent()), (0, 0));
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
     }
 
     #[tokio::test(start_paused = true)]

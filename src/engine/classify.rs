@@ -1,4 +1,4 @@
-//! The one classification: what a failed attempt means for the call (retry, reconcile, stop)
+//! The one classification: what a failed attempt means for the call (retry, refresh the token, settle from the wallet, stop)
 //! and which [`ErrorKind`] it is reported as, decided together so the two never disagree.
 
 use std::time::Duration;
@@ -283,7 +283,7 @@ mod tests {
     /// status × upstream code × Retry-After × operation → decision and kind.
     #[test]
     fn the_table() {
-        let reconcile = Settle(Applied::Maybe);
+        let maybe = Settle(Applied::Maybe);
         let applied = Settle(Applied::Certainly);
         let retry = Retry { retry_after: None };
         let retry_ra = Retry { retry_after: RA };
@@ -304,17 +304,17 @@ mod tests {
             (422, Some("key_share_already_backed_up"), None, Stop, Stop, "AlreadyBackedUp"),
             (422, Some("too_many_requests"), RA, retry_ra, retry_ra, "RateLimited"),
             (422, Some("lock_timeout"), None, retry, retry, "ServerError"),
-            (422, Some("wallet_service_connection_error"), None, reconcile, retry, "ServerError"),
+            (422, Some("wallet_service_connection_error"), None, maybe, retry, "ServerError"),
             (422, Some("something_new"), None, Stop, Stop, "Rejected"),
             (422, None, None, Stop, Stop, "Rejected"),
             (429, None, RA, retry_ra, retry_ra, "RateLimited"),
             (429, None, None, retry, retry, "RateLimited"),
-            (500, None, None, reconcile, retry, "ServerError"),
-            (502, None, None, reconcile, retry, "ServerError"),
-            (503, None, None, reconcile, retry, "ServerError"),
-            (503, None, RA, reconcile, retry_ra, "RateLimited"),
-            (504, None, None, reconcile, retry, "ServerError"),
-            (520, None, None, reconcile, retry, "ServerError"),
+            (500, None, None, maybe, retry, "ServerError"),
+            (502, None, None, maybe, retry, "ServerError"),
+            (503, None, None, maybe, retry, "ServerError"),
+            (503, None, RA, maybe, retry_ra, "RateLimited"),
+            (504, None, None, maybe, retry, "ServerError"),
+            (520, None, None, maybe, retry, "ServerError"),
             (600, None, None, Stop, Stop, "InvalidResponse"),
         ];
         for &(status, code, ra, create, read, kind) in rows {

@@ -78,7 +78,7 @@ where
             since,
             applied: Applied::Maybe,
             early_read: false,
-            resend: true,
+            sent_again: false,
             story: "an earlier run may have sent this create".into(),
             error: None,
         };
@@ -98,7 +98,7 @@ where
                     } else {
                         BackupStatus::Reconciled
                     };
-                    let request_id = call.request_id.as_str().to_owned();
+                    let request_id = call.request_id;
                     return Ok(CreatedBackup::from_wallet(
                         &wallet,
                         shares,
@@ -109,7 +109,7 @@ where
                 }
                 Settled::Other(wallet, reason) => {
                     if start.accept_existing {
-                        let request_id = call.request_id.as_str().to_owned();
+                        let request_id = call.request_id;
                         let shares = held_shares(&wallet);
                         let status = BackupStatus::AlreadyBackedUp;
                         return Ok(CreatedBackup::from_wallet(
@@ -136,8 +136,8 @@ where
                 Settled::NotThere(note) => {
                     let story = join(&pending.story, &note);
                     let left = call.deadline().saturating_duration_since(Instant::now());
-                    let may_resend = pending.resend
-                        && pending.applied == Applied::Maybe
+                    let may_resend = pending.applied == Applied::Maybe
+                        && !pending.sent_again
                         && creates < policy.max_attempts()
                         && policy.attempt_time(left, true).is_some();
                     if !may_resend {
@@ -164,7 +164,7 @@ where
         .await
         {
             Ok(answer) => {
-                let request_id = call.request_id.as_str().to_owned();
+                let request_id = call.request_id;
                 return Ok(CreatedBackup::from_response(
                     answer.body,
                     answer.raw,
@@ -178,7 +178,7 @@ where
                         since: Instant::now(),
                         applied: Applied::Certainly,
                         early_read: true,
-                        resend: false,
+                        sent_again: false,
                         story: "the wallet was backed up before".into(),
                         error: Some(error),
                     };
@@ -192,7 +192,7 @@ where
                     let settled_again = Doubt {
                         story,
                         error: Some(error),
-                        resend: false,
+                        sent_again: true,
                         ..earlier
                     };
                     doubt = Some((settled_again, false));
@@ -212,7 +212,7 @@ where
                     since: Instant::now(),
                     applied,
                     early_read: true,
-                    resend: applied == Applied::Maybe,
+                    sent_again: false,
                     story,
                     error: Some(error),
                 };

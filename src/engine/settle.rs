@@ -32,9 +32,10 @@ pub(crate) struct Doubt {
     /// Whether a read before `settle_after` is worth making (it may settle the create early;
     /// a resumed job makes none: the earlier run's create was sent long enough ago or not).
     pub(crate) early_read: bool,
-    /// Whether a late enough read showing nothing may license sending the create again (not
-    /// once it is known to be applied, nor after a resend that ended otherwise).
-    pub(crate) resend: bool,
+    /// The create was already sent again once, after a late read showed nothing, and that
+    /// ended otherwise (a refusal, no time, no budget): nothing more is sent. (A create known
+    /// to be applied is never sent again either: that is `applied`.)
+    pub(crate) sent_again: bool,
     /// What happened so far, in order, for an unknown outcome's story.
     pub(crate) story: String,
     /// The error of the attempt that put the create in doubt.
