@@ -40,6 +40,12 @@ pub type BackupLocation = WaasBackupOptionsEnum;
 pub trait IdArg<T>: sealed::Sealed {
     #[doc(hidden)]
     fn into_id(self) -> Result<T, Error>;
+
+    /// The id as a UUID without a round trip through text, when the argument is one.
+    #[doc(hidden)]
+    fn as_uuid(&self) -> Option<uuid::Uuid> {
+        None
+    }
 }
 
 mod sealed {
@@ -49,7 +55,9 @@ mod sealed {
     /// The id types text and [`uuid::Uuid`]s may fill (a public trait in a private module:
     /// nameable by no user).
     pub trait Role:
-        From<uuid::Uuid> + TryFrom<String, Error = dynamic_waas_api::ids::InvalidId>
+        From<uuid::Uuid>
+        + TryFrom<String, Error = dynamic_waas_api::ids::InvalidId>
+        + for<'a> TryFrom<&'a str, Error = dynamic_waas_api::ids::InvalidId>
     {
     }
 }
@@ -75,7 +83,7 @@ impl sealed::Sealed for &ShareSetId {}
 
 impl<T: sealed::Role> IdArg<T> for &str {
     fn into_id(self) -> Result<T, Error> {
-        T::try_from(self.to_owned()).map_err(id_error)
+        T::try_from(self).map_err(id_error)
     }
 }
 impl<T: sealed::Role> IdArg<T> for String {
@@ -85,17 +93,25 @@ impl<T: sealed::Role> IdArg<T> for String {
 }
 impl<T: sealed::Role> IdArg<T> for &String {
     fn into_id(self) -> Result<T, Error> {
-        T::try_from(self.clone()).map_err(id_error)
+        T::try_from(self.as_str()).map_err(id_error)
     }
 }
 impl<T: sealed::Role> IdArg<T> for uuid::Uuid {
     fn into_id(self) -> Result<T, Error> {
         Ok(T::from(self))
     }
+
+    fn as_uuid(&self) -> Option<uuid::Uuid> {
+        Some(*self)
+    }
 }
 impl<T: sealed::Role> IdArg<T> for &uuid::Uuid {
     fn into_id(self) -> Result<T, Error> {
         Ok(T::from(*self))
+    }
+
+    fn as_uuid(&self) -> Option<uuid::Uuid> {
+        Some(**self)
     }
 }
 

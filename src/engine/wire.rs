@@ -48,14 +48,17 @@ impl CreateRequest {
     ) -> Result<Self, Error> {
         let env = environment_id.into_id()?;
         let wallet = wallet_id.into_id()?;
-        let user = user_id.into_id()?;
+        // The body carries a UUID: one given as such is not written out and parsed back.
+        let user_id = match user_id.as_uuid() {
+            Some(id) => id,
+            None => user_id.into_id()?.to_uuid().ok_or_else(|| {
+                Error::invalid_input(
+                    "userId",
+                    "not a UUID (expected a lower-case hyphenated UUID)",
+                )
+            })?,
+        };
         let locations = checked_locations(locations)?;
-        let user_id = user.to_uuid().ok_or_else(|| {
-            Error::invalid_input(
-                "userId",
-                "not a UUID (expected a lower-case hyphenated UUID)",
-            )
-        })?;
         Ok(CreateRequest {
             env,
             wallet,
