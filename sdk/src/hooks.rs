@@ -186,7 +186,8 @@ pub fn bearer_header(token: &str) -> Result<HeaderValue, InvalidToken> {
 #[derive(Default)]
 pub struct Attempt {
     authorization: Option<HeaderValue>,
-    request_id: Option<HeaderValue>,
+    /// Taken by the request that sends it (no clone: a fresh value's first clone allocates).
+    request_id: Cell<Option<HeaderValue>>,
     capture: Option<BodyCapture>,
     keep_body: bool,
     kept: Cell<Option<bytes::Bytes>>,
@@ -212,8 +213,10 @@ impl Attempt {
     }
 
     /// The `x-dyn-request-id` of this request.
-    pub fn request_id(mut self, value: HeaderValue) -> Self {
-        self.request_id = Some(value);
+    ///
+    /// It goes with the first request made in the scope only: an id names one request.
+    pub fn request_id(self, value: HeaderValue) -> Self {
+        self.request_id.set(Some(value));
         self
     }
 
@@ -261,7 +264,11 @@ impl fmt::Debug for Attempt {
                 "authorization",
                 &self.authorization.as_ref().map(|_| "[redacted]"),
             )
-            .field("request_id", &self.request_id)
+            .field("request_id", &{
+                let id = self.request_id.take();
+                self.request_id.set(id.clone());
+                id
+            })
             .field("capture_body", &self.capture.is_some())
             .field("keep_body", &self.keep_body)
             .field("status", &self.status.get())
@@ -289,8 +296,8 @@ impl ClientHooks<RequestOptions> for Client {
             if let Some(value) = &attempt.authorization {
                 headers.insert(AUTHORIZATION, value.clone());
             }
-            if let Some(value) = &attempt.request_id {
-                headers.insert(REQUEST_ID.clone(), value.clone());
+            if let Some(value) = attempt.request_id.take() {
+                headers.insert(REQUEST_ID.clone(), value);
             }
         });
         if let Some(timeout) = self.inner().timeout {
