@@ -186,8 +186,7 @@ pub fn bearer_header(token: &str) -> Result<HeaderValue, InvalidToken> {
 #[derive(Default)]
 pub struct Attempt {
     authorization: Option<HeaderValue>,
-    /// Taken by the request that sends it (no clone: a fresh value's first clone allocates).
-    request_id: Cell<Option<HeaderValue>>,
+    request_id: Option<HeaderValue>,
     capture: Option<BodyCapture>,
     keep_body: bool,
     kept: Cell<Option<bytes::Bytes>>,
@@ -213,10 +212,8 @@ impl Attempt {
     }
 
     /// The `x-dyn-request-id` of this request.
-    ///
-    /// It goes with the first request made in the scope only: an id names one request.
-    pub fn request_id(self, value: HeaderValue) -> Self {
-        self.request_id.set(Some(value));
+    pub fn request_id(mut self, value: HeaderValue) -> Self {
+        self.request_id = Some(value);
         self
     }
 
@@ -264,11 +261,7 @@ impl fmt::Debug for Attempt {
                 "authorization",
                 &self.authorization.as_ref().map(|_| "[redacted]"),
             )
-            .field("request_id", &{
-                let id = self.request_id.take();
-                self.request_id.set(id.clone());
-                id
-            })
+            .field("request_id", &self.request_id)
             .field("capture_body", &self.capture.is_some())
             .field("keep_body", &self.keep_body)
             .field("status", &self.status.get())
@@ -296,8 +289,8 @@ impl ClientHooks<RequestOptions> for Client {
             if let Some(value) = &attempt.authorization {
                 headers.insert(AUTHORIZATION, value.clone());
             }
-            if let Some(value) = attempt.request_id.take() {
-                headers.insert(REQUEST_ID.clone(), value);
+            if let Some(value) = &attempt.request_id {
+                headers.insert(REQUEST_ID.clone(), value.clone());
             }
         });
         if let Some(timeout) = self.inner().timeout {
