@@ -150,7 +150,10 @@ impl RequestId {
     }
 
     pub(crate) fn header(&self) -> HeaderValue {
-        HeaderValue::from_bytes(&self.0).unwrap_or(HeaderValue::from_static("-"))
+        // Owned by a shared buffer from the start: reqwest clones the request's headers, and
+        // the first clone of a copied value allocates again to share it.
+        HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(self.0))
+            .unwrap_or(HeaderValue::from_static("-"))
     }
 }
 
