@@ -101,31 +101,56 @@ impl CreateBackupLocations {
     }
 }
 
+impl CreateBackupLocations {
+    /// Sends the create: the same as awaiting the call, with the future unboxed (awaiting
+    /// the call boxes it, one allocation of a few KB, to give it a nameable type). For a loop
+    /// that counts every allocation.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: dynamic_waas::Client) -> Result<(), dynamic_waas::Error> {
+    /// use dynamic_waas::BackupLocation;
+    ///
+    /// let created = client
+    ///     .create_backup_locations(
+    ///         "0b1c2d3e-4f50-4617-8899-aabbccddeeff",
+    ///         "95b11417-f18f-457f-8804-68e361f9164f",
+    ///         "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+    ///         [BackupLocation::GoogleDrive.into()],
+    ///     )
+    ///     .send()
+    ///     .await?;
+    /// println!("{:?}", created.locations_with_key_shares());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send(self) -> Result<CreatedBackup, Error> {
+        let request = self.input?;
+        let client = self.client;
+        let policy = self.policy.unwrap_or_else(|| client.inner.policy.clone());
+        let span = tracing::info_span!(
+            "dynamic_waas.create_backup_locations",
+            environment_id = %request.env,
+            wallet_id = %request.wallet,
+            locations = request.body.locations.len(),
+        );
+        let start = Start {
+            accept_existing: self.accept_existing,
+            ..Start::call()
+        };
+        let result = run_create(&client, &request, &policy, start)
+            .instrument(span)
+            .await;
+        create::count_outcome(&client, &result);
+        result
+    }
+}
+
 impl IntoFuture for CreateBackupLocations {
     type Output = Result<CreatedBackup, Error>;
     type IntoFuture = CallFuture<CreatedBackup>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let request = self.input?;
-            let client = self.client;
-            let policy = self.policy.unwrap_or_else(|| client.inner.policy.clone());
-            let span = tracing::info_span!(
-                "dynamic_waas.create_backup_locations",
-                environment_id = %request.env,
-                wallet_id = %request.wallet,
-                locations = request.body.locations.len(),
-            );
-            let start = Start {
-                accept_existing: self.accept_existing,
-                ..Start::call()
-            };
-            let result = run_create(&client, &request, &policy, start)
-                .instrument(span)
-                .await;
-            create::count_outcome(&client, &result);
-            result
-        })
+        Box::pin(self.send())
     }
 }
 
@@ -215,12 +240,34 @@ impl GetWallet {
     }
 }
 
+impl GetWallet {
+    /// Reads the wallet: the same as awaiting the call, with the future unboxed (see
+    /// [`CreateBackupLocations::send`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: dynamic_waas::Client) -> Result<(), dynamic_waas::Error> {
+    /// let wallet = client
+    ///     .get_wallet(
+    ///         "0b1c2d3e-4f50-4617-8899-aabbccddeeff",
+    ///         "95b11417-f18f-457f-8804-68e361f9164f",
+    ///     )
+    ///     .send()
+    ///     .await?;
+    /// println!("{} key shares", wallet.key_shares.len());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send(self) -> Result<Wallet, Error> {
+        self.run(false).await.map(|(wallet, _)| wallet)
+    }
+}
+
 impl IntoFuture for GetWallet {
     type Output = Result<Wallet, Error>;
     type IntoFuture = CallFuture<Wallet>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move { self.run(false).await.map(|(wallet, _)| wallet) })
+        Box::pin(self.send())
     }
 }
 
@@ -228,15 +275,36 @@ impl IntoFuture for GetWallet {
 #[must_use = "a call does nothing until it is awaited"]
 pub struct GetWalletWithBody(GetWallet);
 
+impl GetWalletWithBody {
+    /// Reads the wallet and its body: the same as awaiting the call, with the future unboxed
+    /// (see [`CreateBackupLocations::send`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: dynamic_waas::Client) -> Result<(), dynamic_waas::Error> {
+    /// let (wallet, raw) = client
+    ///     .get_wallet(
+    ///         "0b1c2d3e-4f50-4617-8899-aabbccddeeff",
+    ///         "95b11417-f18f-457f-8804-68e361f9164f",
+    ///     )
+    ///     .with_raw_body()
+    ///     .send()
+    ///     .await?;
+    /// println!("{} key shares in {} bytes", wallet.key_shares.len(), raw.len());
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send(self) -> Result<(Wallet, bytes::Bytes), Error> {
+        let (wallet, raw) = self.0.run(true).await?;
+        Ok((wallet, raw.unwrap_or_default()))
+    }
+}
+
 impl IntoFuture for GetWalletWithBody {
     type Output = Result<(Wallet, bytes::Bytes), Error>;
     type IntoFuture = CallFuture<(Wallet, bytes::Bytes)>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let (wallet, raw) = self.0.run(true).await?;
-            Ok((wallet, raw.unwrap_or_default()))
-        })
+        Box::pin(self.send())
     }
 }
 
@@ -281,62 +349,83 @@ impl Settle {
     }
 }
 
+impl Settle {
+    /// Settles the create: the same as awaiting the call, with the future unboxed (see
+    /// [`CreateBackupLocations::send`]).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: dynamic_waas::Client) -> Result<(), dynamic_waas::Error> {
+    /// use dynamic_waas::{BackupLocation, Settlement};
+    ///
+    /// let settled = client
+    ///     .settle(
+    ///         "0b1c2d3e-4f50-4617-8899-aabbccddeeff",
+    ///         "95b11417-f18f-457f-8804-68e361f9164f",
+    ///         [BackupLocation::GoogleDrive.into()],
+    ///     )
+    ///     .send()
+    ///     .await?;
+    /// if let Settlement::NotBackedUp = settled {
+    ///     println!("safe to create again");
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn send(self) -> Result<Settlement, Error> {
+        let (env, wallet, asked) = self.input?;
+        let client = self.client;
+        let policy = self.policy.unwrap_or_else(|| client.inner.policy.clone());
+        let span = tracing::info_span!(
+            "dynamic_waas.settle",
+            environment_id = %env,
+            wallet_id = %wallet,
+        );
+        let read = ReadOp {
+            env: &env,
+            wallet: &wallet,
+            raw: false,
+        };
+        let doubt = Doubt {
+            since: self.last_sent.map_or_else(Instant::now, instant_of),
+            applied: Applied::Maybe,
+            early_read: true,
+            sent_again: false,
+            story: "settling a create on request".into(),
+            error: None,
+        };
+        let mut call = Call::new(&policy, Waits::Deadline);
+        let settled = settle(&client, &read, &asked, &policy, &mut call, &doubt)
+            .instrument(span)
+            .await;
+        let request_id = call.request_id;
+        match settled {
+            Settled::Found(shares, wallet) => Ok(Settlement::BackedUp(CreatedBackup::from_wallet(
+                &wallet,
+                shares,
+                BackupStatus::Reconciled,
+                request_id,
+                call.requests,
+            ))),
+            Settled::Other(wallet, _) => {
+                Ok(Settlement::BackedUpOtherwise(CreatedBackup::from_wallet(
+                    &wallet,
+                    held_shares(&wallet),
+                    BackupStatus::AlreadyBackedUp,
+                    request_id,
+                    call.requests,
+                )))
+            }
+            Settled::NotThere(_) => Ok(Settlement::NotBackedUp),
+            Settled::Unknown { reason, seen } => Err(create::unknown(None, reason, seen, &call)),
+        }
+    }
+}
+
 impl IntoFuture for Settle {
     type Output = Result<Settlement, Error>;
     type IntoFuture = CallFuture<Settlement>;
 
     fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let (env, wallet, asked) = self.input?;
-            let client = self.client;
-            let policy = self.policy.unwrap_or_else(|| client.inner.policy.clone());
-            let span = tracing::info_span!(
-                "dynamic_waas.settle",
-                environment_id = %env,
-                wallet_id = %wallet,
-            );
-            let read = ReadOp {
-                env: &env,
-                wallet: &wallet,
-                raw: false,
-            };
-            let doubt = Doubt {
-                since: self.last_sent.map_or_else(Instant::now, instant_of),
-                applied: Applied::Maybe,
-                early_read: true,
-                sent_again: false,
-                story: "settling a create on request".into(),
-                error: None,
-            };
-            let mut call = Call::new(&policy, Waits::Deadline);
-            let settled = settle(&client, &read, &asked, &policy, &mut call, &doubt)
-                .instrument(span)
-                .await;
-            let request_id = call.request_id;
-            match settled {
-                Settled::Found(shares, wallet) => {
-                    Ok(Settlement::BackedUp(CreatedBackup::from_wallet(
-                        &wallet,
-                        shares,
-                        BackupStatus::Reconciled,
-                        request_id,
-                        call.requests,
-                    )))
-                }
-                Settled::Other(wallet, _) => {
-                    Ok(Settlement::BackedUpOtherwise(CreatedBackup::from_wallet(
-                        &wallet,
-                        held_shares(&wallet),
-                        BackupStatus::AlreadyBackedUp,
-                        request_id,
-                        call.requests,
-                    )))
-                }
-                Settled::NotThere(_) => Ok(Settlement::NotBackedUp),
-                Settled::Unknown { reason, seen } => {
-                    Err(create::unknown(None, reason, seen, &call))
-                }
-            }
-        })
+        Box::pin(self.send())
     }
 }

@@ -85,6 +85,21 @@ fn types_keep_their_traits() {
     send_static::<GetWallet>();
     send_static::<Settle>();
     send_static::<CallFuture<CreatedBackup>>();
+    // `send()`: the same calls with their futures unboxed, as spawnable as the boxed ones.
+    let client = Client::builder().token("dyn_public_api").build().unwrap();
+    let env = "95b11417-f18f-457f-8804-68e361f9164f";
+    spawnable(
+        client
+            .create_backup_locations(env, env, env, [BackupLocation::GoogleDrive.into()])
+            .send(),
+    );
+    spawnable(client.get_wallet(env, env).send());
+    spawnable(client.get_wallet(env, env).with_raw_body().send());
+    spawnable(
+        client
+            .settle(env, env, [BackupLocation::GoogleDrive.into()])
+            .send(),
+    );
     clone::<Settlement>();
     eq::<Settlement>();
     debug::<Settlement>();
@@ -662,3 +677,5 @@ fn test_util_keeps_its_builders() {
     let _: fn(WalletBuilder, BackupLocation, &str) -> WalletBuilder = WalletBuilder::share;
     let _: fn(WalletBuilder) -> Wallet = WalletBuilder::build;
 }
+
+fn spawnable<F: std::future::Future + Send + 'static>(_: F) {}

@@ -266,6 +266,64 @@ async fn accept_existing_turns_a_wallet_backed_up_before_into_its_key_shares() {
 }
 
 #[tokio::test]
+async fn send_makes_the_same_calls_as_await() {
+    let (builder, rows) = wallets(2);
+    let sandbox = builder.start().await;
+    let client = client_of(&sandbox);
+    let (first, second) = (&rows[0], &rows[1]);
+    let created = client
+        .create_backup_locations(
+            &first.environment_id,
+            &first.wallet_id,
+            first.user_id.to_uuid().unwrap(),
+            google_drive(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(created.locations_with_key_shares()),
+        held(&sandbox, &first.wallet_id)
+    );
+    let wallet = client
+        .get_wallet(&first.environment_id, &first.wallet_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wallet.key_shares.len(), 1);
+    let (_, raw) = client
+        .get_wallet(&first.environment_id, &first.wallet_id)
+        .with_raw_body()
+        .send()
+        .await
+        .unwrap();
+    assert!(raw.starts_with(b"{"));
+    let settled = client
+        .settle(&second.environment_id, &second.wallet_id, google_drive())
+        .last_sent(std::time::SystemTime::now() - Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(settled, dynamic_waas::Settlement::NotBackedUp);
+    // Bad input fails before anything is sent, as it does when awaited.
+    let err = client
+        .create_backup_locations(
+            "not-an-id",
+            &first.wallet_id,
+            &first.user_id,
+            google_drive(),
+        )
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err.kind(), ErrorKind::InvalidInput { .. }),
+        "{err:?}"
+    );
+    assert_eq!(sandbox.creates_received(), 1);
+}
+
+#[tokio::test]
 async fn get_wallet_returns_typed_locations() {
     let (builder, rows) = wallets(1);
     let sandbox = builder.start().await;

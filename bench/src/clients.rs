@@ -28,16 +28,19 @@ pub enum Kind {
     /// The facade with its pacer on (as by default), at a rate that never binds: what the
     /// pacer's bookkeeping costs a call.
     FacadePaced,
+    /// The facade's call sent with `.send()`: its future unboxed.
+    FacadeSend,
 }
 
 impl Kind {
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 6;
     pub const ALL: [Kind; Kind::COUNT] = [
         Kind::Raw,
         Kind::RawWithHeaders,
         Kind::Generated,
         Kind::Facade,
         Kind::FacadePaced,
+        Kind::FacadeSend,
     ];
 
     /// The position in [`Kind::ALL`], for per-client arrays.
@@ -52,6 +55,7 @@ impl Kind {
             Kind::Generated => "generated",
             Kind::Facade => "facade",
             Kind::FacadePaced => "facade+pace",
+            Kind::FacadeSend => "facade.send",
         }
     }
 
@@ -103,6 +107,7 @@ impl Clients {
             Kind::Generated => self.generated.call().await,
             Kind::Facade => self.facade.call().await,
             Kind::FacadePaced => self.facade_paced.call().await,
+            Kind::FacadeSend => self.facade.send().await,
         }
     }
 }
@@ -270,16 +275,24 @@ impl Facade {
         })
     }
 
+    fn create(&self) -> dynamic_waas::CreateBackupLocations {
+        self.client.create_backup_locations(
+            self.environment,
+            self.wallet,
+            self.user,
+            [dynamic_waas::BackupLocation::GoogleDrive.into()],
+        )
+    }
+
+    /// Awaited, as the README shows it: the call's future is boxed.
     async fn call(&self) -> Result<(), BoxError> {
-        let created = self
-            .client
-            .create_backup_locations(
-                self.environment,
-                self.wallet,
-                self.user,
-                [dynamic_waas::BackupLocation::GoogleDrive.into()],
-            )
-            .await?;
+        let created = self.create().await?;
+        expect_one(created.locations_with_key_shares().len())
+    }
+
+    /// With `.send()`: the same call, its future unboxed.
+    async fn send(&self) -> Result<(), BoxError> {
+        let created = self.create().send().await?;
         expect_one(created.locations_with_key_shares().len())
     }
 }

@@ -33,8 +33,9 @@ const USAGE: &str = "usage: dynamic-waas-bench [--quick | --profile CLIENT [CALL
   (no option)        the full run (about a minute)
   --quick            a short run (a few seconds), to check that it works; noisier figures
   --profile CLIENT [CALLS]
-                     only CLIENT's (raw, generated or facade) sequential calls, 50000 or
-                     CALLS of them, to run under perf or valgrind";
+                     only CLIENT's sequential calls (raw, raw+headers, generated, facade,
+                     facade+pace or facade.send), 50000 or CALLS of them, to run under
+                     perf or valgrind";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -70,7 +71,7 @@ fn main() -> ExitCode {
 fn with_kind(name: &str, f: impl FnOnce(Kind) -> Result<(), BoxError>) -> Result<(), BoxError> {
     match Kind::parse(name) {
         Some(kind) => f(kind),
-        None => Err(format!("unknown client `{name}` (raw, generated or facade)").into()),
+        None => Err(format!("unknown client `{name}` (raw, raw+headers, generated, facade, facade+pace or facade.send)").into()),
     }
 }
 

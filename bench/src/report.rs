@@ -143,6 +143,13 @@ pub fn print(plan: &Plan, measured: &Measured, peaks: &[Option<Peak>; Kind::COUN
         stats::median(&paced.throughput),
         stats::median(&paced.cpu)
     );
+    let unboxed = Ratios::against(rounds, Kind::FacadeSend, Kind::RawWithHeaders);
+    println!(
+        "facade.send over raw+headers: latency {:.2}, throughput {:.2}, CPU per call at c=64 {:.2}",
+        stats::median(&unboxed.latency),
+        stats::median(&unboxed.throughput),
+        stats::median(&unboxed.cpu)
+    );
     println!();
     for (kind, r) in &compared {
         for (figure, ratios) in r.named().into_iter().take(2) {
