@@ -168,6 +168,25 @@ pub trait TokenProvider: Send + Sync + 'static {
 pub(crate) struct Credential {
     pub(crate) header: HeaderValue,
     generation: u64,
+    /// Tokens this client sent before (rotated out), newest last: a server may echo one of
+    /// them later, and it is taken out of answers as this one is. `None` until a rotation.
+    pub(crate) retired: Option<Retired>,
+}
+
+/// The tokens a client has rotated out, at most [`RETIRED_KEPT`].
+pub(crate) type Retired = Arc<[HeaderValue]>;
+
+/// How many rotated-out tokens a client keeps taking out of answers: a server echoes what it
+/// was sent recently, and a long-running client must not grow without bound.
+const RETIRED_KEPT: usize = 8;
+
+impl Credential {
+    /// The bearer secrets a server may echo: this token's, then the rotated-out ones.
+    pub(crate) fn secrets(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(&self.header)
+            .chain(self.retired.iter().flat_map(|r| r.iter()))
+            .filter_map(dynamic_waas_api::redact::bearer_secret)
+    }
 }
 
 struct Cached {
@@ -176,6 +195,38 @@ struct Cached {
     generation: u64,
     /// The server refused it with 401 even after a refresh: the next call asks again.
     rejected: bool,
+    retired: Option<Retired>,
+}
+
+impl Cached {
+    fn credential(&self) -> Credential {
+        Credential {
+            header: self.header.clone(),
+            generation: self.generation,
+            retired: self.retired.clone(),
+        }
+    }
+}
+
+/// `retired` with `replaced` (the token a refresh replaced) added, the oldest dropped past
+/// [`RETIRED_KEPT`]; unchanged when the provider gave the same token again.
+fn retire(
+    retired: Option<&Retired>,
+    replaced: &HeaderValue,
+    current: &HeaderValue,
+) -> Option<Retired> {
+    let kept = retired.map_or(&[][..], |r| &r[..]);
+    if replaced == current || kept.contains(replaced) {
+        return retired.cloned();
+    }
+    let skip = (kept.len() + 1).saturating_sub(RETIRED_KEPT);
+    Some(
+        kept.iter()
+            .skip(skip)
+            .chain(std::iter::once(replaced))
+            .cloned()
+            .collect(),
+    )
 }
 
 pub(crate) enum TokenSource {
@@ -211,6 +262,7 @@ impl TokenSource {
             Self::Fixed(header) => Some(Credential {
                 header: header.clone(),
                 generation: 0,
+                retired: None,
             }),
             Self::Provider(cache) => cache.fresh(Instant::now()),
         }
@@ -222,6 +274,7 @@ impl TokenSource {
             Self::Fixed(header) => Ok(Credential {
                 header: header.clone(),
                 generation: 0,
+                retired: None,
             }),
             Self::Provider(cache) => cache.credential().await,
         }
@@ -260,10 +313,7 @@ impl ProviderCache {
         let cached = self.read();
         let c = cached.as_ref()?;
         let expiring = c.expires_at.is_some_and(|at| now + REFRESH_AHEAD >= at);
-        (!expiring && !c.rejected).then(|| Credential {
-            header: c.header.clone(),
-            generation: c.generation,
-        })
+        (!expiring && !c.rejected).then(|| c.credential())
     }
 
     async fn credential(&self) -> Result<Credential, Error> {
@@ -282,14 +332,23 @@ impl ProviderCache {
                     Error::invalid_input("token", format!("the token provider returned {e}"))
                 })?;
                 let generation = previous_generation + 1;
-                *self.write() = Some(Cached {
-                    header: header.clone(),
+                let mut cached = self.write();
+                let retired = match cached.as_ref() {
+                    Some(c) => retire(c.retired.as_ref(), &c.header, &header),
+                    None => None,
+                };
+                let fresh = Cached {
+                    header,
                     expires_at: token.expires_at,
                     generation,
                     rejected: false,
-                });
+                    retired,
+                };
+                let credential = fresh.credential();
+                *cached = Some(fresh);
+                drop(cached);
                 tracing::debug!(generation, "API token refreshed");
-                Ok(Credential { header, generation })
+                Ok(credential)
             }
             Err(err) => {
                 // Keep serving a token that has not expired yet, unless the server refused it.
@@ -298,14 +357,53 @@ impl ProviderCache {
                     let valid = c.expires_at.is_none_or(|at| Instant::now() < at);
                     if valid && !c.rejected {
                         tracing::warn!(error = %err, "token refresh failed; using the current token until it expires");
-                        return Ok(Credential {
-                            header: c.header.clone(),
-                            generation: c.generation,
-                        });
+                        return Ok(c.credential());
                     }
                 }
                 Err(Error::new(ErrorKind::TokenUnavailable).with_source(err))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(token: &str) -> HeaderValue {
+        bearer_header(token).unwrap()
+    }
+
+    #[test]
+    fn a_refresh_retires_the_token_it_replaces_and_keeps_the_newest_few() {
+        let mut retired: Option<Retired> = None;
+        // The same token given again retires nothing.
+        retired = retire(retired.as_ref(), &header("dyn_0"), &header("dyn_0"));
+        assert!(retired.is_none());
+        for n in 0..20 {
+            let (old, new) = (
+                header(&format!("dyn_{n}")),
+                header(&format!("dyn_{}", n + 1)),
+            );
+            retired = retire(retired.as_ref(), &old, &new);
+        }
+        let kept: Vec<&HeaderValue> = retired.as_deref().unwrap().iter().collect();
+        assert_eq!(kept.len(), RETIRED_KEPT);
+        assert_eq!(kept[0], &header("dyn_12"));
+        assert_eq!(kept[RETIRED_KEPT - 1], &header("dyn_19"));
+        // A token that comes back is not kept twice.
+        let again = retire(retired.as_ref(), &header("dyn_19"), &header("dyn_20"));
+        assert_eq!(again.unwrap().len(), RETIRED_KEPT);
+    }
+
+    #[test]
+    fn a_credential_names_its_token_then_the_retired_ones() {
+        let credential = Credential {
+            header: header("dyn_new"),
+            generation: 2,
+            retired: Some(vec![header("dyn_a"), header("dyn_b")].into()),
+        };
+        let secrets: Vec<&[u8]> = credential.secrets().collect();
+        assert_eq!(secrets, [&b"dyn_new"[..], b"dyn_a", b"dyn_b"]);
     }
 }

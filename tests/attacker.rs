@@ -610,8 +610,8 @@ async fn a_307_to_another_spelling_of_the_create_path_does_not_send_it_again() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 7. Rotated tokens: only the attempt's own token is redacted. A server that saw the
-//    previous one (still valid, as rotations overlap) can echo it in a later answer.
+// 7. Rotated tokens: a server that saw the previous one (still valid, as rotations overlap)
+//    can echo it in a later answer; it is taken out as the attempt's own token is.
 // ---------------------------------------------------------------------------------------
 
 struct Rotating(std::sync::Mutex<Vec<&'static str>>);
@@ -641,7 +641,6 @@ impl dynamic_waas::TokenProvider for Rotating {
 const OLD: &str = "dyn_review_old_canary_Pw4Lk9Jd2Rs6";
 const NEW: &str = "dyn_review_new_canary_Mx7Cv1Bn5Tq3";
 
-#[ignore = "open finding: the facade redacts only the attempt's token (src/engine/wire.rs)"]
 #[tokio::test]
 async fn a_rotated_out_token_echoed_later_is_redacted_too() {
     let seed = Seed::example();
@@ -665,7 +664,7 @@ async fn a_rotated_out_token_echoed_later_is_redacted_too() {
     sandbox.fail_next(
         Target::Any,
         1,
-        Fault::Reject(FaultResponse::new(403).json(body)),
+        Fault::Reject(FaultResponse::new(403).json(body).header("x-echo-old", OLD)),
     );
     let err = client
         .get_wallet(&seed.environment_id, &seed.wallet_id)
@@ -673,7 +672,50 @@ async fn a_rotated_out_token_echoed_later_is_redacted_too() {
         .unwrap_err();
     let requests = sandbox.requests();
     assert_eq!(requests.len(), 2, "{requests:#?}");
+    // The answer is there, without the token.
+    let views = support::hostile::error_views(&err);
+    assert!(
+        views.iter().any(|(_, v)| v.contains("you also sent")),
+        "{views:?}"
+    );
     assert_error_clean(&err, &[OLD]);
+
+    // In a success: its body (kept as received too) and the typed result.
+    let (_, plain) = client
+        .get_wallet(&seed.environment_id, &seed.wallet_id)
+        .with_raw_body()
+        .await
+        .unwrap();
+    let mut body: Value = serde_json::from_slice(&plain).unwrap();
+    body["wallet"]["note"] = json!(format!("you also sent Bearer {OLD}"));
+    let echo = FaultResponse::new(200).json(body);
+    sandbox.fail_next(Target::Any, 1, Fault::Reject(echo));
+    let (typed, raw) = client
+        .get_wallet(&seed.environment_id, &seed.wallet_id)
+        .with_raw_body()
+        .await
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(raw.contains("you also sent Bearer"), "{raw}");
+    assert_clean("the 2xx body", &raw, &[OLD]);
+    assert_clean("the typed wallet", &format!("{typed:?}"), &[OLD]);
+    // A create's 201 that echoes it.
+    let mut body = created_body("2b4f9a51-5a2c-4e7e-9d3c-6f1e8a7b9c0d");
+    body["message"] = json!(format!("created; you also sent {OLD}"));
+    sandbox.fail_next(
+        Operation::Create,
+        1,
+        Fault::ApplyThenRespond(FaultResponse::new(201).json(body)),
+    );
+    let created = create(&client, &seed).await.unwrap();
+    assert_clean(
+        "the 201",
+        &format!(
+            "{created:?} {}",
+            String::from_utf8_lossy(created.raw_body().unwrap())
+        ),
+        &[OLD],
+    );
 }
 
 // ---------------------------------------------------------------------------------------

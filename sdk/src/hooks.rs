@@ -188,6 +188,8 @@ pub struct Attempt {
     authorization: Option<HeaderValue>,
     request_id: Option<HeaderValue>,
     capture: Option<BodyCapture>,
+    /// Earlier tokens of the same caller (rotated out), taken out of the answer too.
+    also: Option<std::sync::Arc<[HeaderValue]>>,
     keep_body: bool,
     kept: Cell<Option<bytes::Bytes>>,
     status: Cell<Option<reqwest::StatusCode>>,
@@ -214,6 +216,24 @@ impl Attempt {
     /// The `x-dyn-request-id` of this request.
     pub fn request_id(mut self, value: HeaderValue) -> Self {
         self.request_id = Some(value);
+        self
+    }
+
+    /// Also takes these `Authorization` values' tokens out of the answer (its headers, a
+    /// redirect's URL, a success body): tokens the caller sent before this one and rotated
+    /// out, which a server may still echo.
+    ///
+    /// ```
+    /// use dynamic_waas_api::hooks::{bearer_header, Attempt};
+    ///
+    /// let rotated_out: std::sync::Arc<[_]> = [bearer_header("dyn_old").unwrap()].into();
+    /// let attempt = Attempt::new()
+    ///     .authorization(bearer_header("dyn_new").unwrap())
+    ///     .also_redact(rotated_out);
+    /// # let _ = attempt;
+    /// ```
+    pub fn also_redact(mut self, authorizations: std::sync::Arc<[HeaderValue]>) -> Self {
+        self.also = Some(authorizations);
         self
     }
 
@@ -263,6 +283,7 @@ impl fmt::Debug for Attempt {
             )
             .field("request_id", &self.request_id)
             .field("capture_body", &self.capture.is_some())
+            .field("also_redact", &self.also.as_ref().map_or(0, |a| a.len()))
             .field("keep_body", &self.keep_body)
             .field("status", &self.status.get())
             .field("redirected", &self.redirected.get())
@@ -314,7 +335,7 @@ impl ClientHooks<RequestOptions> for Client {
             .await
             .map_err(|e| own_url_only(e, &sent))?;
         let status = response.status();
-        let (capture, keep, carried) = ATTEMPT
+        let (capture, keep, carried, retired) = ATTEMPT
             .try_with(|attempt| {
                 attempt.status.set(Some(status));
                 attempt.redirected.set(response.url() != &sent);
@@ -322,6 +343,7 @@ impl ClientHooks<RequestOptions> for Client {
                     attempt.capture.clone(),
                     attempt.keep_body,
                     attempt.authorization.is_some(),
+                    attempt.also.clone(),
                 )
             })
             .unwrap_or_default();
@@ -341,10 +363,16 @@ impl ClientHooks<RequestOptions> for Client {
             None if carried => with_attempt_secret(|secret| scrub(&mut response, secret, &sent)),
             None => None,
         };
-        let response = match moved {
+        let mut response = match moved {
             Some(url) => with_url(response, url),
             None => response,
         };
+        // Tokens the caller sent before this one: a server may echo those too.
+        for old in retired_secrets(retired.as_deref()) {
+            if let Some(url) = scrub(&mut response, old, &sent) {
+                response = with_url(response, url);
+            }
+        }
         let response = match self.inner().max_response_bytes {
             // A declared length within the limit needs no wrapper: hyper never yields more
             // than the declared Content-Length (HTTP/1), and h2 treats a longer body as a
@@ -357,7 +385,7 @@ impl ClientHooks<RequestOptions> for Client {
         // is gone before anything parses, keeps or prints it. Error bodies are read by
         // `ErrorResponse`, which the caller redacts.
         if status.is_success() && (capture.is_some() || keep || carried || secret.is_some()) {
-            let (response, body) = read_success(response, secret, sent).await;
+            let (response, body) = read_success(response, secret, retired.as_deref(), sent).await;
             if let Some(body) = body {
                 if let Some(capture) = &capture {
                     capture.put(body.clone());
@@ -403,6 +431,7 @@ fn scrub(
 async fn read_success(
     mut response: reqwest::Response,
     secret: Option<&[u8]>,
+    retired: Option<&[HeaderValue]>,
     sent: reqwest::Url,
 ) -> (reqwest::Response, Option<bytes::Bytes>) {
     let status = response.status();
@@ -418,6 +447,9 @@ async fn read_success(
             };
             if let Some(clean) = clean {
                 body = bytes::Bytes::from(clean);
+            }
+            for old in retired_secrets(retired) {
+                body = crate::redact::redact_bytes(body, old);
             }
             (reqwest::Body::from(body.clone()), Some(body))
         }
@@ -435,6 +467,14 @@ async fn read_success(
     };
     *rebuilt.headers_mut() = headers;
     (rebuilt.into(), read)
+}
+
+/// The tokens in rotated-out `Authorization` values (see [`Attempt::also_redact`]).
+fn retired_secrets(retired: Option<&[HeaderValue]>) -> impl Iterator<Item = &[u8]> {
+    retired
+        .into_iter()
+        .flatten()
+        .filter_map(crate::redact::bearer_secret)
 }
 
 /// `f` on the token of the attempt in scope (read where the scope keeps it, not cloned).

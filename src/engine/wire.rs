@@ -246,10 +246,12 @@ where
         OpKind::Create => StatusCode::CREATED,
         OpKind::Read => StatusCode::OK,
     };
-    let secret = dynamic_waas_api::redact::bearer_secret(&attempt.credential.header);
     let mut scope = hooks::Attempt::new()
         .authorization(attempt.credential.header.clone())
         .request_id(attempt.request_id.header());
+    if let Some(retired) = &attempt.credential.retired {
+        scope = scope.also_redact(retired.clone());
+    }
     if keep {
         scope = scope.keep_body();
     }
@@ -313,7 +315,7 @@ where
             // Boxed: the error path's state stays out of every attempt's future.
             match Box::pin(ErrorResponse::from_error_until(err, limit, stop)).await {
                 Ok(mut response) => {
-                    if let Some(secret) = secret {
+                    for secret in attempt.credential.secrets() {
                         response.redact(secret);
                     }
                     Err(error_response(response, expected, attempt))
