@@ -6,7 +6,8 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use dynamic_waas_api::hooks::bearer_header;
+use dynamic_waas_api::error::ErrorResponse;
+use dynamic_waas_api::hooks::{bearer_header, SentTokens};
 use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -168,24 +169,24 @@ pub trait TokenProvider: Send + Sync + 'static {
 pub(crate) struct Credential {
     pub(crate) header: HeaderValue,
     generation: u64,
-    /// Tokens this client sent before (rotated out), newest last: a server may echo one of
-    /// them later, and it is taken out of answers as this one is. `None` until a rotation.
-    pub(crate) retired: Option<Retired>,
+    /// Every token the client has sent (its current one and the last ones rotated out), as
+    /// they are when an answer arrives: a server may echo any of them. `None` for a fixed
+    /// token.
+    pub(crate) sent: Option<SentTokens>,
 }
-
-/// The tokens a client has rotated out, at most [`RETIRED_KEPT`].
-pub(crate) type Retired = Arc<[HeaderValue]>;
 
 /// How many rotated-out tokens a client keeps taking out of answers: a server echoes what it
 /// was sent recently, and a long-running client must not grow without bound.
 const RETIRED_KEPT: usize = 8;
 
 impl Credential {
-    /// The bearer secrets a server may echo: this token's, then the rotated-out ones.
-    pub(crate) fn secrets(&self) -> impl Iterator<Item = &[u8]> {
-        std::iter::once(&self.header)
-            .chain(self.retired.iter().flat_map(|r| r.iter()))
-            .filter_map(dynamic_waas_api::redact::bearer_secret)
+    /// Takes every token the client has sent, as they are now, out of `response`.
+    pub(crate) fn redact(&self, response: &mut ErrorResponse) {
+        let others = self.sent.as_ref().map(SentTokens::get);
+        let all = std::iter::once(&self.header).chain(others.iter().flat_map(|o| o.iter()));
+        for secret in all.filter_map(dynamic_waas_api::redact::bearer_secret) {
+            response.redact(secret);
+        }
     }
 }
 
@@ -195,38 +196,29 @@ struct Cached {
     generation: u64,
     /// The server refused it with 401 even after a refresh: the next call asks again.
     rejected: bool,
-    retired: Option<Retired>,
+    /// The tokens refreshes replaced, newest last, at most [`RETIRED_KEPT`].
+    retired: Vec<HeaderValue>,
 }
 
-impl Cached {
-    fn credential(&self) -> Credential {
-        Credential {
-            header: self.header.clone(),
-            generation: self.generation,
-            retired: self.retired.clone(),
-        }
-    }
-}
-
-/// `retired` with `replaced` (the token a refresh replaced) added, the oldest dropped past
-/// [`RETIRED_KEPT`]; unchanged when the provider gave the same token again.
+/// `retired` with `replaced` (the token a refresh replaced) as its newest, the oldest dropped
+/// past [`RETIRED_KEPT`]; a token that comes back is moved, not kept twice, and the token now
+/// in use is not among them.
 fn retire(
-    retired: Option<&Retired>,
+    retired: &[HeaderValue],
     replaced: &HeaderValue,
     current: &HeaderValue,
-) -> Option<Retired> {
-    let kept = retired.map_or(&[][..], |r| &r[..]);
-    if replaced == current || kept.contains(replaced) {
-        return retired.cloned();
+) -> Vec<HeaderValue> {
+    let mut kept: Vec<HeaderValue> = retired
+        .iter()
+        .filter(|t| *t != replaced && *t != current)
+        .cloned()
+        .collect();
+    if replaced != current {
+        kept.push(replaced.clone());
     }
-    let skip = (kept.len() + 1).saturating_sub(RETIRED_KEPT);
-    Some(
-        kept.iter()
-            .skip(skip)
-            .chain(std::iter::once(replaced))
-            .cloned()
-            .collect(),
-    )
+    let drop = kept.len().saturating_sub(RETIRED_KEPT);
+    kept.drain(..drop);
+    kept
 }
 
 pub(crate) enum TokenSource {
@@ -238,6 +230,8 @@ pub(crate) struct ProviderCache {
     provider: Box<dyn TokenProvider>,
     cached: RwLock<Option<Cached>>,
     refreshing: tokio::sync::Mutex<()>,
+    /// The cached token and the retired ones, shared with every attempt in flight.
+    sent: SentTokens,
 }
 
 impl TokenSource {
@@ -252,6 +246,7 @@ impl TokenSource {
             provider,
             cached: RwLock::new(None),
             refreshing: tokio::sync::Mutex::new(()),
+            sent: SentTokens::new(),
         }))
     }
 
@@ -262,7 +257,7 @@ impl TokenSource {
             Self::Fixed(header) => Some(Credential {
                 header: header.clone(),
                 generation: 0,
-                retired: None,
+                sent: None,
             }),
             Self::Provider(cache) => cache.fresh(Instant::now()),
         }
@@ -274,7 +269,7 @@ impl TokenSource {
             Self::Fixed(header) => Ok(Credential {
                 header: header.clone(),
                 generation: 0,
-                retired: None,
+                sent: None,
             }),
             Self::Provider(cache) => cache.credential().await,
         }
@@ -309,11 +304,19 @@ impl ProviderCache {
         self.cached.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    fn credential_of(&self, cached: &Cached) -> Credential {
+        Credential {
+            header: cached.header.clone(),
+            generation: cached.generation,
+            sent: Some(self.sent.clone()),
+        }
+    }
+
     fn fresh(&self, now: Instant) -> Option<Credential> {
         let cached = self.read();
         let c = cached.as_ref()?;
         let expiring = c.expires_at.is_some_and(|at| now + REFRESH_AHEAD >= at);
-        (!expiring && !c.rejected).then(|| c.credential())
+        (!expiring && !c.rejected).then(|| self.credential_of(c))
     }
 
     async fn credential(&self) -> Result<Credential, Error> {
@@ -334,9 +337,13 @@ impl ProviderCache {
                 let generation = previous_generation + 1;
                 let mut cached = self.write();
                 let retired = match cached.as_ref() {
-                    Some(c) => retire(c.retired.as_ref(), &c.header, &header),
-                    None => None,
+                    Some(c) => retire(&c.retired, &c.header, &header),
+                    None => Vec::new(),
                 };
+                // Before any attempt can send the new token, every answer in flight is
+                // cleaned of it too.
+                self.sent
+                    .set(std::iter::once(header.clone()).chain(retired.iter().cloned()));
                 let fresh = Cached {
                     header,
                     expires_at: token.expires_at,
@@ -344,7 +351,7 @@ impl ProviderCache {
                     rejected: false,
                     retired,
                 };
-                let credential = fresh.credential();
+                let credential = self.credential_of(&fresh);
                 *cached = Some(fresh);
                 drop(cached);
                 tracing::debug!(generation, "API token refreshed");
@@ -357,7 +364,7 @@ impl ProviderCache {
                     let valid = c.expires_at.is_none_or(|at| Instant::now() < at);
                     if valid && !c.rejected {
                         tracing::warn!(error = %err, "token refresh failed; using the current token until it expires");
-                        return Ok(c.credential());
+                        return Ok(self.credential_of(c));
                     }
                 }
                 Err(Error::new(ErrorKind::TokenUnavailable).with_source(err))
@@ -374,36 +381,48 @@ mod tests {
         bearer_header(token).unwrap()
     }
 
+    fn names(kept: &[HeaderValue]) -> Vec<&str> {
+        kept.iter()
+            .map(|h| h.to_str().unwrap().trim_start_matches("Bearer "))
+            .collect()
+    }
+
     #[test]
     fn a_refresh_retires_the_token_it_replaces_and_keeps_the_newest_few() {
-        let mut retired: Option<Retired> = None;
         // The same token given again retires nothing.
-        retired = retire(retired.as_ref(), &header("dyn_0"), &header("dyn_0"));
-        assert!(retired.is_none());
+        assert!(retire(&[], &header("dyn_0"), &header("dyn_0")).is_empty());
+        let mut retired = Vec::new();
         for n in 0..20 {
             let (old, new) = (
                 header(&format!("dyn_{n}")),
                 header(&format!("dyn_{}", n + 1)),
             );
-            retired = retire(retired.as_ref(), &old, &new);
+            retired = retire(&retired, &old, &new);
         }
-        let kept: Vec<&HeaderValue> = retired.as_deref().unwrap().iter().collect();
-        assert_eq!(kept.len(), RETIRED_KEPT);
-        assert_eq!(kept[0], &header("dyn_12"));
-        assert_eq!(kept[RETIRED_KEPT - 1], &header("dyn_19"));
-        // A token that comes back is not kept twice.
-        let again = retire(retired.as_ref(), &header("dyn_19"), &header("dyn_20"));
-        assert_eq!(again.unwrap().len(), RETIRED_KEPT);
+        assert_eq!(
+            names(&retired),
+            ["dyn_12", "dyn_13", "dyn_14", "dyn_15", "dyn_16", "dyn_17", "dyn_18", "dyn_19"]
+        );
     }
 
     #[test]
-    fn a_credential_names_its_token_then_the_retired_ones() {
-        let credential = Credential {
-            header: header("dyn_new"),
-            generation: 2,
-            retired: Some(vec![header("dyn_a"), header("dyn_b")].into()),
-        };
-        let secrets: Vec<&[u8]> = credential.secrets().collect();
-        assert_eq!(secrets, [&b"dyn_new"[..], b"dyn_a", b"dyn_b"]);
+    fn a_token_that_comes_back_is_the_newest_retired_again_and_never_kept_twice() {
+        // A, B, A again (a stale read of the secret store), then C: the refreshes replaced
+        // A, B, A; the last one replaced is A.
+        let mut retired = retire(&[], &header("dyn_a"), &header("dyn_b"));
+        retired = retire(&retired, &header("dyn_b"), &header("dyn_a"));
+        assert_eq!(
+            names(&retired),
+            ["dyn_b"],
+            "the token in use is not retired"
+        );
+        retired = retire(&retired, &header("dyn_a"), &header("dyn_c"));
+        assert_eq!(names(&retired), ["dyn_b", "dyn_a"]);
+        for n in 0..7 {
+            let (old, new) = (format!("dyn_{n}"), format!("dyn_{}", n + 1));
+            retired = retire(&retired, &header(&old), &header(&new));
+        }
+        assert_eq!(names(&retired).len(), RETIRED_KEPT);
+        assert_eq!(names(&retired)[0], "dyn_a", "B, the oldest, went first");
     }
 }

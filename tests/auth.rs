@@ -12,9 +12,7 @@ use dynamic_waas::{
     Client, ClientBuilder, Error, ErrorKind, Token, TokenError, TokenFuture, TokenProvider,
     REFRESH_AHEAD,
 };
-use dynamic_waas_sandbox::{
-    FaultResponse, Operation, Rate, RecordedRequest, Sandbox, Seed, Target,
-};
+use dynamic_waas_sandbox::{FaultResponse, Operation, Rate, RecordedRequest, Sandbox, Target};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -553,12 +551,7 @@ async fn the_token_never_appears_in_logs_errors_or_debug_output() {
 
     // A full call with retries: two 429s with Retry-After 0, then 201 from a sandbox that
     // knows the token (and so shows it was sent).
-    let seed = Seed::example();
-    let sandbox = seed
-        .builder()
-        .token(SECRET, seed.environment_id.clone())
-        .start()
-        .await;
+    let (sandbox, _) = support::hostile::sandbox_for(SECRET).await;
     sandbox.fail_next(Operation::Create, 2, retry_now(429));
     let builder = Client::builder()
         .base_url(sandbox.uri())

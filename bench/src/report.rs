@@ -130,26 +130,15 @@ pub fn print(plan: &Plan, measured: &Measured, peaks: &[Option<Peak>; Kind::COUN
     }
     // What the facade adds over a hand-written client that sends the same headers.
     let fair = Ratios::against(rounds, Kind::Facade, Kind::RawWithHeaders);
-    println!(
-        "facade over raw+headers: latency {:.2}, throughput {:.2}, CPU per call at c=64 {:.2}",
-        stats::median(&fair.latency),
-        stats::median(&fair.throughput),
-        stats::median(&fair.cpu)
-    );
-    let paced = Ratios::against(rounds, Kind::FacadePaced, Kind::RawWithHeaders);
-    println!(
-        "facade+pace over raw+headers: latency {:.2}, throughput {:.2}, CPU per call at c=64 {:.2}",
-        stats::median(&paced.latency),
-        stats::median(&paced.throughput),
-        stats::median(&paced.cpu)
-    );
-    let unboxed = Ratios::against(rounds, Kind::FacadeSend, Kind::RawWithHeaders);
-    println!(
-        "facade.send over raw+headers: latency {:.2}, throughput {:.2}, CPU per call at c=64 {:.2}",
-        stats::median(&unboxed.latency),
-        stats::median(&unboxed.throughput),
-        stats::median(&unboxed.cpu)
-    );
+    for kind in [Kind::Facade, Kind::FacadePaced, Kind::FacadeSend] {
+        let r = Ratios::against(rounds, kind, Kind::RawWithHeaders);
+        println!(
+            "{kind} over raw+headers: latency {:.2}, throughput {:.2}, CPU per call at c=64 {:.2}",
+            stats::median(&r.latency),
+            stats::median(&r.throughput),
+            stats::median(&r.cpu)
+        );
+    }
     println!();
     for (kind, r) in &compared {
         for (figure, ratios) in r.named().into_iter().take(2) {

@@ -189,11 +189,54 @@ pub struct Attempt {
     request_id: Option<HeaderValue>,
     capture: Option<BodyCapture>,
     /// Earlier tokens of the same caller (rotated out), taken out of the answer too.
-    also: Option<std::sync::Arc<[HeaderValue]>>,
+    also: Option<SentTokens>,
     keep_body: bool,
     kept: Cell<Option<bytes::Bytes>>,
     status: Cell<Option<reqwest::StatusCode>>,
     redirected: Cell<bool>,
+}
+
+/// The `Authorization` values a caller has sent (its current token and those it rotated
+/// out), shared by its requests and updated as it rotates: an answer is cleaned of every one
+/// of them as they are when it arrives (see [`Attempt::also_redact`]). Cloning it shares it.
+///
+/// ```
+/// use dynamic_waas_api::hooks::{bearer_header, SentTokens};
+///
+/// let sent = SentTokens::new();
+/// sent.set([bearer_header("dyn_a").unwrap()]);
+/// let shared = sent.clone();
+/// sent.set([bearer_header("dyn_b").unwrap(), bearer_header("dyn_a").unwrap()]);
+/// assert_eq!(shared.get().len(), 2);
+/// ```
+#[derive(Clone, Default)]
+pub struct SentTokens(std::sync::Arc<std::sync::RwLock<std::sync::Arc<[HeaderValue]>>>);
+
+impl SentTokens {
+    /// An empty set, to share with [`Attempt::also_redact`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Replaces the values (a rotation).
+    pub fn set(&self, authorizations: impl IntoIterator<Item = HeaderValue>) {
+        let values: std::sync::Arc<[HeaderValue]> = authorizations.into_iter().collect();
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = values;
+    }
+
+    /// The values now.
+    pub fn get(&self) -> std::sync::Arc<[HeaderValue]> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl fmt::Debug for SentTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never the tokens: how many.
+        f.debug_tuple("SentTokens")
+            .field(&self.get().len())
+            .finish()
+    }
 }
 
 tokio::task_local! {
@@ -219,21 +262,23 @@ impl Attempt {
         self
     }
 
-    /// Also takes these `Authorization` values' tokens out of the answer (its headers, a
-    /// redirect's URL, a success body): tokens the caller sent before this one and rotated
-    /// out, which a server may still echo.
+    /// Also takes the tokens in `tokens` out of the answer (its headers, a redirect's URL, a
+    /// success body), as they are when the answer arrives: the caller's other tokens (the
+    /// ones it rotated out, and one it rotated in while this request was in flight), which a
+    /// server may echo too.
     ///
     /// ```
-    /// use dynamic_waas_api::hooks::{bearer_header, Attempt};
+    /// use dynamic_waas_api::hooks::{bearer_header, Attempt, SentTokens};
     ///
-    /// let rotated_out: std::sync::Arc<[_]> = [bearer_header("dyn_old").unwrap()].into();
+    /// let sent = SentTokens::new();
+    /// sent.set([bearer_header("dyn_new").unwrap(), bearer_header("dyn_old").unwrap()]);
     /// let attempt = Attempt::new()
     ///     .authorization(bearer_header("dyn_new").unwrap())
-    ///     .also_redact(rotated_out);
+    ///     .also_redact(sent.clone());
     /// # let _ = attempt;
     /// ```
-    pub fn also_redact(mut self, authorizations: std::sync::Arc<[HeaderValue]>) -> Self {
-        self.also = Some(authorizations);
+    pub fn also_redact(mut self, tokens: SentTokens) -> Self {
+        self.also = Some(tokens);
         self
     }
 
@@ -283,7 +328,10 @@ impl fmt::Debug for Attempt {
             )
             .field("request_id", &self.request_id)
             .field("capture_body", &self.capture.is_some())
-            .field("also_redact", &self.also.as_ref().map_or(0, |a| a.len()))
+            .field(
+                "also_redact",
+                &self.also.as_ref().map_or(0, |t| t.get().len()),
+            )
             .field("keep_body", &self.keep_body)
             .field("status", &self.status.get())
             .field("redirected", &self.redirected.get())
@@ -335,7 +383,7 @@ impl ClientHooks<RequestOptions> for Client {
             .await
             .map_err(|e| own_url_only(e, &sent))?;
         let status = response.status();
-        let (capture, keep, carried, retired) = ATTEMPT
+        let (capture, keep, carried, also) = ATTEMPT
             .try_with(|attempt| {
                 attempt.status.set(Some(status));
                 attempt.redirected.set(response.url() != &sent);
@@ -367,8 +415,10 @@ impl ClientHooks<RequestOptions> for Client {
             Some(url) => with_url(response, url),
             None => response,
         };
-        // Tokens the caller sent before this one: a server may echo those too.
-        for old in retired_secrets(retired.as_deref()) {
+        // The caller's other tokens, as they are now the answer is here: a server may echo
+        // those too.
+        let others = also.as_ref().map(SentTokens::get);
+        for old in other_secrets(others.as_deref()) {
             if let Some(url) = scrub(&mut response, old, &sent) {
                 response = with_url(response, url);
             }
@@ -384,8 +434,9 @@ impl ClientHooks<RequestOptions> for Client {
         // A success body is read here, whole and bounded, so that the token a server echoes
         // is gone before anything parses, keeps or prints it. Error bodies are read by
         // `ErrorResponse`, which the caller redacts.
-        if status.is_success() && (capture.is_some() || keep || carried || secret.is_some()) {
-            let (response, body) = read_success(response, secret, retired.as_deref(), sent).await;
+        let known = carried || secret.is_some() || also.is_some();
+        if status.is_success() && (capture.is_some() || keep || known) {
+            let (response, body) = read_success(response, secret, also.as_ref(), sent).await;
             if let Some(body) = body {
                 if let Some(capture) = &capture {
                     capture.put(body.clone());
@@ -431,7 +482,7 @@ fn scrub(
 async fn read_success(
     mut response: reqwest::Response,
     secret: Option<&[u8]>,
-    retired: Option<&[HeaderValue]>,
+    also: Option<&SentTokens>,
     sent: reqwest::Url,
 ) -> (reqwest::Response, Option<bytes::Bytes>) {
     let status = response.status();
@@ -448,7 +499,9 @@ async fn read_success(
             if let Some(clean) = clean {
                 body = bytes::Bytes::from(clean);
             }
-            for old in retired_secrets(retired) {
+            // As they are now the body is read (a rotation may have happened meanwhile).
+            let others = also.map(SentTokens::get);
+            for old in other_secrets(others.as_deref()) {
                 body = crate::redact::redact_bytes(body, old);
             }
             (reqwest::Body::from(body.clone()), Some(body))
@@ -469,9 +522,9 @@ async fn read_success(
     (rebuilt.into(), read)
 }
 
-/// The tokens in rotated-out `Authorization` values (see [`Attempt::also_redact`]).
-fn retired_secrets(retired: Option<&[HeaderValue]>) -> impl Iterator<Item = &[u8]> {
-    retired
+/// The tokens in the caller's other `Authorization` values (see [`Attempt::also_redact`]).
+fn other_secrets(others: Option<&[HeaderValue]>) -> impl Iterator<Item = &[u8]> {
+    others
         .into_iter()
         .flatten()
         .filter_map(crate::redact::bearer_secret)

@@ -249,8 +249,8 @@ where
     let mut scope = hooks::Attempt::new()
         .authorization(attempt.credential.header.clone())
         .request_id(attempt.request_id.header());
-    if let Some(retired) = &attempt.credential.retired {
-        scope = scope.also_redact(retired.clone());
+    if let Some(sent) = &attempt.credential.sent {
+        scope = scope.also_redact(sent.clone());
     }
     if keep {
         scope = scope.keep_body();
@@ -315,9 +315,7 @@ where
             // Boxed: the error path's state stays out of every attempt's future.
             match Box::pin(ErrorResponse::from_error_until(err, limit, stop)).await {
                 Ok(mut response) => {
-                    for secret in attempt.credential.secrets() {
-                        response.redact(secret);
-                    }
+                    attempt.credential.redact(&mut response);
                     Err(error_response(response, expected, attempt))
                 }
                 Err(other) => Err(Failure::Invalid(other.to_string())),
