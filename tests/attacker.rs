@@ -610,116 +610,7 @@ async fn a_307_to_another_spelling_of_the_create_path_does_not_send_it_again() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 7. Rotated tokens: a server that saw the previous one (still valid, as rotations overlap)
-//    can echo it in a later answer; it is taken out as the attempt's own token is.
-// ---------------------------------------------------------------------------------------
-
-struct Rotating(std::sync::Mutex<Vec<&'static str>>);
-
-impl dynamic_waas::TokenProvider for Rotating {
-    fn token(&self) -> dynamic_waas::TokenFuture<'_> {
-        let next = {
-            let mut left = self.0.lock().unwrap();
-            if left.len() > 1 {
-                left.remove(0)
-            } else {
-                left[0]
-            }
-        };
-        Box::pin(async move {
-            // The first expires at once (so the next call refreshes); the last does not.
-            let token = dynamic_waas::Token::new(next.to_owned());
-            Ok(if next == OLD {
-                token.expires_in(Duration::from_millis(1))
-            } else {
-                token
-            })
-        })
-    }
-}
-
-const OLD: &str = "dyn_review_old_canary_Pw4Lk9Jd2Rs6";
-const NEW: &str = "dyn_review_new_canary_Mx7Cv1Bn5Tq3";
-
-#[tokio::test]
-async fn a_rotated_out_token_echoed_later_is_redacted_too() {
-    let seed = Seed::example();
-    let sandbox = seed
-        .builder()
-        .token(OLD, seed.environment_id.clone())
-        .token(NEW, seed.environment_id.clone())
-        .start()
-        .await;
-    let client = support::provider_client_at(
-        &sandbox.uri(),
-        Rotating(std::sync::Mutex::new(vec![OLD, NEW])),
-        fast(),
-    );
-    client
-        .get_wallet(&seed.environment_id, &seed.wallet_id)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let body = json!({"error": format!("you also sent Bearer {OLD}"), "code": OLD});
-    sandbox.fail_next(
-        Target::Any,
-        1,
-        Fault::Reject(FaultResponse::new(403).json(body).header("x-echo-old", OLD)),
-    );
-    let err = client
-        .get_wallet(&seed.environment_id, &seed.wallet_id)
-        .await
-        .unwrap_err();
-    let requests = sandbox.requests();
-    assert_eq!(requests.len(), 2, "{requests:#?}");
-    // The answer is there, without the token.
-    let views = support::hostile::error_views(&err);
-    assert!(
-        views.iter().any(|(_, v)| v.contains("you also sent")),
-        "{views:?}"
-    );
-    assert_error_clean(&err, &[OLD]);
-
-    // In a success: its body (kept as received too) and the typed result.
-    let (_, plain) = client
-        .get_wallet(&seed.environment_id, &seed.wallet_id)
-        .with_raw_body()
-        .await
-        .unwrap();
-    let mut body: Value = serde_json::from_slice(&plain).unwrap();
-    body["wallet"]["note"] = json!(format!("you also sent Bearer {OLD}"));
-    let echo = FaultResponse::new(200).json(body);
-    sandbox.fail_next(Target::Any, 1, Fault::Reject(echo));
-    let (typed, raw) = client
-        .get_wallet(&seed.environment_id, &seed.wallet_id)
-        .with_raw_body()
-        .await
-        .unwrap();
-    let raw = String::from_utf8_lossy(&raw);
-    assert!(raw.contains("you also sent Bearer"), "{raw}");
-    assert_clean("the 2xx body", &raw, &[OLD]);
-    assert_clean("the typed wallet", &format!("{typed:?}"), &[OLD]);
-    // A create's 201 that echoes it.
-    let mut body = created_body("2b4f9a51-5a2c-4e7e-9d3c-6f1e8a7b9c0d");
-    body["message"] = json!(format!("created; you also sent {OLD}"));
-    sandbox.fail_next(
-        Operation::Create,
-        1,
-        Fault::ApplyThenRespond(FaultResponse::new(201).json(body)),
-    );
-    let created = create(&client, &seed).await.unwrap();
-    assert_clean(
-        "the 201",
-        &format!(
-            "{created:?} {}",
-            String::from_utf8_lossy(created.raw_body().unwrap())
-        ),
-        &[OLD],
-    );
-}
-
-// ---------------------------------------------------------------------------------------
-// 8. An answer for another wallet (a proxy's mix-up, a hostile server): a 201 or 200 naming
+// 7. An answer for another wallet (a proxy's mix-up, a hostile server): a 201 or 200 naming
 //    another walletId than the one asked about is taken as this wallet's.
 // ---------------------------------------------------------------------------------------
 
@@ -762,7 +653,7 @@ async fn an_answer_naming_another_wallet_is_not_taken_for_this_one() {
 }
 
 // ---------------------------------------------------------------------------------------
-// 9. Credentials in a base URL: never echoed, the builder's Debug included (a service that
+// 8. Credentials in a base URL: never echoed, the builder's Debug included (a service that
 //    logs its configuration).
 // ---------------------------------------------------------------------------------------
 

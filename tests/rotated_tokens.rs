@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use dynamic_waas::{Client, Token, TokenError, TokenFuture};
 use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Seed, Target};
-use serde_json::json;
-use support::hostile::{assert_clean, assert_error_clean, create, error_views};
+use serde_json::{json, Value};
+use support::hostile::{assert_clean, assert_error_clean, create, created_body, error_views};
 use support::{fast, provider_client_at};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -57,6 +57,81 @@ async fn sandbox_with(tokens: &[&str]) -> (dynamic_waas_sandbox::Sandbox, Seed) 
 
 fn canary(name: &str) -> String {
     format!("dyn_rotation_{name}_canary_Zq8Wm3Lp")
+}
+
+// ---------------------------------------------------------------------------------------
+// The token rotated out (still valid, as rotations overlap) echoed in a later answer: an
+// error, a 2xx body kept as received, a 201.
+// ---------------------------------------------------------------------------------------
+
+const OLD: &str = "dyn_review_old_canary_Pw4Lk9Jd2Rs6";
+const NEW: &str = "dyn_review_new_canary_Mx7Cv1Bn5Tq3";
+
+#[tokio::test]
+async fn a_rotated_out_token_echoed_later_is_redacted_too() {
+    let (sandbox, seed) = sandbox_with(&[OLD, NEW]).await;
+    let client = provider_client_at(&sandbox.uri(), Sequence::new(&[OLD, NEW]), fast());
+    client
+        .get_wallet(&seed.environment_id, &seed.wallet_id)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let body = json!({"error": format!("you also sent Bearer {OLD}"), "code": OLD});
+    sandbox.fail_next(
+        Target::Any,
+        1,
+        Fault::Reject(FaultResponse::new(403).json(body).header("x-echo-old", OLD)),
+    );
+    let err = client
+        .get_wallet(&seed.environment_id, &seed.wallet_id)
+        .await
+        .unwrap_err();
+    let requests = sandbox.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    // The answer is there, without the token.
+    let views = error_views(&err);
+    assert!(
+        views.iter().any(|(_, v)| v.contains("you also sent")),
+        "{views:?}"
+    );
+    assert_error_clean(&err, &[OLD]);
+
+    // In a success: its body (kept as received too) and the typed result.
+    let (_, plain) = client
+        .get_wallet(&seed.environment_id, &seed.wallet_id)
+        .with_raw_body()
+        .await
+        .unwrap();
+    let mut body: Value = serde_json::from_slice(&plain).unwrap();
+    body["wallet"]["note"] = json!(format!("you also sent Bearer {OLD}"));
+    let echo = FaultResponse::new(200).json(body);
+    sandbox.fail_next(Target::Any, 1, Fault::Reject(echo));
+    let (typed, raw) = client
+        .get_wallet(&seed.environment_id, &seed.wallet_id)
+        .with_raw_body()
+        .await
+        .unwrap();
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(raw.contains("you also sent Bearer"), "{raw}");
+    assert_clean("the 2xx body", &raw, &[OLD]);
+    assert_clean("the typed wallet", &format!("{typed:?}"), &[OLD]);
+    // A create's 201 that echoes it.
+    let mut body = created_body("2b4f9a51-5a2c-4e7e-9d3c-6f1e8a7b9c0d");
+    body["message"] = json!(format!("created; you also sent {OLD}"));
+    sandbox.fail_next(
+        Operation::Create,
+        1,
+        Fault::ApplyThenRespond(FaultResponse::new(201).json(body)),
+    );
+    let created = create(&client, &seed).await.unwrap();
+    assert_clean(
+        "the 201",
+        &format!(
+            "{created:?} {}",
+            String::from_utf8_lossy(created.raw_body().unwrap())
+        ),
+        &[OLD],
+    );
 }
 
 // ---------------------------------------------------------------------------------------
