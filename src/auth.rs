@@ -142,6 +142,11 @@ pub type TokenFuture<'a> = Pin<Box<dyn Future<Output = Result<Token, TokenError>
 /// ([`REFRESH_AHEAD`]), and after a `401`. At most one call is in flight per client (and its
 /// clones); a failure is never cached, and a still-valid token is kept when a refresh fails.
 ///
+/// A server may echo any token it was sent. The client takes out of every answer (error
+/// bodies and headers, 2xx bodies, a redirect's URL) its current token, the last 8 tokens
+/// refreshes replaced (rotations overlap, so an old token may still be echoed later), and a
+/// token the provider gave while the answer was on its way.
+///
 /// ```
 /// use dynamic_waas::{Token, TokenError, TokenFuture, TokenProvider};
 ///
@@ -180,7 +185,8 @@ pub(crate) struct Credential {
 const RETIRED_KEPT: usize = 8;
 
 impl Credential {
-    /// Takes every token the client has sent, as they are now, out of `response`.
+    /// Takes this attempt's token and the client's others (its current one and the last ones
+    /// rotated out, as they are now), out of `response`.
     pub(crate) fn redact(&self, response: &mut ErrorResponse) {
         let others = self.sent.as_ref().map(SentTokens::get);
         let all = std::iter::once(&self.header).chain(others.iter().flat_map(|o| o.iter()));

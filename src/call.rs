@@ -1,5 +1,5 @@
-//! The calls a client makes, as values to configure and then await. Each holds a clone of
-//! the client, so its future is `Send + 'static` (it can be spawned).
+//! The calls a client makes, as values to configure and then await (or `send()`). Each holds
+//! a clone of the client, so its future is `Send + 'static` (it can be spawned).
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
@@ -21,11 +21,12 @@ use crate::model::{BackupStatus, CreatedBackup, IdArg, Wallet};
 use crate::pace::Lane;
 use crate::retry::RetryPolicy;
 
-/// The future of a call: boxed, `Send + 'static`.
+/// The future of a call awaited (its `IntoFuture`): boxed, so that it has a name, and
+/// `Send + 'static`. A call's `send()` makes the same call without the box.
 pub type CallFuture<T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'static>>;
 
 /// A create call, ready to be awaited (see [`Client::create_backup_locations`]).
-#[must_use = "a call does nothing until it is awaited"]
+#[must_use = "a call does nothing until it is awaited or sent"]
 pub struct CreateBackupLocations {
     pub(crate) client: Client,
     pub(crate) input: Result<CreateRequest, Error>,
@@ -102,9 +103,11 @@ impl CreateBackupLocations {
 }
 
 impl CreateBackupLocations {
-    /// Sends the create: the same as awaiting the call, with the future unboxed (awaiting
-    /// the call boxes it, one allocation of a few KB, to give it a nameable type). For a loop
-    /// that counts every allocation.
+    /// Sends the create: the same call as awaiting it (the same requests, rules and result),
+    /// with its future not boxed. Awaiting a call boxes its future (one allocation of a few
+    /// KB a call) to give it a nameable type, [`CallFuture`]; `send()` is an `async fn`, whose
+    /// future has no name but is `Send + 'static` too (it can be spawned). For a loop that
+    /// counts every allocation; otherwise `.await` is the same.
     ///
     /// ```no_run
     /// # async fn demo(client: dynamic_waas::Client) -> Result<(), dynamic_waas::Error> {
@@ -172,7 +175,7 @@ pub(crate) async fn run_create(
 }
 
 /// A wallet read, ready to be awaited (see [`Client::get_wallet`]).
-#[must_use = "a call does nothing until it is awaited"]
+#[must_use = "a call does nothing until it is awaited or sent"]
 pub struct GetWallet {
     pub(crate) client: Client,
     pub(crate) input: Result<(EnvironmentId, WalletId), Error>,
@@ -241,7 +244,7 @@ impl GetWallet {
 }
 
 impl GetWallet {
-    /// Reads the wallet: the same as awaiting the call, with the future unboxed (see
+    /// Reads the wallet: the same as awaiting the call, with the future not boxed (see
     /// [`CreateBackupLocations::send`]).
     ///
     /// ```no_run
@@ -272,12 +275,12 @@ impl IntoFuture for GetWallet {
 }
 
 /// A wallet read that also returns the body as received (see [`GetWallet::with_raw_body`]).
-#[must_use = "a call does nothing until it is awaited"]
+#[must_use = "a call does nothing until it is awaited or sent"]
 pub struct GetWalletWithBody(GetWallet);
 
 impl GetWalletWithBody {
-    /// Reads the wallet and its body: the same as awaiting the call, with the future unboxed
-    /// (see [`CreateBackupLocations::send`]).
+    /// Reads the wallet and its body as received: the same as awaiting the call, with the
+    /// future not boxed (see [`CreateBackupLocations::send`]).
     ///
     /// ```no_run
     /// # async fn demo(client: dynamic_waas::Client) -> Result<(), dynamic_waas::Error> {
@@ -326,7 +329,7 @@ pub enum Settlement {
 /// A settle, ready to be awaited (see [`Client::settle`]). Still unknown at its deadline (the
 /// reads failed, or show part of the key shares), it ends with
 /// [`OutcomeUnknown`](crate::ErrorKind::OutcomeUnknown): settle again later.
-#[must_use = "a call does nothing until it is awaited"]
+#[must_use = "a call does nothing until it is awaited or sent"]
 pub struct Settle {
     pub(crate) client: Client,
     pub(crate) input: Result<(EnvironmentId, WalletId, Vec<Asked>), Error>,
@@ -350,7 +353,8 @@ impl Settle {
 }
 
 impl Settle {
-    /// Settles the create: the same as awaiting the call, with the future unboxed (see
+    /// Reads the wallet until the create is settled or the call's deadline passes (see
+    /// [`Client::settle`]): the same as awaiting the call, with the future not boxed (see
     /// [`CreateBackupLocations::send`]).
     ///
     /// ```no_run

@@ -163,7 +163,8 @@ pub fn bearer_header(token: &str) -> Result<HeaderValue, InvalidToken> {
 }
 
 /// What one request adds on top of the client's [`RequestOptions`]: its bearer token, its
-/// request id and a body capture. Set around a generated call with [`Attempt::scope`], so one
+/// request id, a body capture, and the caller's other tokens to take out of its answer
+/// ([`Attempt::also_redact`]). Set around a generated call with [`Attempt::scope`], so one
 /// shared [`Client`] serves every request: nothing is built per request but this value.
 ///
 /// The scope also records the status of the response as soon as its headers arrive, so a
@@ -188,7 +189,8 @@ pub struct Attempt {
     authorization: Option<HeaderValue>,
     request_id: Option<HeaderValue>,
     capture: Option<BodyCapture>,
-    /// Earlier tokens of the same caller (rotated out), taken out of the answer too.
+    /// The caller's other tokens (rotated out, or in while this request was in flight), read
+    /// when the answer arrives and taken out of it too.
     also: Option<SentTokens>,
     keep_body: bool,
     kept: Cell<Option<bytes::Bytes>>,
@@ -197,8 +199,14 @@ pub struct Attempt {
 }
 
 /// The `Authorization` values a caller has sent (its current token and those it rotated
-/// out), shared by its requests and updated as it rotates: an answer is cleaned of every one
-/// of them as they are when it arrives (see [`Attempt::also_redact`]). Cloning it shares it.
+/// out, each as [`bearer_header`] makes it; a value that is not `Bearer <token>` is ignored),
+/// to take out of answers with [`Attempt::also_redact`].
+///
+/// Cloning it shares it: a [`set`](SentTokens::set) after a rotation reaches every request
+/// already in flight with a clone, and each answer is cleaned of the values as they are when
+/// it arrives. Set the new token here before any request sends it, so that an answer already
+/// on its way is cleaned of it too; keep the list short (the `dynamic-waas` facade keeps its
+/// current token and the last 8 it replaced): every answer is scanned once per value.
 ///
 /// ```
 /// use dynamic_waas_api::hooks::{bearer_header, SentTokens};
@@ -218,13 +226,14 @@ impl SentTokens {
         Self::default()
     }
 
-    /// Replaces the values (a rotation).
+    /// Replaces every value at once (after a rotation: the new token and those still to take
+    /// out). Answers that arrive from now on, through any clone, are cleaned of these.
     pub fn set(&self, authorizations: impl IntoIterator<Item = HeaderValue>) {
         let values: std::sync::Arc<[HeaderValue]> = authorizations.into_iter().collect();
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = values;
     }
 
-    /// The values now.
+    /// The values now (a snapshot: a later [`set`](SentTokens::set) does not change it).
     pub fn get(&self) -> std::sync::Arc<[HeaderValue]> {
         self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -262,20 +271,36 @@ impl Attempt {
         self
     }
 
-    /// Also takes the tokens in `tokens` out of the answer (its headers, a redirect's URL, a
-    /// success body), as they are when the answer arrives: the caller's other tokens (the
-    /// ones it rotated out, and one it rotated in while this request was in flight), which a
-    /// server may echo too.
+    /// Also takes the tokens `tokens` holds out of this request's answer: the caller's other
+    /// tokens (those it rotated out, and one it rotated in while this request was in flight),
+    /// which a server may echo too. It works with or without
+    /// [`authorization`](Attempt::authorization).
     ///
-    /// ```
+    /// `tokens` is read when the answer's headers arrive, and its headers and a redirect's URL
+    /// are cleaned then. With it set, a success (2xx) body is always read here, whole (within
+    /// [`RequestOptions::max_response_bytes`] when set), before the generated code parses it,
+    /// and `tokens` is read again once that body is in, so a rotation meanwhile counts.
+    /// An error body is not read here: it comes back in an
+    /// [`ErrorResponse`](crate::error::ErrorResponse), which the caller redacts with each
+    /// token ([`ErrorResponse::redact`](crate::error::ErrorResponse::redact),
+    /// [`redact::bearer_secret`](crate::redact::bearer_secret)).
+    ///
+    /// ```no_run
     /// use dynamic_waas_api::hooks::{bearer_header, Attempt, SentTokens};
     ///
+    /// # async fn demo(client: dynamic_waas_api::Client,
+    /// #     env: dynamic_waas_api::ids::EnvironmentId, wallet: dynamic_waas_api::ids::WalletId) {
+    /// // Kept beside the caller's token, and set again at each rotation before the new token
+    /// // is sent: the current token and those rotated out.
     /// let sent = SentTokens::new();
     /// sent.set([bearer_header("dyn_new").unwrap(), bearer_header("dyn_old").unwrap()]);
-    /// let attempt = Attempt::new()
+    /// let result = Attempt::new()
     ///     .authorization(bearer_header("dyn_new").unwrap())
-    ///     .also_redact(sent.clone());
-    /// # let _ = attempt;
+    ///     .also_redact(sent.clone())
+    ///     .scope(client.get_waas_wallet_by_wallet_id(&env, &wallet))
+    ///     .await;
+    /// # let _ = result;
+    /// # }
     /// ```
     pub fn also_redact(mut self, tokens: SentTokens) -> Self {
         self.also = Some(tokens);
