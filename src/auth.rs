@@ -189,7 +189,9 @@ impl Credential {
     /// rotated out, as they are now), out of `response`.
     pub(crate) fn redact(&self, response: &mut ErrorResponse) {
         let others = self.sent.as_ref().map(SentTokens::get);
-        let all = std::iter::once(&self.header).chain(others.iter().flat_map(|o| o.iter()));
+        let others = others.iter().flat_map(|o| o.iter());
+        // This attempt's token is among the client's when it is still current: once is enough.
+        let all = std::iter::once(&self.header).chain(others.filter(|t| **t != self.header));
         for secret in all.filter_map(dynamic_waas_api::redact::bearer_secret) {
             response.redact(secret);
         }

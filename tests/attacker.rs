@@ -13,7 +13,9 @@ use dynamic_waas::{BackupStatus, Client};
 use dynamic_waas_sandbox::{Fault, FaultResponse, Operation, Seed, Target};
 use serde_json::{json, Value};
 use support::fast;
-use support::hostile::{assert_clean, assert_error_clean, create, created_body, sandbox_for};
+use support::hostile::{
+    assert_clean, assert_error_clean, create, create_path, created_body, sandbox_for,
+};
 
 const TOKEN: &str = "dyn_review_canary_Hq3Zt8Wm2Np5Xk7";
 
@@ -148,10 +150,7 @@ async fn a_303_to_a_url_fingerprinting_as_the_create_is_still_settled_from_the_w
     const FAKE_ID: &str = "0badc0de-0bad-4bad-8bad-0badc0de0bad";
     let (sandbox, seed) = sandbox_for(TOKEN).await;
     let base = sandbox.uri();
-    let create_path = format!(
-        "/environments/{}/waas/{}/keyShares/backup/locations",
-        seed.environment_id, seed.wallet_id
-    );
+    let create_path = create_path(&seed);
     let sent = sent_url(&base, &create_path);
     let crafted = colliding_url(&format!("{base}/elsewhere?p="), &sent);
     sandbox.fail_next(
@@ -572,10 +571,7 @@ fn route_of(path: &str) -> String {
 #[tokio::test]
 async fn a_307_to_another_spelling_of_the_create_path_does_not_send_it_again() {
     let seed = Seed::example();
-    let create_path = format!(
-        "/environments/{}/waas/{}/keyShares/backup/locations",
-        seed.environment_id, seed.wallet_id
-    );
+    let create_path = create_path(&seed);
     let variants = [
         format!("{create_path}/"),
         create_path.replacen('-', "%2D", 1),

@@ -16,7 +16,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 use support::fast;
 use support::hostile::{
-    assert_clean, assert_error_clean, create, created_body, error_views, sandbox_for,
+    assert_clean, assert_error_clean, create, create_path, created_body, error_views, sandbox_for,
 };
 
 /// Distinctive, so that any trace of it anywhere is this client's token.
@@ -401,10 +401,7 @@ async fn a_same_origin_307_to_another_path_is_settled_from_the_wallet() {
 #[tokio::test]
 async fn a_redirect_back_to_the_create_itself_sends_it_once_and_settles_it() {
     let seed = Seed::example();
-    let create_path = format!(
-        "/environments/{}/waas/{}/keyShares/backup/locations",
-        seed.environment_id, seed.wallet_id
-    );
+    let create_path = create_path(&seed);
     for status in [307, 308, 303] {
         for to in [create_path.clone(), format!("{create_path}?again=1")] {
             let (sandbox, seed) = sandbox_for(TOKEN).await;

@@ -416,7 +416,12 @@ impl ClientHooks<RequestOptions> for Client {
                     attempt.capture.clone(),
                     attempt.keep_body,
                     attempt.authorization.is_some(),
-                    attempt.also.clone(),
+                    // With the attempt's own token, to skip it among them (it is taken out
+                    // once, below).
+                    attempt
+                        .also
+                        .clone()
+                        .map(|tokens| (tokens, attempt.authorization.clone())),
                 )
             })
             .unwrap_or_default();
@@ -442,8 +447,12 @@ impl ClientHooks<RequestOptions> for Client {
         };
         // The caller's other tokens, as they are now the answer is here: a server may echo
         // those too.
-        let others = also.as_ref().map(SentTokens::get);
-        for old in other_secrets(others.as_deref()) {
+        let own = also
+            .as_ref()
+            .and_then(|(_, own)| own.as_ref())
+            .or(authorization);
+        let others = also.as_ref().map(|(tokens, _)| tokens.get());
+        for old in other_secrets(others.as_deref(), own) {
             if let Some(url) = scrub(&mut response, old, &sent) {
                 response = with_url(response, url);
             }
@@ -461,7 +470,8 @@ impl ClientHooks<RequestOptions> for Client {
         // `ErrorResponse`, which the caller redacts.
         let known = carried || secret.is_some() || also.is_some();
         if status.is_success() && (capture.is_some() || keep || known) {
-            let (response, body) = read_success(response, secret, also.as_ref(), sent).await;
+            let also = also.as_ref().map(|(tokens, _)| tokens);
+            let (response, body) = read_success(response, secret, also, own, sent).await;
             if let Some(body) = body {
                 if let Some(capture) = &capture {
                     capture.put(body.clone());
@@ -508,6 +518,7 @@ async fn read_success(
     mut response: reqwest::Response,
     secret: Option<&[u8]>,
     also: Option<&SentTokens>,
+    own: Option<&HeaderValue>,
     sent: reqwest::Url,
 ) -> (reqwest::Response, Option<bytes::Bytes>) {
     let status = response.status();
@@ -526,7 +537,7 @@ async fn read_success(
             }
             // As they are now the body is read (a rotation may have happened meanwhile).
             let others = also.map(SentTokens::get);
-            for old in other_secrets(others.as_deref()) {
+            for old in other_secrets(others.as_deref(), own) {
                 body = crate::redact::redact_bytes(body, old);
             }
             (reqwest::Body::from(body.clone()), Some(body))
@@ -548,10 +559,15 @@ async fn read_success(
 }
 
 /// The tokens in the caller's other `Authorization` values (see [`Attempt::also_redact`]).
-fn other_secrets(others: Option<&[HeaderValue]>) -> impl Iterator<Item = &[u8]> {
+/// `own`, the token this request carried, is left out: it is taken out on its own.
+fn other_secrets<'a>(
+    others: Option<&'a [HeaderValue]>,
+    own: Option<&'a HeaderValue>,
+) -> impl Iterator<Item = &'a [u8]> {
     others
         .into_iter()
         .flatten()
+        .filter(move |value| Some(*value) != own)
         .filter_map(crate::redact::bearer_secret)
 }
 

@@ -91,3 +91,11 @@ pub async fn create(client: &Client, seed: &Seed) -> Result<CreatedBackup, Error
         )
         .await
 }
+
+/// The path of a create of the seed's wallet.
+pub fn create_path(seed: &Seed) -> String {
+    format!(
+        "/environments/{}/waas/{}/keyShares/backup/locations",
+        seed.environment_id, seed.wallet_id
+    )
+}
